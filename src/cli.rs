@@ -1,0 +1,223 @@
+//! The commands of the `wenda` binary. Start-up code: errors are `anyhow`
+//! with context, printed as one line by `main`.
+
+use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::info;
+
+use crate::config::{AskArgs, EmbedArgs, EngineArgs, EvalArgs, KindArg, ServeArgs};
+use crate::embed::{EmbedKind, Embedder, TokenizerCounter};
+use crate::engine::{Engine, SearchMode, SyncReport};
+use crate::proto;
+
+/// Loads the model, opens the data directory and syncs the corpus, if any.
+pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Result<Arc<Engine>> {
+    args.validate()?;
+    let embedder_config = args.model.embedder_config();
+    let (embedder, counter) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let counter = TokenizerCounter::load(&embedder_config)?;
+        let embedder = Embedder::start(embedder_config)?;
+        Ok((embedder, counter))
+    })
+    .await??;
+    let engine = Engine::open(args.engine_config(), embedder, Arc::new(counter))
+        .await
+        .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
+    if let Some(corpus) = &args.corpus {
+        let report = sync_with_progress(&engine, corpus, show_progress).await?;
+        info!(
+            added = report.added,
+            updated = report.updated,
+            removed = report.removed,
+            unchanged = report.unchanged,
+            skipped = report.skipped.len(),
+            seconds = report.seconds,
+            "corpus synced"
+        );
+    }
+    Ok(Arc::new(engine))
+}
+
+async fn sync_with_progress(engine: &Engine, corpus: &std::path::Path, show_progress: bool) -> anyhow::Result<SyncReport> {
+    let bar = if show_progress && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} embedding passages {bar:40} {pos}/{len} ({per_sec}, {eta} left)")
+                .expect("valid template"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let last_logged = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |done: usize, total: usize| match &bar {
+        Some(bar) => {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        None => {
+            // Plain log lines when not on a terminal: every 10% or so.
+            let step = (total / 10).max(1);
+            let last = last_logged.load(std::sync::atomic::Ordering::Relaxed);
+            if total > 0 && (done == total || done >= last + step) {
+                last_logged.store(done, std::sync::atomic::Ordering::Relaxed);
+                info!(done, total, "embedding passages");
+            }
+        }
+    };
+    let report = engine
+        .sync_corpus(corpus, &progress)
+        .await
+        .with_context(|| format!("indexing corpus {}", corpus.display()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(report)
+}
+
+/// `wenda serve`: answers health checks at once, serves once loaded.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    args.engine.validate()?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let engine = open_engine(&args.engine, false);
+    crate::server::run_loading(listener, engine, crate::server::shutdown_signal()).await
+}
+
+/// `wenda index`: syncs the corpus into the data directory and prints a summary.
+pub async fn index(args: EngineArgs) -> anyhow::Result<()> {
+    let corpus = args.corpus.clone().context("--corpus is required for `wenda index`")?;
+    let mut without_corpus = args.clone();
+    without_corpus.corpus = None;
+    let engine = open_engine(&without_corpus, true).await?;
+    let report = sync_with_progress(&engine, &corpus, true).await?;
+    let info = engine.info();
+    println!(
+        "indexed {}: {} added, {} updated, {} removed, {} unchanged, {} skipped in {:.1} s",
+        corpus.display(),
+        report.added,
+        report.updated,
+        report.removed,
+        report.unchanged,
+        report.skipped.len(),
+        report.seconds
+    );
+    for s in &report.skipped {
+        println!("  skipped {}: {}", s.path.display(), s.reason);
+    }
+    let per_lang: Vec<String> = info.passages_per_language.iter().map(|(l, n)| format!("{l} {n}")).collect();
+    println!(
+        "index now: {} documents, {} passages ({}), {} new tokens embedded, index {}",
+        info.documents,
+        info.passages,
+        per_lang.join(", "),
+        report.tokens,
+        info.index_kind
+    );
+    Ok(())
+}
+
+/// `wenda embed`: one JSON array (or object) per text, one per line.
+pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    let texts = if args.texts.is_empty() {
+        std::io::stdin().lock().lines().collect::<Result<Vec<_>, _>>()?
+    } else {
+        args.texts
+    };
+    anyhow::ensure!(!texts.is_empty(), "no text to embed");
+    let embedder = Embedder::start(args.model.embedder_config())?;
+    let kind = match args.kind {
+        KindArg::Query => EmbedKind::Query,
+        KindArg::Passage => EmbedKind::Passage,
+    };
+    let mut out = std::io::stdout().lock();
+    for chunk in texts.chunks(64) {
+        for e in embedder.embed_blocking(chunk.to_vec(), kind)? {
+            use std::io::Write;
+            if args.with_tokens {
+                let line = serde_json::json!({"vector": e.vector, "tokens": e.tokens, "truncated": e.truncated});
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(out, "{}", serde_json::to_string(&e.vector)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `wenda ask`: queries a running server.
+pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
+    let mut client = proto::retrieval_client::RetrievalClient::connect(args.server.clone())
+        .await
+        .with_context(|| format!("connecting to {} (is `wenda serve` running?)", args.server))?;
+    let mode = match args.mode {
+        SearchMode::Dense => proto::SearchMode::Dense,
+        SearchMode::Lexical => proto::SearchMode::Lexical,
+        SearchMode::Hybrid => proto::SearchMode::Hybrid,
+    };
+    let response = client
+        .search(proto::SearchRequest {
+            query: args.question.clone(),
+            top_k: args.top_k,
+            mode: mode as i32,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+        .into_inner();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&search_response_json(&response))?);
+        return Ok(());
+    }
+    println!("Q: {}  [{}]", args.question, response.query_language);
+    for p in &response.passages {
+        let c = p.citation.clone().unwrap_or_default();
+        println!(
+            "\n[{}] {:.4}  {} — {} ({}) chars {}..{}",
+            p.rank, p.score, c.title, c.source, c.language, c.char_start, c.char_end
+        );
+        println!("    {}", p.text.replace('\n', "\n    "));
+        for h in &p.highlights {
+            println!("    » {}", h.text);
+        }
+    }
+    Ok(())
+}
+
+fn search_response_json(r: &proto::SearchResponse) -> serde_json::Value {
+    serde_json::json!({
+        "query_language": r.query_language,
+        "timings": r.timings.as_ref().map(|t| serde_json::json!({
+            "embed_ms": t.embed_ms, "search_ms": t.search_ms, "rank_ms": t.rank_ms, "total_ms": t.total_ms})),
+        "passages": r.passages.iter().map(|p| {
+            let c = p.citation.clone().unwrap_or_default();
+            serde_json::json!({
+                "rank": p.rank,
+                "score": p.score,
+                "text": p.text,
+                "citation": {
+                    "doc_id": c.doc_id, "source": c.source, "title": c.title, "language": c.language,
+                    "char_start": c.char_start, "char_end": c.char_end, "chunk_index": c.chunk_index,
+                },
+                "highlights": p.highlights.iter().map(|h| serde_json::json!({
+                    "text": h.text, "char_start": h.char_start, "char_end": h.char_end, "score": h.score})).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// `wenda eval`: indexes the corpus and scores the questions.
+pub async fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let questions = crate::eval::load_questions(&args.qa)?;
+    let engine = open_engine(&args.engine, true).await?;
+    let report = crate::eval::evaluate(&engine, &questions, args.mode).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}

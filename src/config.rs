@@ -1,0 +1,198 @@
+//! Command-line flags; every flag can also be set by a `WENDA_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::embed::EmbedderConfig;
+use crate::engine::{EngineConfig, SearchMode};
+use crate::index::{HnswParams, IndexConfig, IndexKind};
+use crate::ingest::ChunkConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "wenda", version, about = "Semantic question answering over multilingual articles, over gRPC, with citations")]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, env = "WENDA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Index the corpus (incrementally) and serve gRPC.
+    Serve(ServeArgs),
+    /// Index a corpus folder into the data directory, then exit.
+    Index(EngineArgs),
+    /// Print the embedding of each text as a JSON array, one per line.
+    Embed(EmbedArgs),
+    /// Ask a running server a question; print ranked, cited passages.
+    Ask(AskArgs),
+    /// Score retrieval on a question file (hit@1, hit@5, MRR@10).
+    Eval(EvalArgs),
+}
+
+/// The model files.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Folder with model manifests, model files and ONNX Runtime (`make setup` fills it).
+    #[arg(long, env = "WENDA_MODELS", default_value = "models")]
+    pub models: PathBuf,
+    /// Model name (a manifest `<models>/<name>.toml`).
+    #[arg(long, env = "WENDA_MODEL", default_value = "multilingual-e5-small")]
+    pub model: String,
+    /// ONNX Runtime threads; 0 means one per core.
+    #[arg(long, env = "WENDA_THREADS", default_value_t = 0)]
+    pub threads: usize,
+    /// Path of libonnxruntime.so; default `<models>/onnxruntime/libonnxruntime.so`.
+    #[arg(long, env = "WENDA_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    pub fn embedder_config(&self) -> EmbedderConfig {
+        let mut c = EmbedderConfig::new(&self.models);
+        c.model = self.model.clone();
+        c.threads = self.threads;
+        c.onnxruntime_lib = self.onnxruntime_lib.clone();
+        c
+    }
+}
+
+/// The corpus, data directory, model, chunking and index.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Folder of articles to index (.txt, .md, .html); synced at start-up.
+    #[arg(long, env = "WENDA_CORPUS")]
+    pub corpus: Option<PathBuf>,
+    /// Where the database and index live.
+    #[arg(long, env = "WENDA_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Most model tokens in a passage.
+    #[arg(long, env = "WENDA_CHUNK_TOKENS", default_value_t = ChunkConfig::default().max_tokens)]
+    pub chunk_tokens: usize,
+    /// Tokens of sentences repeated between neighbouring passages.
+    #[arg(long, env = "WENDA_CHUNK_OVERLAP", default_value_t = ChunkConfig::default().overlap_tokens)]
+    pub chunk_overlap: usize,
+    /// Vector index: exact below --exact-threshold passages and hnsw above (auto), or forced.
+    #[arg(long, env = "WENDA_INDEX", value_enum, default_value_t = IndexKind::Auto)]
+    pub index: IndexKind,
+    /// With --index auto, corpora under this many passages are searched exactly.
+    #[arg(long, env = "WENDA_EXACT_THRESHOLD", default_value_t = IndexConfig::default().exact_threshold)]
+    pub exact_threshold: usize,
+    /// HNSW links per node (M), 4 to 256.
+    #[arg(long, env = "WENDA_HNSW_M", default_value_t = HnswParams::default().m)]
+    pub hnsw_m: usize,
+    /// HNSW candidate list while building.
+    #[arg(long, env = "WENDA_HNSW_EF_CONSTRUCTION", default_value_t = HnswParams::default().ef_construction)]
+    pub hnsw_ef_construction: usize,
+    /// HNSW candidate list while searching.
+    #[arg(long, env = "WENDA_HNSW_EF_SEARCH", default_value_t = HnswParams::default().ef_search)]
+    pub hnsw_ef_search: usize,
+    /// Remove each language's mean vector from passages and queries (cross-language ranking).
+    #[arg(long, env = "WENDA_CENTER_LANGUAGES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub center_languages: bool,
+    /// Requests in flight before RESOURCE_EXHAUSTED.
+    #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub max_in_flight: usize,
+}
+
+impl EngineArgs {
+    /// Checks combinations clap cannot (hnsw_rs exits the process on M > 256).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.index_config().hnsw.validate()?;
+        anyhow::ensure!(self.chunk_tokens >= 16 && self.chunk_tokens <= 500, "--chunk-tokens must be between 16 and 500");
+        anyhow::ensure!(self.chunk_overlap < self.chunk_tokens, "--chunk-overlap must be smaller than --chunk-tokens");
+        anyhow::ensure!(self.max_in_flight > 0, "--max-in-flight must be at least 1");
+        Ok(())
+    }
+
+    pub fn index_config(&self) -> IndexConfig {
+        IndexConfig {
+            kind: self.index,
+            exact_threshold: self.exact_threshold,
+            hnsw: HnswParams { m: self.hnsw_m, ef_construction: self.hnsw_ef_construction, ef_search: self.hnsw_ef_search },
+        }
+    }
+
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut c = EngineConfig::new(&self.data_dir);
+        c.chunk = ChunkConfig { max_tokens: self.chunk_tokens, overlap_tokens: self.chunk_overlap };
+        c.index = self.index_config();
+        c.center_languages = self.center_languages;
+        c.max_in_flight = self.max_in_flight;
+        c
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WENDA_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Query or passage prefix.
+    #[arg(long, value_enum, default_value_t = KindArg::Query)]
+    pub kind: KindArg,
+    /// Texts to embed; with none, one text per line of standard input.
+    pub texts: Vec<String>,
+    /// Print {"vector":[...],"tokens":N,"truncated":bool} objects instead of bare arrays.
+    #[arg(long)]
+    pub with_tokens: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    Query,
+    Passage,
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question.
+    pub question: String,
+    /// Server address.
+    #[arg(long, env = "WENDA_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// Passages to show.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: u32,
+    /// Retrieval mode.
+    #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
+    pub mode: SearchMode,
+    /// Print the response as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Questions with gold answers (JSON lines: question, lang, gold[{doc, contains[]}]).
+    #[arg(long)]
+    pub qa: PathBuf,
+    /// Retrieval mode to score.
+    #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
+    pub mode: SearchMode,
+    /// Print the scores as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}

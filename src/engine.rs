@@ -1,0 +1,803 @@
+//! The transport-agnostic service: ingest, search, rank. Owns the store and
+//! the index, keeps them in agreement, and bounds the work in flight. The
+//! gRPC adapter and the CLI both call it; neither knows about the other.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tracing::{info, instrument};
+
+use crate::embed::{EmbedKind, EmbeddedText, Embedder};
+use crate::error::{Error, FieldViolation, Result};
+use crate::index::{IndexConfig, VectorStore};
+use crate::ingest::{self, ChunkConfig, DocumentInput, PreparedDocument, TokenCounter, corpus, lang};
+use crate::lexical::LexicalIndex;
+use crate::rank::{self, Candidate};
+use crate::store::{Origin, Snapshot, Store, StoredDocument, StoredPassage, WriteBatch};
+
+/// Request limits, documented in the proto.
+pub mod limits {
+    pub const MAX_QUERY_CHARS: usize = 2048;
+    pub const DEFAULT_TOP_K: usize = 5;
+    pub const MAX_TOP_K: usize = 100;
+    pub const MAX_EMBED_TEXTS: usize = 64;
+    pub const MAX_EMBED_CHARS: usize = 8192;
+    pub const MAX_INGEST_DOCUMENTS: usize = 256;
+    pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
+    pub const MAX_ID_CHARS: usize = 512;
+    pub const MAX_DELETE_IDS: usize = 256;
+    pub const DEFAULT_PAGE_SIZE: usize = 100;
+    pub const MAX_PAGE_SIZE: usize = 1000;
+    /// Texts embedded per model call while indexing.
+    pub const EMBED_BATCH: usize = 16;
+}
+
+/// How candidates are retrieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SearchMode {
+    Dense,
+    Lexical,
+    #[default]
+    Hybrid,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub chunk: ChunkConfig,
+    pub index: IndexConfig,
+    /// Searches and embeds in flight at once; more get RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    /// Corpus files larger than this are skipped.
+    pub max_file_bytes: u64,
+    /// Subtract each language's mean vector from passages and queries.
+    pub center_languages: bool,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            chunk: ChunkConfig::default(),
+            index: IndexConfig::default(),
+            max_in_flight: 64,
+            max_file_bytes: 10 * 1024 * 1024,
+            center_languages: true,
+        }
+    }
+}
+
+/// A search request in domain terms.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub query: String,
+    /// 0 means the default.
+    pub top_k: usize,
+    pub languages: Vec<String>,
+    pub doc_ids: Vec<String>,
+    pub min_score: f32,
+    pub mode: SearchMode,
+    pub explain: bool,
+}
+
+/// Component scores of a hit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Explanation {
+    pub dense_score: Option<f32>,
+    pub dense_rank: Option<u32>,
+    pub lexical_score: Option<f32>,
+    pub lexical_rank: Option<u32>,
+    pub fused_score: f32,
+}
+
+/// A sentence of a passage that supports the query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Highlight {
+    pub text: String,
+    pub char_start: usize,
+    pub char_end: usize,
+    pub score: f32,
+}
+
+/// A ranked passage with what a citation needs.
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    pub passage: StoredPassage,
+    pub title: String,
+    pub source: String,
+    pub score: f32,
+    pub rank: u32,
+    pub highlights: Vec<Highlight>,
+    pub explanation: Option<Explanation>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub embed_ms: f32,
+    pub search_ms: f32,
+    pub rank_ms: f32,
+    pub total_ms: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchResults {
+    pub hits: Vec<SearchHit>,
+    pub query_language: String,
+    pub mode: SearchMode,
+    pub timings: Timings,
+}
+
+/// The outcome of ingesting one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub id: String,
+    pub chunks: u32,
+    pub replaced: bool,
+    pub unchanged: bool,
+}
+
+/// A document's metadata, without its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentSummary {
+    pub id: String,
+    pub source: String,
+    pub title: String,
+    pub language: String,
+    pub published: Option<String>,
+    pub chunks: u32,
+    pub chars: u64,
+    pub content_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentView {
+    pub summary: DocumentSummary,
+    pub text: String,
+    pub passages: Vec<StoredPassage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineInfo {
+    pub model: String,
+    pub dimension: usize,
+    pub documents: usize,
+    pub passages: usize,
+    pub passages_per_language: BTreeMap<String, u64>,
+    pub documents_per_language: BTreeMap<String, u64>,
+    pub index_build_id: String,
+    pub index_kind: String,
+    pub chunker_version: String,
+}
+
+/// What a corpus sync did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub skipped: Vec<corpus::Skipped>,
+    pub chunks_per_language: BTreeMap<String, usize>,
+    pub tokens: usize,
+    pub seconds: f32,
+}
+
+/// Called with (texts embedded so far, texts to embed) while indexing.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
+
+struct State {
+    documents: BTreeMap<String, StoredDocument>,
+    passages: HashMap<u64, StoredPassage>,
+    index: Box<dyn VectorStore>,
+    lexical: LexicalIndex,
+    /// Per-language mean passage vector, for removing language identity.
+    centroids: rank::LanguageCentroids,
+    next_passage_id: u64,
+    generation: u64,
+}
+
+pub struct Engine {
+    embedder: Embedder,
+    counter: Arc<dyn TokenCounter>,
+    store: Arc<Store>,
+    state: RwLock<State>,
+    /// One writer at a time, so the store and the index change together.
+    writer: tokio::sync::Mutex<()>,
+    permits: Arc<Semaphore>,
+    config: EngineConfig,
+}
+
+/// The model and chunker the stored passages were made with; when either
+/// changes, stored documents are re-chunked and re-embedded.
+fn layout_fingerprint(embedder: &Embedder, chunk: &ChunkConfig) -> String {
+    format!(
+        "{}|{}|{}|{}/{}",
+        embedder.manifest().name,
+        embedder.manifest().fingerprint(),
+        ingest::CHUNKER_VERSION,
+        chunk.max_tokens,
+        chunk.overlap_tokens
+    )
+}
+
+const META_LAYOUT: &str = "layout";
+const META_GENERATION: &str = "generation";
+const META_NEXT_ID: &str = "next_passage_id";
+
+impl Engine {
+    /// Opens the data directory, rebuilding stored passages when the model
+    /// or chunker changed, and loads the index.
+    pub async fn open(config: EngineConfig, embedder: Embedder, counter: Arc<dyn TokenCounter>) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::Io(format!("{}: {e}", config.data_dir.display())))?;
+        let db_path = config.data_dir.join("wenda.redb");
+        let (store, snapshot) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let store = Store::open(&db_path)?;
+            let snapshot = store.snapshot()?;
+            Ok((store, snapshot))
+        })
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))??;
+        let layout = layout_fingerprint(&embedder, &config.chunk);
+        let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout) && !snapshot.documents.is_empty();
+        let state = Self::load_state(&config, embedder.manifest().dimension, snapshot)?;
+        let engine = Self {
+            permits: Arc::new(Semaphore::new(config.max_in_flight)),
+            embedder,
+            counter,
+            store: Arc::new(store),
+            state: RwLock::new(state),
+            writer: tokio::sync::Mutex::new(()),
+            config,
+        };
+        if stale {
+            engine.rebuild_all().await?;
+        }
+        Ok(engine)
+    }
+
+    fn load_state(config: &EngineConfig, dimension: usize, snapshot: Snapshot) -> Result<State> {
+        let started = Instant::now();
+        let mut passages = HashMap::with_capacity(snapshot.passages.len());
+        let mut items = Vec::with_capacity(snapshot.passages.len());
+        for (passage, vector) in snapshot.passages {
+            items.push((passage.id, vector));
+            passages.insert(passage.id, passage);
+        }
+        let centroids = if config.center_languages {
+            let centroids =
+                rank::LanguageCentroids::estimate(items.iter().map(|(id, v)| (passages[id].language.as_str(), v.as_slice())));
+            for (id, v) in &mut items {
+                *v = centroids.center(v, &passages[id].language);
+            }
+            centroids
+        } else {
+            rank::LanguageCentroids::default()
+        };
+        let index = crate::index::build(&config.index, dimension, items)?;
+        let lexical = LexicalIndex::build(passages.values().map(|p| (p.id, p.text.as_str())));
+        let next_passage_id = snapshot.meta.get(META_NEXT_ID).and_then(|v| v.parse().ok()).unwrap_or(1);
+        let generation = snapshot.meta.get(META_GENERATION).and_then(|v| v.parse().ok()).unwrap_or(0);
+        info!(
+            documents = snapshot.documents.len(),
+            passages = passages.len(),
+            index = index.kind(),
+            ms = started.elapsed().as_millis() as u64,
+            "index loaded"
+        );
+        Ok(State {
+            documents: snapshot.documents.into_iter().map(|d| (d.id.clone(), d)).collect(),
+            passages,
+            index,
+            lexical,
+            centroids,
+            next_passage_id,
+            generation,
+        })
+    }
+
+    /// Re-chunks and re-embeds every stored document (model or chunker changed).
+    async fn rebuild_all(&self) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let docs: Vec<StoredDocument> = self.read_state().documents.values().cloned().collect();
+        info!(documents = docs.len(), "model or chunker changed: rebuilding passages");
+        let prepared = self
+            .prepare_all(
+                docs.into_iter()
+                    .map(|d| {
+                        let input = DocumentInput { id: d.id, text: d.text, title: d.title, source: d.source, language: d.language };
+                        (input, d.origin)
+                    })
+                    .collect(),
+            )
+            .await?;
+        self.apply(prepared, Vec::new(), true, &|_, _| {}).await
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-changed
+        // (changes are applied after the store commit, without panicking
+        // paths), so a poisoned lock is still safe to read.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Overloaded(format!("more than {} requests in flight", self.config.max_in_flight)))
+    }
+
+    /// Returns the passages that best answer `query`.
+    #[instrument(skip_all, fields(mode = ?query.mode, top_k = query.top_k))]
+    pub async fn search(&self, query: SearchQuery) -> Result<SearchResults> {
+        validate_search(&query)?;
+        let _permit = self.permit()?;
+        let started = Instant::now();
+        let top_k = if query.top_k == 0 { limits::DEFAULT_TOP_K } else { query.top_k };
+        let query_language = lang::detect(&query.query).unwrap_or_default();
+
+        let needs_dense = query.mode != SearchMode::Lexical;
+        let query_vector = if needs_dense {
+            let mut out = self.embedder.embed(vec![query.query.clone()], EmbedKind::Query).await?;
+            Some(out.remove(0).vector)
+        } else {
+            None
+        };
+        let embed_ms = ms(started);
+
+        let search_started = Instant::now();
+        let state = self.read_state();
+        let languages: HashSet<&str> = query.languages.iter().map(String::as_str).collect();
+        let doc_ids: HashSet<&str> = query.doc_ids.iter().map(String::as_str).collect();
+        let passes = |id: u64| {
+            state.passages.get(&id).is_some_and(|p| {
+                (languages.is_empty() || languages.contains(p.language.as_str()))
+                    && (doc_ids.is_empty() || doc_ids.contains(p.doc_id.as_str()))
+            })
+        };
+        let pool = rank::candidate_pool(top_k);
+        let dense = match &query_vector {
+            Some(v) => {
+                let v = if self.config.center_languages { state.centroids.center(v, &query_language) } else { v.clone() };
+                rank::dense_candidates(state.index.as_ref(), &v, pool, &passes)
+            }
+            None => Vec::new(),
+        };
+        let lexical = if query.mode != SearchMode::Dense { state.lexical.search(&query.query, pool, &passes) } else { Vec::new() };
+        let search_ms = ms(search_started);
+
+        let rank_started = Instant::now();
+        let fused: Vec<Candidate> = rank::fuse(query.mode, &dense, &lexical);
+        let hits: Vec<SearchHit> = fused
+            .into_iter()
+            .filter(|c| c.score >= query.min_score)
+            .take(top_k)
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let passage = state.passages.get(&c.id)?.clone();
+                let doc = state.documents.get(&passage.doc_id)?;
+                let highlights = rank::highlights(&passage, &doc.text, &query.query, &state.lexical);
+                Some(SearchHit {
+                    title: doc.title.clone(),
+                    source: doc.source.clone(),
+                    score: c.score,
+                    rank: i as u32 + 1,
+                    highlights,
+                    explanation: query.explain.then(|| c.explanation.clone()),
+                    passage,
+                })
+            })
+            .collect();
+        drop(state);
+        let rank_ms = ms(rank_started);
+        Ok(SearchResults {
+            hits,
+            query_language,
+            mode: query.mode,
+            timings: Timings { embed_ms, search_ms, rank_ms, total_ms: ms(started) },
+        })
+    }
+
+    /// Embeds texts as the index does.
+    pub async fn embed(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Vec<EmbeddedText>> {
+        validate_embed(&texts)?;
+        let _permit = self.permit()?;
+        self.embedder.embed(texts, kind).await
+    }
+
+    /// Adds or replaces documents; returns once they are durable and searchable.
+    #[instrument(skip_all, fields(documents = inputs.len()))]
+    pub async fn ingest(&self, inputs: Vec<DocumentInput>) -> Result<Vec<IngestOutcome>> {
+        validate_ingest(&inputs)?;
+        let _writer = self.writer.lock().await;
+        let mut outcomes = Vec::with_capacity(inputs.len());
+        let mut todo = Vec::new();
+        {
+            let state = self.read_state();
+            // The last copy of a repeated id wins, as if sent one after another.
+            let mut last: HashMap<&str, usize> = HashMap::new();
+            for (i, input) in inputs.iter().enumerate() {
+                last.insert(input.id.as_str(), i);
+            }
+            for (i, input) in inputs.iter().enumerate() {
+                let existing = state.documents.get(&input.id);
+                let unchanged = existing.is_some_and(|d| {
+                    d.content_hash == ingest::content_hash(&input.text)
+                        && (input.title.is_empty() || input.title == d.title)
+                        && (input.source.is_empty() || input.source == d.source)
+                        && (input.language.is_empty() || input.language == d.language)
+                });
+                outcomes.push(IngestOutcome {
+                    id: input.id.clone(),
+                    chunks: existing.map_or(0, |d| d.passage_ids.len() as u32),
+                    replaced: existing.is_some() && !unchanged,
+                    unchanged,
+                });
+                if !unchanged && last[input.id.as_str()] == i {
+                    todo.push((input.clone(), Origin::Api));
+                }
+            }
+        }
+        let prepared = self.prepare_all(todo).await?;
+        let chunks: HashMap<String, u32> = prepared.iter().map(|(d, _)| (d.id.clone(), d.chunks.len() as u32)).collect();
+        self.apply(prepared, Vec::new(), false, &|_, _| {}).await?;
+        for outcome in &mut outcomes {
+            if let Some(n) = chunks.get(&outcome.id) {
+                outcome.chunks = *n;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Removes documents; returns how many existed.
+    pub async fn delete(&self, ids: Vec<String>) -> Result<usize> {
+        validate_ids("ids", &ids, limits::MAX_DELETE_IDS)?;
+        let _writer = self.writer.lock().await;
+        let existing: Vec<String> = {
+            let state = self.read_state();
+            ids.into_iter().filter(|id| state.documents.contains_key(id)).collect::<HashSet<_>>().into_iter().collect()
+        };
+        if existing.is_empty() {
+            return Ok(0);
+        }
+        let n = existing.len();
+        self.apply(Vec::new(), existing, false, &|_, _| {}).await?;
+        Ok(n)
+    }
+
+    /// Brings the index in line with a corpus folder: new and changed files
+    /// are (re)indexed, removed files dropped, all in one transaction.
+    /// Documents ingested over the API are left alone.
+    pub async fn sync_corpus(&self, root: &Path, progress: Progress<'_>) -> Result<SyncReport> {
+        let started = Instant::now();
+        let _writer = self.writer.lock().await;
+        let root_owned = root.to_path_buf();
+        let max = self.config.max_file_bytes;
+        let scan = tokio::task::spawn_blocking(move || corpus::scan(&root_owned, max))
+            .await
+            .map_err(|e| Error::Io(e.to_string()))?
+            .map_err(|e| Error::Io(format!("{}: {e}", root.display())))?;
+        let mut report = SyncReport { skipped: scan.skipped.clone(), ..Default::default() };
+        let mut todo = Vec::new();
+        let deletes: Vec<String>;
+        {
+            let state = self.read_state();
+            let skipped_ids: HashSet<String> = scan
+                .skipped
+                .iter()
+                .filter_map(|s| s.path.strip_prefix(root).ok().map(|p| p.to_string_lossy().replace('\\', "/")))
+                .collect();
+            let present: HashSet<&str> = scan.files.iter().map(|f| f.id.as_str()).collect();
+            for file in &scan.files {
+                match state.documents.get(&file.id) {
+                    Some(d) if d.content_hash == ingest::content_hash(&file.text) => report.unchanged += 1,
+                    Some(_) => {
+                        report.updated += 1;
+                        todo.push((DocumentInput { id: file.id.clone(), text: file.text.clone(), ..Default::default() }, Origin::Corpus));
+                    }
+                    None => {
+                        report.added += 1;
+                        todo.push((DocumentInput { id: file.id.clone(), text: file.text.clone(), ..Default::default() }, Origin::Corpus));
+                    }
+                }
+            }
+            // A file that is now unreadable keeps its last good version:
+            // nothing already accepted is lost to a transient error.
+            deletes = state
+                .documents
+                .values()
+                .filter(|d| d.origin == Origin::Corpus && !present.contains(d.id.as_str()) && !skipped_ids.contains(&d.id))
+                .map(|d| d.id.clone())
+                .collect();
+            report.removed = deletes.len();
+        }
+        let prepared = self.prepare_all(todo).await?;
+        for (doc, _) in &prepared {
+            for c in &doc.chunks {
+                *report.chunks_per_language.entry(c.language.clone()).or_default() += 1;
+                report.tokens += c.chunk.tokens;
+            }
+        }
+        if !prepared.is_empty() || !deletes.is_empty() {
+            self.apply(prepared, deletes, false, progress).await?;
+        }
+        report.seconds = started.elapsed().as_secs_f32();
+        Ok(report)
+    }
+
+    async fn prepare_all(&self, inputs: Vec<(DocumentInput, Origin)>) -> Result<Vec<(PreparedDocument, Origin)>> {
+        let counter = self.counter.clone();
+        let chunk = self.config.chunk;
+        tokio::task::spawn_blocking(move || {
+            inputs.into_iter().map(|(input, origin)| (ingest::prepare(input, counter.as_ref(), chunk), origin)).collect()
+        })
+        .await
+        .map_err(|e| Error::Io(e.to_string()))
+    }
+
+    /// Embeds prepared documents, commits them (and the deletions) in one
+    /// transaction, then updates the in-memory index. Caller holds `writer`.
+    async fn apply(
+        &self,
+        prepared: Vec<(PreparedDocument, Origin)>,
+        deletes: Vec<String>,
+        clear: bool,
+        progress: Progress<'_>,
+    ) -> Result<()> {
+        let texts: Vec<String> = prepared.iter().flat_map(|(d, _)| d.chunks.iter().map(|c| c.chunk.text.clone())).collect();
+        let total = texts.len();
+        let mut vectors = Vec::with_capacity(total);
+        progress(0, total);
+        for batch in texts.chunks(limits::EMBED_BATCH) {
+            let embedded = self.embedder.embed(batch.to_vec(), EmbedKind::Passage).await?;
+            vectors.extend(embedded.into_iter().map(|e| e.vector));
+            progress(vectors.len(), total);
+        }
+
+        let (mut next_id, generation) = {
+            let state = self.read_state();
+            (state.next_passage_id, state.generation + 1)
+        };
+        let mut vectors = vectors.into_iter();
+        let mut batch = WriteBatch { delete: deletes, clear_passages: clear, ..Default::default() };
+        for (doc, origin) in prepared {
+            let mut rows = Vec::with_capacity(doc.chunks.len());
+            for c in doc.chunks {
+                let passage = StoredPassage {
+                    id: next_id,
+                    doc_id: doc.id.clone(),
+                    chunk_index: c.chunk.index,
+                    text: c.chunk.text,
+                    char_start: c.chunk.char_start,
+                    char_end: c.chunk.char_end,
+                    language: c.language,
+                    tokens: c.chunk.tokens as u32,
+                    sentences: c.chunk.sentences.iter().map(|r| (r.start, r.end)).collect(),
+                };
+                next_id += 1;
+                rows.push((passage, vectors.next().ok_or_else(|| Error::Model("fewer vectors than passages".into()))?));
+            }
+            let stored = StoredDocument {
+                passage_ids: rows.iter().map(|(p, _)| p.id).collect(),
+                id: doc.id,
+                source: doc.source,
+                title: doc.title,
+                language: doc.language,
+                published: doc.published,
+                text: doc.text,
+                content_hash: doc.content_hash,
+                origin,
+            };
+            batch.put.push((stored, rows));
+        }
+        batch.meta = vec![
+            (META_NEXT_ID.into(), next_id.to_string()),
+            (META_GENERATION.into(), generation.to_string()),
+            (META_LAYOUT.into(), layout_fingerprint(&self.embedder, &self.config.chunk)),
+        ];
+
+        // Durable first: only a committed change reaches the index.
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write(batch)).await.map_err(|e| Error::Storage(e.to_string()))??;
+        self.reload_state(next_id, generation).await
+    }
+
+    /// Brings the in-memory state up to the committed store. Re-reading the
+    /// snapshot keeps one code path for start-up and updates, and the store is
+    /// the single source of truth.
+    async fn reload_state(&self, next_id: u64, generation: u64) -> Result<()> {
+        let store = self.store.clone();
+        let snapshot = tokio::task::spawn_blocking(move || store.snapshot())
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))??;
+        let config = self.config.clone();
+        let dimension = self.embedder.manifest().dimension;
+        let mut fresh = tokio::task::spawn_blocking(move || Self::load_state(&config, dimension, snapshot))
+            .await
+            .map_err(|e| Error::Index(e.to_string()))??;
+        fresh.next_passage_id = next_id;
+        fresh.generation = generation;
+        *self.write_state() = fresh;
+        Ok(())
+    }
+
+    /// Lists documents ordered by id, after `page_token` (the last id of the previous page).
+    pub fn list_documents(&self, page_size: usize, page_token: &str, language: &str) -> Result<(Vec<DocumentSummary>, String)> {
+        if page_size > limits::MAX_PAGE_SIZE {
+            return Err(Error::invalid("page_size", format!("must be at most {}", limits::MAX_PAGE_SIZE)));
+        }
+        if !language.is_empty() && !lang::is_known_code(language) {
+            return Err(Error::invalid("language", format!("unknown language code {language:?}")));
+        }
+        let page_size = if page_size == 0 { limits::DEFAULT_PAGE_SIZE } else { page_size };
+        let state = self.read_state();
+        let start = if page_token.is_empty() {
+            std::ops::Bound::Unbounded
+        } else {
+            std::ops::Bound::Excluded(page_token.to_string())
+        };
+        let mut docs: Vec<DocumentSummary> = state
+            .documents
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, d)| d)
+            .filter(|d| language.is_empty() || d.language == language)
+            .take(page_size + 1)
+            .map(summary)
+            .collect();
+        let next = if docs.len() > page_size {
+            docs.truncate(page_size);
+            docs.last().map(|d| d.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((docs, next))
+    }
+
+    /// One document with its text and passages.
+    pub fn get_document(&self, id: &str) -> Result<DocumentView> {
+        if id.is_empty() {
+            return Err(Error::invalid("id", "must not be empty"));
+        }
+        let state = self.read_state();
+        let doc = state.documents.get(id).ok_or_else(|| Error::NotFound(format!("document {id:?}")))?;
+        let passages = doc.passage_ids.iter().filter_map(|pid| state.passages.get(pid).cloned()).collect();
+        Ok(DocumentView { summary: summary(doc), text: doc.text.clone(), passages })
+    }
+
+    pub fn info(&self) -> EngineInfo {
+        let state = self.read_state();
+        let mut passages_per_language = BTreeMap::new();
+        for p in state.passages.values() {
+            *passages_per_language.entry(p.language.clone()).or_insert(0u64) += 1;
+        }
+        let mut documents_per_language = BTreeMap::new();
+        for d in state.documents.values() {
+            *documents_per_language.entry(d.language.clone()).or_insert(0u64) += 1;
+        }
+        EngineInfo {
+            model: self.embedder.manifest().name.clone(),
+            dimension: self.embedder.manifest().dimension,
+            documents: state.documents.len(),
+            passages: state.passages.len(),
+            passages_per_language,
+            documents_per_language,
+            index_build_id: format!("g{}-{}", state.generation, self.embedder.manifest().fingerprint()),
+            index_kind: state.index.kind().to_string(),
+            chunker_version: ingest::CHUNKER_VERSION.to_string(),
+        }
+    }
+}
+
+fn summary(d: &StoredDocument) -> DocumentSummary {
+    DocumentSummary {
+        id: d.id.clone(),
+        source: d.source.clone(),
+        title: d.title.clone(),
+        language: d.language.clone(),
+        published: d.published.clone(),
+        chunks: d.passage_ids.len() as u32,
+        chars: d.text.chars().count() as u64,
+        content_hash: d.content_hash.clone(),
+    }
+}
+
+fn ms(since: Instant) -> f32 {
+    since.elapsed().as_secs_f32() * 1000.0
+}
+
+fn validate_search(q: &SearchQuery) -> Result<()> {
+    let mut bad = Vec::new();
+    if q.query.trim().is_empty() {
+        bad.push(FieldViolation::new("query", "must not be empty"));
+    } else if q.query.chars().count() > limits::MAX_QUERY_CHARS {
+        bad.push(FieldViolation::new("query", format!("must be at most {} characters", limits::MAX_QUERY_CHARS)));
+    }
+    if q.top_k > limits::MAX_TOP_K {
+        bad.push(FieldViolation::new("top_k", format!("must be at most {}", limits::MAX_TOP_K)));
+    }
+    for (i, l) in q.languages.iter().enumerate() {
+        if !lang::is_known_code(l) {
+            bad.push(FieldViolation::new(format!("languages[{i}]"), format!("unknown language code {l:?}")));
+        }
+    }
+    for (i, id) in q.doc_ids.iter().enumerate() {
+        if id.is_empty() || id.chars().count() > limits::MAX_ID_CHARS {
+            bad.push(FieldViolation::new(format!("doc_ids[{i}]"), "must be 1 to 512 characters"));
+        }
+    }
+    if !q.min_score.is_finite() {
+        bad.push(FieldViolation::new("min_score", "must be a finite number"));
+    }
+    if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+}
+
+fn validate_embed(texts: &[String]) -> Result<()> {
+    let mut bad = Vec::new();
+    if texts.is_empty() || texts.len() > limits::MAX_EMBED_TEXTS {
+        bad.push(FieldViolation::new("texts", format!("must hold 1 to {} texts", limits::MAX_EMBED_TEXTS)));
+    }
+    for (i, t) in texts.iter().enumerate() {
+        if t.trim().is_empty() {
+            bad.push(FieldViolation::new(format!("texts[{i}]"), "must not be empty"));
+        } else if t.chars().count() > limits::MAX_EMBED_CHARS {
+            bad.push(FieldViolation::new(format!("texts[{i}]"), format!("must be at most {} characters", limits::MAX_EMBED_CHARS)));
+        }
+    }
+    if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+}
+
+fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() || id.chars().count() > limits::MAX_ID_CHARS {
+        Some("must be 1 to 512 characters")
+    } else if id.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else {
+        None
+    }
+}
+
+fn validate_ids(field: &str, ids: &[String], max: usize) -> Result<()> {
+    let mut bad = Vec::new();
+    if ids.is_empty() || ids.len() > max {
+        bad.push(FieldViolation::new(field, format!("must hold 1 to {max} ids")));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(problem) = id_problem(id) {
+            bad.push(FieldViolation::new(format!("{field}[{i}]"), problem));
+        }
+    }
+    if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+}
+
+fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
+    let mut bad = Vec::new();
+    if docs.is_empty() || docs.len() > limits::MAX_INGEST_DOCUMENTS {
+        bad.push(FieldViolation::new("documents", format!("must hold 1 to {} documents", limits::MAX_INGEST_DOCUMENTS)));
+    }
+    for (i, d) in docs.iter().enumerate() {
+        if let Some(problem) = id_problem(&d.id) {
+            bad.push(FieldViolation::new(format!("documents[{i}].id"), problem));
+        }
+        if d.text.trim().is_empty() {
+            bad.push(FieldViolation::new(format!("documents[{i}].text"), "must not be empty"));
+        } else if d.text.len() > limits::MAX_DOCUMENT_BYTES {
+            bad.push(FieldViolation::new(format!("documents[{i}].text"), "must be at most 5 MB"));
+        }
+        if !d.language.is_empty() && !lang::is_known_code(&d.language) {
+            bad.push(FieldViolation::new(format!("documents[{i}].language"), format!("unknown language code {:?}", d.language)));
+        }
+    }
+    if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+}

@@ -1,0 +1,160 @@
+//! Retrieval evaluation: hit@1, hit@5 and MRR@10 over a question file,
+//! overall, per question language and per question→answer language pair.
+//!
+//! Scoring rule: a passage is a hit for a question when its citation source
+//! is one of the question's gold documents and its text contains one of
+//! that gold entry's strings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, SearchMode, SearchQuery};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub lang: String,
+    pub question: String,
+    pub gold: Vec<Gold>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Gold {
+    pub doc: String,
+    pub contains: Vec<String>,
+}
+
+/// Reads a JSON-lines question file.
+pub fn load_questions(path: &Path) -> Result<Vec<Question>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Io(format!("{}:{}: {e}", path.display(), i + 1))))
+        .collect()
+}
+
+/// Scores of a group of questions.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Scores {
+    pub questions: usize,
+    pub hit_at_1: f32,
+    pub hit_at_5: f32,
+    pub mrr_at_10: f32,
+}
+
+/// A question whose answer was not ranked first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Miss {
+    pub id: String,
+    pub question: String,
+    /// 1-based rank of the first hit within the top 10, if any.
+    pub rank: Option<usize>,
+    /// The top passage's source and opening.
+    pub top: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub overall: Scores,
+    pub per_language: BTreeMap<String, Scores>,
+    /// "en→zh" and so on; the answer language is the first gold document's.
+    pub per_pair: BTreeMap<String, Scores>,
+    pub misses: Vec<Miss>,
+}
+
+#[derive(Default)]
+struct Tally {
+    n: usize,
+    h1: usize,
+    h5: usize,
+    rr: f32,
+}
+
+impl Tally {
+    fn add(&mut self, rank: Option<usize>) {
+        self.n += 1;
+        if let Some(r) = rank {
+            self.h1 += usize::from(r == 1);
+            self.h5 += usize::from(r <= 5);
+            self.rr += 1.0 / r as f32;
+        }
+    }
+
+    fn scores(&self) -> Scores {
+        let n = self.n.max(1) as f32;
+        Scores { questions: self.n, hit_at_1: self.h1 as f32 / n, hit_at_5: self.h5 as f32 / n, mrr_at_10: self.rr / n }
+    }
+}
+
+/// Runs every question through the engine and scores the rankings.
+pub async fn evaluate(engine: &Engine, questions: &[Question], mode: SearchMode) -> Result<Report> {
+    let mut overall = Tally::default();
+    let mut per_language: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut per_pair: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut misses = Vec::new();
+    for q in questions {
+        let results = engine
+            .search(SearchQuery { query: q.question.clone(), top_k: 10, mode, ..Default::default() })
+            .await?;
+        let rank = results
+            .hits
+            .iter()
+            .position(|h| {
+                q.gold.iter().any(|g| h.source == g.doc && g.contains.iter().any(|c| h.passage.text.contains(c.as_str())))
+            })
+            .map(|p| p + 1);
+        overall.add(rank);
+        per_language.entry(q.lang.clone()).or_default().add(rank);
+        let answer_lang = q
+            .gold
+            .first()
+            .and_then(|g| engine.get_document(&g.doc).ok())
+            .map_or_else(|| "?".to_string(), |d| d.summary.language);
+        per_pair.entry(format!("{}→{}", q.lang, answer_lang)).or_default().add(rank);
+        if rank != Some(1) {
+            misses.push(Miss {
+                id: q.id.clone(),
+                question: q.question.clone(),
+                rank,
+                top: results
+                    .hits
+                    .first()
+                    .map(|h| format!("{}: {}", h.source, h.passage.text.chars().take(60).collect::<String>()))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Ok(Report {
+        overall: overall.scores(),
+        per_language: per_language.into_iter().map(|(k, t)| (k, t.scores())).collect(),
+        per_pair: per_pair.into_iter().map(|(k, t)| (k, t.scores())).collect(),
+        misses,
+    })
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, s: &Scores| {
+            writeln!(f, "{name:<12} {:>3}  hit@1 {:.2}  hit@5 {:.2}  MRR@10 {:.2}", s.questions, s.hit_at_1, s.hit_at_5, s.mrr_at_10)
+        };
+        row(f, "overall", &self.overall)?;
+        for (k, s) in &self.per_language {
+            row(f, &format!("lang {k}"), s)?;
+        }
+        for (k, s) in &self.per_pair {
+            row(f, k, s)?;
+        }
+        if !self.misses.is_empty() {
+            writeln!(f, "misses (not ranked first):")?;
+            for m in &self.misses {
+                let rank = m.rank.map_or("-".to_string(), |r| r.to_string());
+                writeln!(f, "  {} rank {rank}: {}  [top: {}]", m.id, m.question, m.top)?;
+            }
+        }
+        Ok(())
+    }
+}

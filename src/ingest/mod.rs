@@ -1,0 +1,84 @@
+//! Ingest: turns raw documents into cleaned, chunked, language-tagged
+//! passages with exact citation offsets (compute only; no I/O besides the
+//! corpus scan in [`corpus`]).
+
+pub mod chunk;
+pub mod corpus;
+pub mod lang;
+pub mod parse;
+
+use sha2::{Digest, Sha256};
+
+pub use chunk::{ChunkConfig, TextChunk, TokenCounter, CHUNKER_VERSION};
+
+/// A document ready to embed: metadata plus its passages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedDocument {
+    pub id: String,
+    pub source: String,
+    pub title: String,
+    /// ISO 639-1 code of the document's main language.
+    pub language: String,
+    pub published: Option<String>,
+    /// The original text; citation offsets index into it (in chars).
+    pub text: String,
+    /// SHA-256 of `text`, hex.
+    pub content_hash: String,
+    pub chunks: Vec<PreparedChunk>,
+}
+
+/// A passage with the language detected for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedChunk {
+    pub chunk: TextChunk,
+    pub language: String,
+}
+
+/// What the caller knows about a document besides its text.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentInput {
+    pub id: String,
+    pub text: String,
+    /// Overrides the parsed title when non-empty.
+    pub title: String,
+    /// Defaults to the id when empty.
+    pub source: String,
+    /// Overrides detection when non-empty.
+    pub language: String,
+}
+
+/// Hex SHA-256 of a text: identifies document contents.
+pub fn content_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Parses, chunks and language-tags one document.
+pub fn prepare(input: DocumentInput, counter: &dyn TokenCounter, config: ChunkConfig) -> PreparedDocument {
+    let parsed = parse::parse(&input.text);
+    let clean_text: String = parsed.clean.chars.iter().collect();
+    let language = if input.language.is_empty() {
+        lang::detect(&clean_text).unwrap_or_else(|| lang::UNKNOWN.to_string())
+    } else {
+        input.language.clone()
+    };
+    let chunks = chunk::chunk(&parsed.clean, counter, config)
+        .into_iter()
+        .map(|chunk| {
+            // Short or mixed passages detect poorly: trust the document's
+            // language unless the passage is clearly in another one.
+            let language = lang::detect_confident(&chunk.text).unwrap_or_else(|| language.clone());
+            PreparedChunk { chunk, language }
+        })
+        .collect();
+    let title = if input.title.trim().is_empty() { parsed.title } else { input.title.trim().to_string() };
+    PreparedDocument {
+        source: if input.source.is_empty() { input.id.clone() } else { input.source },
+        id: input.id,
+        title,
+        language,
+        published: parsed.published,
+        content_hash: content_hash(&input.text),
+        text: input.text,
+        chunks,
+    }
+}

@@ -1,0 +1,39 @@
+//! wenda (问答): semantic question answering over multilingual articles,
+//! served over gRPC, with every passage cited back to its source.
+//!
+//! # Layout
+//! Data flows one way: transport → engine → compute.
+//! - [`server`]: `run(listener, engine, shutdown)`: health, reflection, the service.
+//! - [`grpc`]: the thin adapter: validates and converts proto ↔ domain, maps errors.
+//! - [`engine`]: the transport-agnostic service: ingest, search, rank; owns store and index.
+//! - [`rank`]: language-centred dense scores, fusion with lexical scores, highlights.
+//! - [`ingest`]: parsing, cleaning, chunking with citation offsets, language detection.
+//! - [`embed`]: multilingual-e5-small through fastembed on its own thread.
+//! - [`index`]: the `VectorStore` trait; exact and hnsw_rs implementations.
+//! - [`lexical`]: BM25 over segmented words.
+//! - [`store`]: documents, passages and vectors in redb.
+//! - [`config`]: command-line flags and environment variables.
+//! - [`cli`]: the `index`, `embed`, `ask` and `eval` commands.
+//! - [`error`]: the one error type and its mapping to gRPC status codes.
+
+pub mod cli;
+pub mod config;
+pub mod embed;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod grpc;
+pub mod index;
+pub mod ingest;
+pub mod lexical;
+pub mod rank;
+pub mod server;
+pub mod store;
+
+/// Code generated from `proto/wenda/v1/wenda.proto`.
+pub mod proto {
+    tonic::include_proto!("wenda.v1");
+
+    /// The descriptor set served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("wenda_descriptor");
+}

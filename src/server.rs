@@ -1,0 +1,121 @@
+//! The gRPC server: the Retrieval service, standard health checking, server
+//! reflection (v1 and v1alpha), message limits, and graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tracing::info;
+
+use crate::engine::Engine;
+use crate::grpc::RetrievalService;
+use crate::proto;
+use crate::proto::retrieval_server::RetrievalServer;
+
+/// The service name health checks and reflection report.
+pub const SERVICE_NAME: &str = "wenda.v1.Retrieval";
+
+/// Largest request or response message: room for a batch of large documents.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Serves a ready engine on `listener` until `shutdown` completes, then
+/// reports NOT_SERVING and drains requests in flight.
+pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_loading(listener, async move { Ok(engine) }, shutdown).await
+}
+
+/// Like [`run`], but starts answering at once: health is NOT_SERVING and
+/// Retrieval calls get UNAVAILABLE until `engine` resolves (model and index
+/// loaded), then SERVING. An engine that fails to load ends the server.
+pub async fn run_loading(
+    listener: TcpListener,
+    engine: impl Future<Output = anyhow::Result<Arc<Engine>>>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_service_status("", ServingStatus::NotServing).await;
+    health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let (engine_tx, engine_rx) = watch::channel::<Option<Arc<Engine>>>(None);
+    let retrieval = RetrievalServer::new(RetrievalService::loading(engine_rx))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+
+    let addr = listener.local_addr()?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let server = Server::builder()
+        .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(retrieval)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        });
+    info!(%addr, "listening");
+
+    let lifecycle = async move {
+        let loaded = async {
+            tokio::pin!(shutdown);
+            tokio::select! {
+                loaded = engine => {
+                    engine_tx.send_replace(Some(loaded?));
+                    health.set_service_status("", ServingStatus::Serving).await;
+                    health.set_service_status(SERVICE_NAME, ServingStatus::Serving).await;
+                    info!("serving");
+                    shutdown.await;
+                }
+                _ = &mut shutdown => {}
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        // Tell load balancers first, then stop accepting and drain. An engine
+        // that failed to load stops the server the same way.
+        health.set_service_status("", ServingStatus::NotServing).await;
+        health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
+        info!("shutting down: draining requests in flight");
+        let _ = stop_tx.send(true);
+        loaded
+    };
+    let (served, loaded) = tokio::join!(server, lifecycle);
+    loaded?;
+    served?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    info!("shutdown signal received");
+}

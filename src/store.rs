@@ -1,0 +1,236 @@
+//! Durable storage of documents, passages and their vectors in `redb`, an
+//! embedded ACID database: every change is one transaction, fsynced on
+//! commit, so a crash leaves either the old state or the new one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
+const PASSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("passages");
+const VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("vectors");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// Where a document came from: corpus files are synced with the folder,
+/// documents ingested over the API are left alone by corpus syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Corpus,
+    Api,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDocument {
+    pub id: String,
+    pub source: String,
+    pub title: String,
+    pub language: String,
+    pub published: Option<String>,
+    /// The original text: citation offsets index into it.
+    pub text: String,
+    pub content_hash: String,
+    pub origin: Origin,
+    /// The document's passages, in order.
+    pub passage_ids: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPassage {
+    pub id: u64,
+    pub doc_id: String,
+    pub chunk_index: u32,
+    pub text: String,
+    pub char_start: usize,
+    pub char_end: usize,
+    pub language: String,
+    pub tokens: u32,
+    /// Sentence spans in the original document, in chars.
+    pub sentences: Vec<(usize, usize)>,
+}
+
+/// One atomic change.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// Documents to remove with their passages and vectors.
+    pub delete: Vec<String>,
+    /// Documents to insert or replace, with passages and vectors.
+    pub put: Vec<(StoredDocument, Vec<(StoredPassage, Vec<f32>)>)>,
+    /// Drop every passage and vector first (a rebuild).
+    pub clear_passages: bool,
+    pub meta: Vec<(String, String)>,
+}
+
+/// Everything stored, as read at start-up.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub documents: Vec<StoredDocument>,
+    pub passages: Vec<(StoredPassage, Vec<f32>)>,
+    pub meta: BTreeMap<String, String>,
+}
+
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(DOCUMENTS)?;
+            txn.open_table(PASSAGES)?;
+            txn.open_table(VECTORS)?;
+            txn.open_table(META)?;
+        }
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Reads everything.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let txn = self.db.begin_read().map_err(|e| Error::Storage(e.to_string()))?;
+        let mut snap = Snapshot::default();
+        for row in txn.open_table(DOCUMENTS)?.iter()? {
+            let (_, value) = row?;
+            snap.documents.push(decode(value.value())?);
+        }
+        let vectors = txn.open_table(VECTORS)?;
+        for row in txn.open_table(PASSAGES)?.iter()? {
+            let (key, value) = row?;
+            let passage: StoredPassage = decode(value.value())?;
+            let vector = vectors
+                .get(key.value())?
+                .map(|v| bytes_to_vector(v.value()))
+                .ok_or_else(|| Error::Storage(format!("passage {} has no vector", key.value())))?;
+            snap.passages.push((passage, vector));
+        }
+        for row in txn.open_table(META)?.iter()? {
+            let (k, v) = row?;
+            snap.meta.insert(k.value().to_string(), v.value().to_string());
+        }
+        Ok(snap)
+    }
+
+    /// Applies a batch in one durable transaction.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut documents = txn.open_table(DOCUMENTS)?;
+            let mut passages = txn.open_table(PASSAGES)?;
+            let mut vectors = txn.open_table(VECTORS)?;
+            let mut meta = txn.open_table(META)?;
+            if batch.clear_passages {
+                passages.retain(|_, _| false)?;
+                vectors.retain(|_, _| false)?;
+            }
+            let replaced = batch.put.iter().map(|(d, _)| d.id.clone());
+            for id in batch.delete.iter().cloned().chain(replaced) {
+                let old = documents.remove(id.as_str())?.map(|v| decode::<StoredDocument>(v.value())).transpose()?;
+                for pid in old.map(|d| d.passage_ids).unwrap_or_default() {
+                    passages.remove(pid)?;
+                    vectors.remove(pid)?;
+                }
+            }
+            for (doc, chunks) in &batch.put {
+                documents.insert(doc.id.as_str(), encode(doc)?.as_slice())?;
+                for (passage, vector) in chunks {
+                    passages.insert(passage.id, encode(passage)?.as_slice())?;
+                    vectors.insert(passage.id, vector_to_bytes(vector).as_slice())?;
+                }
+            }
+            for (k, v) in &batch.meta {
+                meta.insert(k.as_str(), v.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Storage(e.to_string()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
+}
+
+fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_to_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str, pids: &[u64]) -> StoredDocument {
+        StoredDocument {
+            id: id.into(),
+            source: id.into(),
+            title: "t".into(),
+            language: "en".into(),
+            published: None,
+            text: "hello".into(),
+            content_hash: "h".into(),
+            origin: Origin::Api,
+            passage_ids: pids.to_vec(),
+        }
+    }
+
+    fn passage(id: u64, doc_id: &str) -> StoredPassage {
+        StoredPassage {
+            id,
+            doc_id: doc_id.into(),
+            chunk_index: 0,
+            text: "hello".into(),
+            char_start: 0,
+            char_end: 5,
+            language: "en".into(),
+            tokens: 3,
+            sentences: vec![(0, 5)],
+        }
+    }
+
+    #[test]
+    fn write_replace_delete_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .write(WriteBatch {
+                    put: vec![
+                        (doc("a", &[1, 2]), vec![(passage(1, "a"), vec![0.5, -1.0]), (passage(2, "a"), vec![1.0, 0.0])]),
+                        (doc("b", &[3]), vec![(passage(3, "b"), vec![0.0, 1.0])]),
+                    ],
+                    meta: vec![("build_id".into(), "1".into())],
+                    ..Default::default()
+                })
+                .unwrap();
+            // Replacing "a" drops its old passages; deleting "b" drops its one.
+            store
+                .write(WriteBatch {
+                    put: vec![(doc("a", &[4]), vec![(passage(4, "a"), vec![0.25, 0.75])])],
+                    delete: vec!["b".into()],
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let snap = Store::open(&path).unwrap().snapshot().unwrap();
+        assert_eq!(snap.documents.len(), 1);
+        assert_eq!(snap.documents[0].passage_ids, vec![4]);
+        assert_eq!(snap.passages.len(), 1);
+        assert_eq!(snap.passages[0].1, vec![0.25, 0.75]);
+        assert_eq!(snap.meta["build_id"], "1");
+    }
+}
