@@ -96,13 +96,17 @@ impl LexicalIndex {
 
     /// The `k` best passages that pass `filter`, best first.
     pub fn search(&self, query: &str, k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<LexicalHit> {
-        self.engine
+        let mut hits: Vec<LexicalHit> = self
+            .engine
             .search(query, None)
             .into_iter()
             .filter(|r| r.score > 0.0 && filter(r.document.id))
-            .take(k)
             .map(|r| LexicalHit { id: r.document.id, score: r.score })
-            .collect()
+            .collect();
+        // Ties are broken by id so rankings do not depend on hash order.
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        hits.truncate(k);
+        hits
     }
 }
 

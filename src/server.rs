@@ -22,6 +22,9 @@ pub const SERVICE_NAME: &str = "wenda.v1.Retrieval";
 /// Largest request or response message: room for a batch of large documents.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How long shutdown waits for requests in flight and open connections.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves a ready engine on `listener` until `shutdown` completes, then
 /// reports NOT_SERVING and drains requests in flight.
 pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -91,10 +94,22 @@ pub async fn run_loading(
         let _ = stop_tx.send(true);
         loaded
     };
-    let (served, loaded) = tokio::join!(server, lifecycle);
-    loaded?;
-    served?;
-    Ok(())
+    tokio::pin!(server);
+    let loaded = tokio::select! {
+        served = &mut server => {
+            // The server ended on its own (transport error): nothing to drain.
+            served?;
+            return Ok(());
+        }
+        loaded = lifecycle => loaded,
+    };
+    // Drain, but a client that keeps an idle connection open (ignoring
+    // GOAWAY) must not hold the process forever.
+    match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
+        Ok(served) => served?,
+        Err(_) => tracing::warn!(seconds = DRAIN_TIMEOUT.as_secs(), "drain timed out; closing remaining connections"),
+    }
+    loaded
 }
 
 /// Completes on SIGINT or SIGTERM.

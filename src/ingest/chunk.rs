@@ -66,12 +66,21 @@ pub fn chunk(clean: &CleanText, counter: &dyn TokenCounter, config: ChunkConfig)
             tokens += sentences[end].tokens;
             end += 1;
         }
-        let range = sentences[start].range.start..sentences[end - 1].range.end;
-        let span = clean.original_span(range.clone());
-        let text = clean.text(range);
+        // Sentence counts do not add up exactly to the count of their
+        // concatenation (word pieces can merge across a boundary): check the
+        // whole and give back sentences until it fits.
+        let (text, tokens) = loop {
+            let text = clean.text(sentences[start].range.start..sentences[end - 1].range.end);
+            let tokens = counter.count(&text);
+            if tokens <= config.max_tokens || end - start == 1 {
+                break (text, tokens);
+            }
+            end -= 1;
+        };
+        let span = clean.original_span(sentences[start].range.start..sentences[end - 1].range.end);
         chunks.push(TextChunk {
             index: chunks.len() as u32,
-            tokens: counter.count(&text),
+            tokens,
             text,
             char_start: span.start,
             char_end: span.end,

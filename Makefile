@@ -1,0 +1,43 @@
+# wenda: `make run` sets up, builds and serves the default corpus;
+# `make test` sets up, builds and runs every test.
+
+PYTHON  ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+CORPUS  ?= ../shared/corpus
+DATA    ?= data
+LISTEN  ?= 127.0.0.1:50051
+CARGO   ?= cargo
+# One profile for everything: tests need the optimised tokenizer and model.
+PROFILE := --release
+STAMP   := $(VENV)/.installed-$(shell cat models/requirements.txt tests/requirements.txt | sha256sum | cut -c1-16)
+
+.PHONY: setup run test build bench eval clean fmt lint
+
+setup: $(STAMP)
+	@$(VPY) models/provision.py
+
+$(STAMP): models/requirements.txt tests/requirements.txt
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install --disable-pip-version-check -q -r tests/requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+build:
+	$(CARGO) build $(PROFILE) --locked
+
+run: setup build
+	./target/release/wenda serve --corpus $(CORPUS) --data-dir $(DATA) --listen $(LISTEN)
+
+test: setup
+	WENDA_MODELS=$(CURDIR)/models WENDA_PYTHON=$(CURDIR)/$(VPY) WENDA_CORPUS_DIR=$(abspath $(CORPUS)) \
+		$(CARGO) test $(PROFILE) --locked -- --test-threads=4
+
+eval: setup build
+	./target/release/wenda eval --qa ../shared/eval/dev_qa.jsonl --corpus $(CORPUS) --data-dir $(DATA)-eval
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
+
+clean:
+	rm -rf target $(DATA) $(DATA)-eval

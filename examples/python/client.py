@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""A Python grpcio client for wenda: asks a question, prints cited passages.
+
+Stubs are generated from proto/wenda/v1/wenda.proto with grpcio-tools at
+start-up (into a temporary folder), so they always match the server.
+
+    .venv/bin/python examples/python/client.py --server 127.0.0.1:50051 "Who started OpenStack?"
+"""
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROTO_ROOT = os.path.join(HERE, "..", "..", "proto")
+
+
+def load_stubs():
+    from grpc_tools import protoc
+
+    out = tempfile.mkdtemp(prefix="wenda-stubs-")
+    rc = protoc.main(["protoc", f"-I{PROTO_ROOT}", f"--python_out={out}", f"--grpc_python_out={out}", "wenda/v1/wenda.proto"])
+    if rc != 0:
+        sys.exit(f"client: protoc failed with {rc}")
+    sys.path.insert(0, out)
+    return importlib.import_module("wenda.v1.wenda_pb2"), importlib.import_module("wenda.v1.wenda_pb2_grpc")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("question")
+    parser.add_argument("--server", default="127.0.0.1:50051")
+    parser.add_argument("--top-k", type=int, default=5)
+    args = parser.parse_args()
+
+    import grpc
+
+    pb, pb_grpc = load_stubs()
+    with grpc.insecure_channel(args.server) as channel:
+        stub = pb_grpc.RetrievalStub(channel)
+        try:
+            response = stub.Search(pb.SearchRequest(query=args.question, top_k=args.top_k), timeout=30)
+        except grpc.RpcError as err:
+            sys.exit(f"client: {err.code().name}: {err.details()}")
+    print(f"Q: {args.question} [{response.query_language}]")
+    for p in response.passages:
+        c = p.citation
+        print(f"[{p.rank}] {p.score:.4f} {c.title} — {c.source} ({c.language}) chars {c.char_start}..{c.char_end}")
+        print("    " + p.text.replace("\n", " ")[:300])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+//! Integration tests against real parts: the converted model on ONNX
+//! Runtime, redb on disk, the gRPC server on port 0 and real clients.
+//! One test binary with modules keeps link time down.
+
+mod common;
+mod embeddings;
+mod grpc;
+mod ingest;
+mod processes;

@@ -1,0 +1,201 @@
+//! The `wenda` binary as users run it: `serve` on port 0 with outside
+//! clients (grpcurl, Python grpcio, `wenda ask`), graceful SIGTERM, and
+//! SIGKILL during indexing.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common;
+
+/// A `wenda serve` process; killed when dropped.
+struct ServeProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServeProcess {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(common::wenda_bin())
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--threads", "1", "--models"])
+            .arg(common::models_dir())
+            .arg("--corpus")
+            .arg(common::corpus_dir())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["fields"]["message"] == "listening" {
+                        let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server logs its address").parse().unwrap();
+        Self { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn wait_serving(url: &str) {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut saw_not_serving = false;
+    while Instant::now() < deadline {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(url.to_string()).unwrap().connect().await {
+            let mut client = HealthClient::new(channel);
+            match client.check(HealthCheckRequest { service: "wenda.v1.Retrieval".into() }).await {
+                Ok(r) if r.get_ref().status == 1 => return,
+                Ok(_) => saw_not_serving = true,
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server never became SERVING (saw NOT_SERVING: {saw_not_serving})");
+}
+
+// Multi-threaded: the health client's connection task must keep running
+// (and close) while this test blocks on child processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(data.path());
+    wait_serving(&server.url()).await;
+
+    // grpcurl, through reflection (no proto files).
+    let grpcurl = Command::new(common::venv_bin("grpcurl"))
+        .args(["-plaintext", "-d", r#"{"query":"Who started OpenStack?","top_k":5}"#])
+        .arg(server.addr.to_string())
+        .arg("wenda.v1.Retrieval/Search")
+        .output()
+        .expect("grpcurl from `make setup`");
+    assert!(grpcurl.status.success(), "{}", String::from_utf8_lossy(&grpcurl.stderr));
+    let response: serde_json::Value = serde_json::from_slice(&grpcurl.stdout).unwrap();
+    let passages = response["passages"].as_array().unwrap();
+    assert_eq!(passages.len(), 5);
+    assert!(passages[0]["citation"]["source"].as_str().unwrap().ends_with(".txt"));
+
+    // A Python grpcio client with stubs generated from the proto.
+    let python = Command::new(common::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/client.py"))
+        .args(["--server", &server.addr.to_string(), "--top-k", "3", "Ai là giám đốc điều hành của Linux Foundation?"])
+        .output()
+        .unwrap();
+    assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
+    let out = String::from_utf8(python.stdout).unwrap();
+    assert!(out.contains("[1]") && out.contains(".txt"), "{out}");
+
+    // wenda ask --json.
+    let ask = Command::new(common::wenda_bin()).args(["ask", "--json", "--server", &server.url(), "华为 FusionSphere 基于什么？"]).output().unwrap();
+    assert!(ask.status.success(), "{}", String::from_utf8_lossy(&ask.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&ask.stdout).unwrap();
+    assert!(!json["passages"].as_array().unwrap().is_empty());
+
+    // SIGTERM: NOT_SERVING, drain, exit 0.
+    let mut server = server;
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Document ids and content hashes, as a reopened engine sees them.
+async fn stored_state(data: &Path) -> Vec<(String, String, usize)> {
+    let engine = common::engine(data, None).await;
+    let (docs, _) = engine.list_documents(1000, "", "").unwrap();
+    let mut out = Vec::new();
+    for d in docs {
+        let view = engine.get_document(&d.id).unwrap();
+        // Store and index agree: every passage of every document is there.
+        assert_eq!(view.passages.len(), d.chunks as usize, "{}: passages missing", d.id);
+        out.push((d.id, d.content_hash, view.passages.len()));
+    }
+    let info = engine.info();
+    assert_eq!(info.passages as usize, out.iter().map(|d| d.2).sum::<usize>(), "orphan passages");
+    out
+}
+
+#[tokio::test]
+async fn sigkill_during_indexing_leaves_the_old_or_the_new_index_never_a_mix() {
+    let corpus = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let files: Vec<_> = std::fs::read_dir(common::corpus_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    // Old state: two articles.
+    for f in &files[..2] {
+        std::fs::copy(f, corpus.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let index = |data: &Path| {
+        Command::new(common::wenda_bin())
+            .args(["index", "--threads", "1", "--models"])
+            .arg(common::models_dir())
+            .arg("--corpus")
+            .arg(corpus.path())
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    assert!(index(data.path()).wait().unwrap().success());
+    let old = stored_state(data.path()).await;
+    assert_eq!(old.len(), 2);
+
+    // New state: all five, one of the old ones changed.
+    for f in &files[2..] {
+        std::fs::copy(f, corpus.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let changed = corpus.path().join(files[0].file_name().unwrap());
+    let mut text = std::fs::read_to_string(&changed).unwrap();
+    text.push_str("\n\nA sentence added later.");
+    std::fs::write(&changed, text).unwrap();
+
+    let mut saw_old = 0;
+    for delay_ms in [200u64, 900, 1600, 2300, 3000, 3700] {
+        let mut child = index(data.path());
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let state = stored_state(data.path()).await;
+        if state == old {
+            saw_old += 1;
+        } else {
+            // Anything else must be the complete new state.
+            assert_eq!(state.len(), 5, "a mix of old and new after SIGKILL at {delay_ms} ms: {state:?}");
+            assert!(state.iter().all(|(id, _, n)| *n > 0 && !id.is_empty()));
+            break;
+        }
+    }
+    assert!(saw_old > 0, "no kill landed before the commit: the test proved nothing");
+    assert!(index(data.path()).wait().unwrap().success());
+    let new = stored_state(data.path()).await;
+    assert_eq!(new.len(), 5);
+    assert_ne!(new, old);
+}
