@@ -270,4 +270,94 @@ pub(crate) mod tests {
         assert!(chunks[1].text.starts_with("Four") || chunks[1].text.starts_with("Seven"));
         assert!(chunks[0].text.contains("Four"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn plain_piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("OpenStack 是一个开源项目。".to_string()),
+                Just("它由 Rackspace 和 NASA 发起！".to_string()),
+                Just("The foundation joined in 2025. ".to_string()),
+                Just("Is it? Yes; it is.".to_string()),
+                Just("Việt Nam có nhiều dự án mã nguồn mở. ".to_string()),
+                Just("e\u{301}👍🏽 ".to_string()),
+                Just("\n".to_string()),
+                Just("\n\n".to_string()),
+                Just("  ".to_string()),
+                "[a-zA-Z0-9 ,.]{0,40}",
+                "[\u{4e00}-\u{4fff}，。]{0,40}",
+            ]
+        }
+
+        fn markup_piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                plain_piece(),
+                Just("<p style=\"a\">".to_string()),
+                Just("</p>".to_string()),
+                Just("<br/>".to_string()),
+                Just("<span class='x'>云</span>".to_string()),
+                Just("&amp;".to_string()),
+                Just("&nbsp;".to_string()),
+                Just("[Linux 基金会](https://lf.org/a?b=c)".to_string()),
+                Just("![img](https://x/y.jpg)".to_string()),
+                Just("**bold**".to_string()),
+                Just("\n## Heading\n".to_string()),
+                Just("<!-- note -->".to_string()),
+            ]
+        }
+
+        fn config() -> impl Strategy<Value = ChunkConfig> {
+            (8usize..60, 0usize..8).prop_map(|(max_tokens, overlap)| ChunkConfig { max_tokens, overlap_tokens: overlap.min(max_tokens / 2) })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Plain text: every chunk is exactly its cited slice, and no
+            /// visible character is left out of every chunk.
+            #[test]
+            fn plain_text_offsets_round_trip(pieces in prop::collection::vec(plain_piece(), 0..40), config in config()) {
+                let original: String = pieces.concat();
+                let chars: Vec<char> = original.chars().collect();
+                let chunks = chunk(&parse(&original).clean, &ApproxCounter, config);
+                let mut covered = vec![false; chars.len()];
+                for c in &chunks {
+                    prop_assert!(c.char_start < c.char_end && c.char_end <= chars.len());
+                    prop_assert_eq!(original_slice(&original, c), c.text.clone());
+                    for k in c.char_start..c.char_end { covered[k] = true; }
+                }
+                for (k, ch) in chars.iter().enumerate() {
+                    prop_assert!(covered[k] || ch.is_whitespace(), "char {} {:?} in no chunk", k, ch);
+                }
+            }
+
+            /// Markup: every clean char comes from inside its chunk's cited
+            /// span, and a char that maps to one original char is that char.
+            #[test]
+            fn markup_offsets_stay_inside_citations(pieces in prop::collection::vec(markup_piece(), 0..40), config in config()) {
+                let original: String = pieces.concat();
+                let chars: Vec<char> = original.chars().collect();
+                let clean = parse(&original).clean;
+                for (c, origin) in clean.chars.iter().zip(&clean.origin) {
+                    prop_assert!(origin.start < origin.end && origin.end <= chars.len());
+                    if origin.len() == 1 && !c.is_whitespace() {
+                        prop_assert_eq!(chars[origin.start], *c);
+                    }
+                }
+                for c in chunk(&clean, &ApproxCounter, config) {
+                    prop_assert!(c.char_start < c.char_end && c.char_end <= chars.len());
+                    let slice = original_slice(&original, &c);
+                    let mut rest = slice.chars();
+                    // Visible chars of the chunk appear in order inside the span
+                    // (decoded entities like &amp; keep their first char).
+                    for ch in c.text.chars().filter(|c| !c.is_whitespace()) {
+                        prop_assert!(rest.any(|o| o == ch), "{:?} not in span {:?}", ch, slice);
+                    }
+                    prop_assert!(!c.text.contains("<p") && !c.text.contains("](") && !c.text.contains("&nbsp;"));
+                }
+            }
+        }
+    }
 }
