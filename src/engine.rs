@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tracing::{info, instrument};
 
@@ -15,6 +16,7 @@ use crate::error::{Error, FieldViolation, Result};
 use crate::index::{IndexConfig, VectorStore};
 use crate::ingest::{self, ChunkConfig, DocumentInput, PreparedDocument, TokenCounter, corpus, lang};
 use crate::lexical::LexicalIndex;
+use crate::manifest::Manifest;
 use crate::rank::{self, Candidate};
 use crate::store::{Origin, Snapshot, Store, StoredDocument, StoredPassage, WriteBatch};
 
@@ -243,7 +245,14 @@ impl Engine {
         .map_err(|e| Error::Storage(e.to_string()))??;
         let layout = layout_fingerprint(&embedder, &config.chunk);
         let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout) && !snapshot.documents.is_empty();
-        let state = Self::load_state(&config, embedder.manifest().dimension, snapshot)?;
+        let manifest = Manifest::read(&config.data_dir);
+        let state = Self::load_state(&config, embedder.manifest().dimension, snapshot, manifest.clone())?;
+        let described = manifest.is_some_and(|m| {
+            m.generation == state.generation && m.index_kind == state.index.kind() && m.passages == state.passages.len()
+        });
+        if !described {
+            persist_manifest(&config, &embedder, &state)?;
+        }
         let engine = Self {
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
             embedder,
@@ -259,8 +268,11 @@ impl Engine {
         Ok(engine)
     }
 
-    fn load_state(config: &EngineConfig, dimension: usize, snapshot: Snapshot) -> Result<State> {
+    fn load_state(config: &EngineConfig, dimension: usize, snapshot: Snapshot, manifest: Option<Manifest>) -> Result<State> {
         let started = Instant::now();
+        let generation: u64 = snapshot.meta.get(META_GENERATION).and_then(|v| v.parse().ok()).unwrap_or(0);
+        // A dump is trusted only for the generation it was written for.
+        let dump = manifest.filter(|m| m.generation == generation).and_then(|m| m.hnsw);
         let mut passages = HashMap::with_capacity(snapshot.passages.len());
         let mut items = Vec::with_capacity(snapshot.passages.len());
         for (passage, vector) in snapshot.passages {
@@ -277,10 +289,10 @@ impl Engine {
         } else {
             rank::LanguageCentroids::default()
         };
-        let index = crate::index::build(&config.index, dimension, items)?;
+        let dump_dir = dump.as_ref().map(|d| config.data_dir.join(&d.dir));
+        let index = crate::index::build(&config.index, dimension, items, dump_dir.as_deref().zip(dump.as_ref()))?;
         let lexical = LexicalIndex::build(passages.values().map(|p| (p.id, p.text.as_str())));
         let next_passage_id = snapshot.meta.get(META_NEXT_ID).and_then(|v| v.parse().ok()).unwrap_or(1);
-        let generation = snapshot.meta.get(META_GENERATION).and_then(|v| v.parse().ok()).unwrap_or(0);
         info!(
             documents = snapshot.documents.len(),
             passages = passages.len(),
@@ -623,12 +635,16 @@ impl Engine {
             .await
             .map_err(|e| Error::Storage(e.to_string()))??;
         let config = self.config.clone();
-        let dimension = self.embedder.manifest().dimension;
-        let mut fresh = tokio::task::spawn_blocking(move || Self::load_state(&config, dimension, snapshot))
-            .await
-            .map_err(|e| Error::Index(e.to_string()))??;
-        fresh.next_passage_id = next_id;
-        fresh.generation = generation;
+        let embedder = self.embedder.clone();
+        let fresh = tokio::task::spawn_blocking(move || -> Result<State> {
+            let mut fresh = Self::load_state(&config, embedder.manifest().dimension, snapshot, None)?;
+            fresh.next_passage_id = next_id;
+            fresh.generation = generation;
+            persist_manifest(&config, &embedder, &fresh)?;
+            Ok(fresh)
+        })
+        .await
+        .map_err(|e| Error::Index(e.to_string()))??;
         *self.write_state() = fresh;
         Ok(())
     }
@@ -698,6 +714,73 @@ impl Engine {
             chunker_version: ingest::CHUNKER_VERSION.to_string(),
         }
     }
+}
+
+/// Writes the manifest for `state`, with a fresh HNSW dump when the index is
+/// a graph: dump into a temporary folder, rename it into place, then point
+/// the manifest at it, then remove older dumps. A crash at any step leaves a
+/// manifest that names a complete dump, or one that a restart ignores.
+fn persist_manifest(config: &EngineConfig, embedder: &Embedder, state: &State) -> Result<()> {
+    let data_dir = &config.data_dir;
+    let name = format!("hnsw-g{}", state.generation);
+    let tmp = data_dir.join(format!(".{name}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    // The dump only saves start-up time: failing to write one is not worth
+    // failing a committed change for.
+    let dumped = state.index.dump(&tmp).unwrap_or_else(|err| {
+        tracing::warn!(%err, "could not dump the hnsw graph; it will be rebuilt at start-up");
+        None
+    });
+    let hnsw = match dumped {
+        Some(mut dump) => {
+            let target = data_dir.join(&name);
+            if target.exists() {
+                std::fs::remove_dir_all(&target)?;
+            }
+            std::fs::rename(&tmp, &target)?;
+            crate::manifest::sync_dir(data_dir)?;
+            dump.dir = name.clone();
+            Some(dump)
+        }
+        None => {
+            std::fs::remove_dir_all(&tmp)?;
+            None
+        }
+    };
+    let mut ids: Vec<(&String, &String)> = state.documents.values().map(|d| (&d.id, &d.content_hash)).collect();
+    ids.sort();
+    let mut corpus = Sha256::new();
+    for (id, hash) in ids {
+        corpus.update(id.as_bytes());
+        corpus.update([0u8]);
+        corpus.update(hash.as_bytes());
+    }
+    Manifest {
+        format: 1,
+        model: embedder.manifest().name.clone(),
+        model_fingerprint: embedder.manifest().fingerprint(),
+        chunker_version: ingest::CHUNKER_VERSION.to_string(),
+        chunk_tokens: config.chunk.max_tokens,
+        chunk_overlap: config.chunk.overlap_tokens,
+        corpus_fingerprint: hex::encode(corpus.finalize()),
+        generation: state.generation,
+        documents: state.documents.len(),
+        passages: state.passages.len(),
+        index_kind: state.index.kind().to_string(),
+        hnsw,
+    }
+    .write(data_dir)?;
+    // Older dumps are no longer named by the manifest.
+    for entry in std::fs::read_dir(data_dir)?.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.starts_with("hnsw-g") && file_name != name {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
 }
 
 fn summary(d: &StoredDocument) -> DocumentSummary {

@@ -7,7 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hnsw_rs::prelude::{DistCosine, Hnsw};
+use std::path::Path;
+
+use hnsw_rs::prelude::{AnnT, DistCosine, Hnsw, HnswIo};
 
 use crate::error::{Error, Result};
 
@@ -33,6 +35,11 @@ pub trait VectorStore: Send + Sync {
     fn remove(&mut self, id: u64);
     /// The `k` best vectors that pass `filter`, best first.
     fn search(&self, query: &[f32], k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<ScoredId>;
+    /// Writes the index's own structure into `dir` (a fresh folder) so a
+    /// restart can skip building it; `None` when it has nothing worth saving.
+    fn dump(&self, _dir: &Path) -> Result<Option<crate::manifest::HnswDump>> {
+        Ok(None)
+    }
 }
 
 /// Which index to build.
@@ -93,8 +100,14 @@ impl Default for IndexConfig {
     }
 }
 
-/// Builds the configured index over `items`.
-pub fn build(config: &IndexConfig, dimension: usize, items: Vec<(u64, Vec<f32>)>) -> Result<Box<dyn VectorStore>> {
+/// Builds the configured index over `items`, or loads the graph from a
+/// dump of exactly these items when one is given and readable.
+pub fn build(
+    config: &IndexConfig,
+    dimension: usize,
+    items: Vec<(u64, Vec<f32>)>,
+    dump: Option<(&Path, &crate::manifest::HnswDump)>,
+) -> Result<Box<dyn VectorStore>> {
     config.hnsw.validate()?;
     let use_hnsw = match config.kind {
         IndexKind::Exact => false,
@@ -102,6 +115,12 @@ pub fn build(config: &IndexConfig, dimension: usize, items: Vec<(u64, Vec<f32>)>
         IndexKind::Auto => items.len() >= config.exact_threshold,
     };
     if use_hnsw {
+        if let Some((dir, dump)) = dump {
+            match HnswIndex::load(config.hnsw, dimension, dir, dump, &items) {
+                Ok(index) => return Ok(Box::new(index)),
+                Err(err) => tracing::warn!(%err, "hnsw dump unusable; rebuilding the graph"),
+            }
+        }
         Ok(Box::new(HnswIndex::build(config.hnsw, dimension, items)?))
     } else {
         let mut index = ExactIndex::new(dimension);
@@ -245,6 +264,33 @@ impl HnswIndex {
         Ok(lost.len())
     }
 
+    /// Loads a graph dumped by [`VectorStore::dump`] for exactly `items`.
+    pub fn load(
+        params: HnswParams,
+        dimension: usize,
+        dir: &Path,
+        dump: &crate::manifest::HnswDump,
+        items: &[(u64, Vec<f32>)],
+    ) -> Result<Self> {
+        params.validate()?;
+        // hnsw_rs ties the loaded graph's lifetime to its loader; the loader
+        // is small and a graph is loaded once per start, so it is leaked to
+        // give the graph a 'static lifetime.
+        let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &dump.basename)));
+        let graph: Hnsw<'static, f32, DistCosine> =
+            loader.load_hnsw().map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
+        if graph.get_nb_point() != items.len() || graph.get_max_nb_connection() as usize != params.m {
+            return Err(Error::Index("dump does not match the stored vectors or parameters".into()));
+        }
+        let mut unreachable = ExactIndex::new(dimension);
+        let vectors: HashMap<u64, Vec<f32>> = items.iter().cloned().collect();
+        for id in &dump.unreachable {
+            let v = vectors.get(id).ok_or_else(|| Error::Index(format!("dump names unknown passage {id}")))?;
+            unreachable.insert(*id, v.clone())?;
+        }
+        Ok(Self { params, dimension, graph, vectors, removed: HashSet::new(), unreachable })
+    }
+
     /// True when a search for `vector` (as a top-1 query would run it)
     /// returns `id` first, or an identical vector.
     fn finds_itself(&self, id: u64, vector: &[f32]) -> bool {
@@ -319,6 +365,21 @@ impl VectorStore for HnswIndex {
         hits.extend(self.unreachable.search(query, k, &|id| filter(id) && !seen.contains(&id)));
         top_k(hits, k)
     }
+
+    fn dump(&self, dir: &Path) -> Result<Option<crate::manifest::HnswDump>> {
+        if !self.removed.is_empty() || self.vectors.is_empty() {
+            // Tombstones live outside the graph (a dump would resurrect
+            // them), and an empty graph is cheaper to build than to load.
+            return Ok(None);
+        }
+        let basename = self.graph.file_dump(dir, "index").map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
+        for entry in std::fs::read_dir(dir)? {
+            std::fs::File::open(entry?.path())?.sync_all()?;
+        }
+        let mut unreachable: Vec<u64> = self.unreachable.ids.clone();
+        unreachable.sort_unstable();
+        Ok(Some(crate::manifest::HnswDump { dir: String::new(), basename, unreachable }))
+    }
 }
 
 #[cfg(test)]
@@ -364,6 +425,13 @@ mod tests {
     fn hnsw_agrees_with_exact_search() {
         let data = items(2000, 32);
         let hnsw = HnswIndex::build(HnswParams::default(), 32, data.clone()).unwrap();
+        // A dumped and reloaded graph answers exactly as the original.
+        let dir = tempfile::tempdir().unwrap();
+        let dump = hnsw.dump(dir.path()).unwrap().unwrap();
+        let reloaded = HnswIndex::load(HnswParams::default(), 32, dir.path(), &dump, &data).unwrap();
+        let q = random_unit(77, 32);
+        assert_eq!(hnsw.search(&q, 10, &|_| true), reloaded.search(&q, 10, &|_| true));
+        assert!(HnswIndex::load(HnswParams::default(), 32, dir.path(), &dump, &data[..10]).is_err());
         let mut exact = ExactIndex::new(32);
         for (id, v) in data {
             exact.insert(id, v).unwrap();

@@ -12,6 +12,7 @@
 //! - [`index`]: the `VectorStore` trait; exact and hnsw_rs implementations.
 //! - [`lexical`]: BM25 over segmented words.
 //! - [`store`]: documents, passages and vectors in redb.
+//! - [`manifest`]: what the data directory's index was built with; the HNSW dump.
 //! - [`config`]: command-line flags and environment variables.
 //! - [`cli`]: the `index`, `embed`, `ask` and `eval` commands.
 //! - [`error`]: the one error type and its mapping to gRPC status codes.
@@ -26,6 +27,7 @@ pub mod grpc;
 pub mod index;
 pub mod ingest;
 pub mod lexical;
+pub mod manifest;
 pub mod rank;
 pub mod server;
 pub mod store;

@@ -55,7 +55,12 @@ pub fn counter() -> Arc<TokenizerCounter> {
 
 /// Opens an engine over `data_dir`, syncing `corpus` when given.
 pub async fn engine(data_dir: &Path, corpus: Option<&Path>) -> Arc<Engine> {
-    let engine = Engine::open(EngineConfig::new(data_dir), embedder(), counter()).await.expect("engine opens");
+    engine_with(EngineConfig::new(data_dir), corpus).await
+}
+
+/// Like [`engine`], with a configuration of the caller's.
+pub async fn engine_with(config: EngineConfig, corpus: Option<&Path>) -> Arc<Engine> {
+    let engine = Engine::open(config, embedder(), counter()).await.expect("engine opens");
     if let Some(corpus) = corpus {
         engine.sync_corpus(corpus, &|_, _| {}).await.expect("corpus syncs");
     }

@@ -109,6 +109,37 @@ async fn persisted_index_reloads_with_identical_results_and_syncs_incrementally(
 }
 
 #[tokio::test]
+async fn an_hnsw_index_is_dumped_beside_the_database_and_reloaded() {
+    let data = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = wenda::engine::EngineConfig::new(data.path());
+        c.index.kind = wenda::index::IndexKind::Hnsw;
+        c
+    };
+    let before = {
+        let engine = common::engine_with(config(), Some(&common::corpus_dir())).await;
+        assert_eq!(engine.info().index_kind, "hnsw");
+        top_ids(&engine).await
+    };
+    let manifest = wenda::manifest::Manifest::read(data.path()).expect("manifest written");
+    let dump = manifest.hnsw.clone().expect("hnsw dump named");
+    assert!(data.path().join(&dump.dir).join(format!("{}.hnsw.graph", dump.basename)).exists());
+    assert_eq!((manifest.documents, manifest.index_kind.as_str()), (5, "hnsw"));
+    assert_eq!(manifest.corpus_fingerprint.len(), 64);
+
+    // Reloaded from the dump: same answers, and the manifest is left as it was.
+    let engine = common::engine_with(config(), None).await;
+    assert_eq!(top_ids(&engine).await, before);
+    drop(engine);
+    assert_eq!(wenda::manifest::Manifest::read(data.path()).unwrap(), manifest);
+
+    // Without the dump the graph is rebuilt from the stored vectors.
+    std::fs::remove_dir_all(data.path().join(&dump.dir)).unwrap();
+    let engine = common::engine_with(config(), None).await;
+    assert_eq!(top_ids(&engine).await, before);
+}
+
+#[tokio::test]
 async fn bad_files_are_skipped_by_name_and_the_rest_is_indexed() {
     let corpus = tempfile::tempdir().unwrap();
     copy_corpus(corpus.path());
