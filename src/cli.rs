@@ -23,7 +23,16 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
         Ok((embedder, counter))
     })
     .await??;
-    let engine = Engine::open(args.engine_config(), embedder, Arc::new(counter))
+    let mut config = args.engine_config();
+    if let Some(path) = args.lexicon_path() {
+        let explicit = args.lexicon.is_some();
+        match tokio::task::spawn_blocking(move || crate::lexicon::Lexicon::load(&path)).await? {
+            Ok(lexicon) => config.lexicon = Some(Arc::new(lexicon)),
+            Err(err) if explicit => return Err(err.into()),
+            Err(err) => tracing::warn!(%err, "no lexicon: lexical matching stays within each language"),
+        }
+    }
+    let engine = Engine::open(config, embedder, Arc::new(counter))
         .await
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     if let Some(corpus) = &args.corpus {

@@ -102,6 +102,13 @@ pub struct EngineArgs {
     /// Remove each language's mean vector from passages and queries (cross-language ranking).
     #[arg(long, env = "WENDA_CENTER_LANGUAGES", default_value_t = true, action = clap::ArgAction::Set)]
     pub center_languages: bool,
+    /// Chinese↔English dictionary (CC-CEDICT) for lexical matching across
+    /// languages; default `<models>/lexicon/cc-cedict.txt`; `none` turns it off.
+    #[arg(long, env = "WENDA_LEXICON")]
+    pub lexicon: Option<PathBuf>,
+    /// Weight of lexical against dense ranks in hybrid fusion.
+    #[arg(long, env = "WENDA_LEXICAL_WEIGHT", default_value_t = 1.0)]
+    pub lexical_weight: f32,
     /// Requests in flight before RESOURCE_EXHAUSTED.
     #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
@@ -111,10 +118,20 @@ impl EngineArgs {
     /// Checks combinations clap cannot (hnsw_rs exits the process on M > 256).
     pub fn validate(&self) -> anyhow::Result<()> {
         self.index_config().hnsw.validate()?;
-        anyhow::ensure!(self.chunk_tokens >= 16 && self.chunk_tokens <= 500, "--chunk-tokens must be between 16 and 500");
+        anyhow::ensure!((16..=500).contains(&self.chunk_tokens), "--chunk-tokens must be between 16 and 500");
         anyhow::ensure!(self.chunk_overlap < self.chunk_tokens, "--chunk-overlap must be smaller than --chunk-tokens");
         anyhow::ensure!(self.max_in_flight > 0, "--max-in-flight must be at least 1");
+        anyhow::ensure!((0.0..=10.0).contains(&self.lexical_weight), "--lexical-weight must be between 0 and 10");
         Ok(())
+    }
+
+    /// The lexicon file to load, if any.
+    pub fn lexicon_path(&self) -> Option<PathBuf> {
+        match &self.lexicon {
+            Some(p) if p.as_os_str() == "none" => None,
+            Some(p) => Some(p.clone()),
+            None => Some(self.model.models.join("lexicon/cc-cedict.txt")),
+        }
     }
 
     pub fn index_config(&self) -> IndexConfig {
@@ -131,6 +148,7 @@ impl EngineArgs {
         c.index = self.index_config();
         c.center_languages = self.center_languages;
         c.max_in_flight = self.max_in_flight;
+        c.lexical_weight = self.lexical_weight;
         c
     }
 }

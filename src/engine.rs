@@ -57,6 +57,10 @@ pub struct EngineConfig {
     pub max_file_bytes: u64,
     /// Subtract each language's mean vector from passages and queries.
     pub center_languages: bool,
+    /// Chinese↔English dictionary for lexical matching across languages.
+    pub lexicon: Option<Arc<crate::lexicon::Lexicon>>,
+    /// Weight of the lexical ranking against the dense one in hybrid fusion.
+    pub lexical_weight: f32,
 }
 
 impl EngineConfig {
@@ -68,6 +72,8 @@ impl EngineConfig {
             max_in_flight: 64,
             max_file_bytes: 10 * 1024 * 1024,
             center_languages: true,
+            lexicon: None,
+            lexical_weight: 1.0,
         }
     }
 }
@@ -291,7 +297,7 @@ impl Engine {
         };
         let dump_dir = dump.as_ref().map(|d| config.data_dir.join(&d.dir));
         let index = crate::index::build(&config.index, dimension, items, dump_dir.as_deref().zip(dump.as_ref()))?;
-        let lexical = LexicalIndex::build(passages.values().map(|p| (p.id, p.text.as_str())));
+        let lexical = LexicalIndex::build(passages.values().map(|p| (p.id, p.text.as_str())), config.lexicon.clone());
         let next_passage_id = snapshot.meta.get(META_NEXT_ID).and_then(|v| v.parse().ok()).unwrap_or(1);
         info!(
             documents = snapshot.documents.len(),
@@ -391,7 +397,7 @@ impl Engine {
         let search_ms = ms(search_started);
 
         let rank_started = Instant::now();
-        let fused: Vec<Candidate> = rank::fuse(query.mode, &dense, &lexical);
+        let fused: Vec<Candidate> = rank::fuse(query.mode, &dense, &lexical, self.config.lexical_weight);
         let hits: Vec<SearchHit> = fused
             .into_iter()
             .filter(|c| c.score >= query.min_score)

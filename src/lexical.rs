@@ -2,10 +2,13 @@
 //! segmented by `jieba-rs` and Latin-script and Vietnamese text split into
 //! words and syllables, so names and numbers match across languages.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use bm25::{Document, SearchEngine, SearchEngineBuilder};
 use jieba_rs::Jieba;
+
+use crate::lexicon::Lexicon;
 
 /// The shared segmenter: loading jieba's dictionary takes ~100 ms, once.
 fn jieba() -> &'static Jieba {
@@ -74,9 +77,13 @@ impl bm25::Tokenizer for TermTokenizer {
     }
 }
 
-/// A BM25 index of passages by id.
+/// A BM25 index of passages by id, with optional query translation.
 pub struct LexicalIndex {
     engine: Arc<SearchEngine<u64, u32, TermTokenizer>>,
+    /// Every term of the indexed passages: translations are kept only when
+    /// they can match something.
+    vocabulary: HashSet<String>,
+    lexicon: Option<Arc<Lexicon>>,
 }
 
 /// A lexical hit.
@@ -88,17 +95,31 @@ pub struct LexicalHit {
 
 impl LexicalIndex {
     /// Builds the index over passage texts (statistics fit to this corpus).
-    pub fn build<'a>(passages: impl Iterator<Item = (u64, &'a str)>) -> Self {
+    pub fn build<'a>(passages: impl Iterator<Item = (u64, &'a str)>, lexicon: Option<Arc<Lexicon>>) -> Self {
         let docs: Vec<Document<u64>> = passages.map(|(id, text)| Document::new(id, text)).collect();
+        let vocabulary = docs.iter().flat_map(|d| TermTokenizer.terms(&d.contents)).collect();
         let engine = SearchEngineBuilder::<u64, u32, TermTokenizer>::with_tokenizer_and_documents(TermTokenizer, docs).build();
-        Self { engine: Arc::new(engine) }
+        Self { engine: Arc::new(engine), vocabulary, lexicon }
     }
 
-    /// The `k` best passages that pass `filter`, best first.
+    /// Dictionary translations of the query's terms that occur in the index.
+    pub fn translations(&self, query: &str) -> Vec<String> {
+        let Some(lexicon) = &self.lexicon else { return Vec::new() };
+        let known = |w: &str| {
+            let terms = TermTokenizer.terms(w);
+            !terms.is_empty() && terms.iter().all(|t| self.vocabulary.contains(t))
+        };
+        lexicon.translate(&TermTokenizer.terms(query), &known)
+    }
+
+    /// The `k` best passages that pass `filter`, best first. The query is
+    /// matched together with its translations.
     pub fn search(&self, query: &str, k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<LexicalHit> {
+        let translations = self.translations(query);
+        let expanded = if translations.is_empty() { query.to_string() } else { format!("{query} {}", translations.join(" ")) };
         let mut hits: Vec<LexicalHit> = self
             .engine
-            .search(query, None)
+            .search(&expanded, None)
             .into_iter()
             .filter(|r| r.score > 0.0 && filter(r.document.id))
             .map(|r| LexicalHit { id: r.document.id, score: r.score })
@@ -128,9 +149,21 @@ mod tests {
         let index = LexicalIndex::build(
             [(1, "Linux 基金会的执行董事 Jim Zemlin 发表了演讲。"), (2, "OpenStack 是一个云计算项目。"), (3, "Kata Containers và StarlingX.")]
                 .into_iter(),
+            None,
         );
         let hits = index.search("Who is Jim Zemlin?", 3, &|_| true);
         assert_eq!(hits[0].id, 1);
         assert!(index.search("Jim Zemlin", 3, &|id| id != 1).is_empty());
+    }
+
+    #[test]
+    fn translations_reach_passages_in_the_other_language() {
+        let lexicon = Lexicon::parse("騰訊 腾讯 [Teng2 xun4] /Tencent, Chinese tech company/\n白金 白金 [bai2 jin1] /platinum/\n");
+        let passages = [(1, "从2018年开始，腾讯成为OpenStack白金会员。"), (2, "华为是排名第一的电信厂商。")];
+        let plain = LexicalIndex::build(passages.into_iter(), None);
+        assert!(plain.search("Since when is Tencent a platinum member?", 2, &|_| true).is_empty());
+        let bridged = LexicalIndex::build(passages.into_iter(), Some(Arc::new(lexicon)));
+        assert_eq!(bridged.translations("Since when is Tencent a platinum member?"), ["白金", "腾讯"]);
+        assert_eq!(bridged.search("Since when is Tencent a platinum member?", 2, &|_| true)[0].id, 1);
     }
 }

@@ -11,6 +11,7 @@
 //! - [`embed`]: multilingual-e5-small through fastembed on its own thread.
 //! - [`index`]: the `VectorStore` trait; exact and hnsw_rs implementations.
 //! - [`lexical`]: BM25 over segmented words.
+//! - [`lexicon`]: Chinese↔English dictionary translations for lexical matching across languages.
 //! - [`store`]: documents, passages and vectors in redb.
 //! - [`manifest`]: what the data directory's index was built with; the HNSW dump.
 //! - [`config`]: command-line flags and environment variables.
@@ -27,6 +28,7 @@ pub mod grpc;
 pub mod index;
 pub mod ingest;
 pub mod lexical;
+pub mod lexicon;
 pub mod manifest;
 pub mod rank;
 pub mod server;

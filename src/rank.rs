@@ -91,7 +91,8 @@ const RRF_K: f32 = 60.0;
 
 /// Fuses dense and lexical candidates. Dense alone keeps cosine scores,
 /// lexical alone BM25 scores, hybrid reciprocal-rank-fused scores.
-pub fn fuse(mode: SearchMode, dense: &[ScoredId], lexical: &[LexicalHit]) -> Vec<Candidate> {
+/// `lexical_weight` scales the lexical list's votes in hybrid mode.
+pub fn fuse(mode: SearchMode, dense: &[ScoredId], lexical: &[LexicalHit], lexical_weight: f32) -> Vec<Candidate> {
     let mut by_id: HashMap<u64, Candidate> = HashMap::new();
     for (i, d) in dense.iter().enumerate() {
         let c = by_id.entry(d.id).or_insert_with(|| Candidate { id: d.id, score: 0.0, explanation: Explanation::default() });
@@ -112,7 +113,7 @@ pub fn fuse(mode: SearchMode, dense: &[ScoredId], lexical: &[LexicalHit]) -> Vec
                 SearchMode::Lexical => e.lexical_score.unwrap_or(0.0),
                 SearchMode::Hybrid => {
                     e.dense_rank.map_or(0.0, |r| 1.0 / (RRF_K + r as f32))
-                        + e.lexical_rank.map_or(0.0, |r| 1.0 / (RRF_K + r as f32))
+                        + e.lexical_rank.map_or(0.0, |r| lexical_weight / (RRF_K + r as f32))
                 }
             };
             c.explanation.fused_score = c.score;
@@ -125,8 +126,14 @@ pub fn fuse(mode: SearchMode, dense: &[ScoredId], lexical: &[LexicalHit]) -> Vec
 
 /// The sentences of `passage` sharing the most query terms, weighted by
 /// rarity in the corpus; at most two, in the passage's order of relevance.
-pub fn highlights(passage: &StoredPassage, document_text: &str, query: &str, _lexical: &LexicalIndex) -> Vec<Highlight> {
-    let query_terms: HashSet<String> = TermTokenizer.terms(query).into_iter().collect();
+pub fn highlights(passage: &StoredPassage, document_text: &str, query: &str, lexical: &LexicalIndex) -> Vec<Highlight> {
+    // The query's translations count too, so an English question highlights
+    // the Chinese sentence that names 腾讯.
+    let query_terms: HashSet<String> = TermTokenizer
+        .terms(query)
+        .into_iter()
+        .chain(lexical.translations(query).iter().flat_map(|w| TermTokenizer.terms(w)))
+        .collect();
     if query_terms.is_empty() {
         return Vec::new();
     }
@@ -170,11 +177,11 @@ mod tests {
     fn hybrid_fusion_rewards_agreement() {
         let dense = [ScoredId { id: 1, score: 0.9 }, ScoredId { id: 2, score: 0.8 }];
         let lexical = [LexicalHit { id: 2, score: 5.0 }, LexicalHit { id: 3, score: 4.0 }];
-        let fused = fuse(SearchMode::Hybrid, &dense, &lexical);
+        let fused = fuse(SearchMode::Hybrid, &dense, &lexical, 1.0);
         assert_eq!(fused[0].id, 2);
         assert_eq!(fused.len(), 3);
         assert_eq!(fused[0].explanation.lexical_rank, Some(1));
-        let dense_only = fuse(SearchMode::Dense, &dense, &[]);
+        let dense_only = fuse(SearchMode::Dense, &dense, &[], 1.0);
         assert!((dense_only[0].score - 0.9).abs() < 1e-6);
     }
 }

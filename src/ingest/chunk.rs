@@ -28,7 +28,7 @@ pub struct ChunkConfig {
 
 impl Default for ChunkConfig {
     fn default() -> Self {
-        Self { max_tokens: 160, overlap_tokens: 48 }
+        Self { max_tokens: 96, overlap_tokens: 40 }
     }
 }
 

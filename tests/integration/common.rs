@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use wenda::embed::{Embedder, EmbedderConfig, TokenizerCounter};
 use wenda::engine::{Engine, EngineConfig};
+use wenda::lexicon::Lexicon;
 use wenda::proto::retrieval_client::RetrievalClient;
 
 fn repo() -> PathBuf {
@@ -53,9 +54,22 @@ pub fn counter() -> Arc<TokenizerCounter> {
     COUNTER.get_or_init(|| Arc::new(TokenizerCounter::load(&embedder_config()).expect("tokenizer"))).clone()
 }
 
+/// The CC-CEDICT lexicon provisioned by `make setup`, loaded once.
+pub fn lexicon() -> Arc<Lexicon> {
+    static LEXICON: OnceLock<Arc<Lexicon>> = OnceLock::new();
+    LEXICON.get_or_init(|| Arc::new(Lexicon::load(&models_dir().join("lexicon/cc-cedict.txt")).expect("lexicon"))).clone()
+}
+
+/// The configuration `wenda serve` uses by default, over `data_dir`.
+pub fn default_config(data_dir: &Path) -> EngineConfig {
+    let mut config = EngineConfig::new(data_dir);
+    config.lexicon = Some(lexicon());
+    config
+}
+
 /// Opens an engine over `data_dir`, syncing `corpus` when given.
 pub async fn engine(data_dir: &Path, corpus: Option<&Path>) -> Arc<Engine> {
-    engine_with(EngineConfig::new(data_dir), corpus).await
+    engine_with(default_config(data_dir), corpus).await
 }
 
 /// Like [`engine`], with a configuration of the caller's.

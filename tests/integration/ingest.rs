@@ -35,7 +35,7 @@ fn corpus_chunks_hold_no_markup_front_matter_or_boilerplate() {
             for f in forbidden {
                 assert!(!c.chunk.text.contains(f), "{} chunk {} contains {f:?}: {}", file.id, c.chunk.index, c.chunk.text);
             }
-            assert!(c.chunk.tokens <= 160, "chunk over the token budget");
+            assert!(c.chunk.tokens <= ingest::ChunkConfig::default().max_tokens, "chunk over the token budget");
             let slice = common::char_slice(&original, c.chunk.char_start, c.chunk.char_end);
             assert!(common::is_subsequence_ignoring_whitespace(&c.chunk.text, &slice));
             for r in &c.chunk.sentences {
@@ -112,7 +112,7 @@ async fn persisted_index_reloads_with_identical_results_and_syncs_incrementally(
 async fn an_hnsw_index_is_dumped_beside_the_database_and_reloaded() {
     let data = tempfile::tempdir().unwrap();
     let config = || {
-        let mut c = wenda::engine::EngineConfig::new(data.path());
+        let mut c = common::default_config(data.path());
         c.index.kind = wenda::index::IndexKind::Hnsw;
         c
     };

@@ -7,3 +7,4 @@ mod embeddings;
 mod grpc;
 mod ingest;
 mod processes;
+mod quality;

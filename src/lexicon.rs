@@ -1,0 +1,164 @@
+//! Chinese↔English word translations from CC-CEDICT, so lexical matching
+//! works across languages: an English question about "Tencent" and
+//! "platinum" also looks for 腾讯 and 白金 in Chinese passages, and back.
+//!
+//! This is dictionary-based cross-language retrieval: each query word is
+//! replaced by its dictionary translations that actually occur in the indexed
+//! passages, a few at most, primary senses first.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Most translations kept per query word or phrase.
+const MAX_TRANSLATIONS: usize = 3;
+/// Longest English phrase looked up, in words.
+const MAX_PHRASE_WORDS: usize = 3;
+
+#[derive(Default)]
+pub struct Lexicon {
+    /// English phrase (lowercase) -> Chinese words, best sense first.
+    en_to_zh: HashMap<String, Vec<(String, u16)>>,
+    /// Chinese word -> English phrases of its first senses.
+    zh_to_en: HashMap<String, Vec<String>>,
+}
+
+impl std::fmt::Debug for Lexicon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lexicon({} English phrases, {} Chinese words)", self.en_to_zh.len(), self.zh_to_en.len())
+    }
+}
+
+/// A gloss reduced to the phrase a query would use: parentheticals and
+/// descriptions after a comma dropped, "to " of verbs dropped.
+fn gloss_phrase(gloss: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut depth = 0;
+    for c in gloss.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = (depth - 1).max(0),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    let head = out.split([',', ';']).next()?.trim().to_lowercase();
+    let head = head.strip_prefix("to ").unwrap_or(&head).trim().to_string();
+    let skip = ["cl:", "variant of", "see ", "old variant", "surname", "abbr.", "also written", "used in", "erhua"];
+    let words = head.split_whitespace().count();
+    if head.is_empty() || words > MAX_PHRASE_WORDS || skip.iter().any(|s| head.starts_with(s)) {
+        return None;
+    }
+    head.chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '\'').then_some(head)
+}
+
+impl Lexicon {
+    /// Loads a CC-CEDICT file (`Trad Simp [pinyin] /gloss/gloss/`).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("{}: {e}; run `make setup` to provision the lexicon", path.display())))?;
+        Ok(Self::parse(&text))
+    }
+
+    pub fn parse(text: &str) -> Self {
+        let mut lexicon = Self::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((head, rest)) = line.split_once(" [") else { continue };
+            let Some(simplified) = head.split_whitespace().nth(1) else { continue };
+            let Some((_, glosses)) = rest.split_once("] /") else { continue };
+            let mut senses = Vec::new();
+            for (rank, gloss) in glosses.trim_end_matches('/').split('/').enumerate() {
+                if let Some(phrase) = gloss_phrase(gloss) {
+                    let entry = lexicon.en_to_zh.entry(phrase.clone()).or_default();
+                    if !entry.iter().any(|(w, _)| w == simplified) {
+                        entry.push((simplified.to_string(), rank as u16));
+                    }
+                    if senses.len() < 2 {
+                        senses.push(phrase);
+                    }
+                }
+            }
+            if !senses.is_empty() {
+                lexicon.zh_to_en.entry(simplified.to_string()).or_default().extend(senses);
+            }
+        }
+        for words in lexicon.en_to_zh.values_mut() {
+            // Primary senses first; among equals, shorter (more general) words.
+            words.sort_by_key(|(w, rank)| (*rank, w.chars().count()));
+        }
+        lexicon
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.en_to_zh.is_empty()
+    }
+
+    /// Translations of the query's terms that pass `known` (a term occurs in
+    /// the index). English phrases of up to three words are tried before
+    /// their words; Chinese terms are translated to English.
+    pub fn translate(&self, terms: &[String], known: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let latin: Vec<&String> = terms.iter().filter(|t| t.chars().all(|c| c.is_ascii_alphanumeric())).collect();
+        let mut covered = vec![false; latin.len()];
+        for n in (1..=MAX_PHRASE_WORDS).rev() {
+            for start in 0..latin.len().saturating_sub(n - 1) {
+                if covered[start..start + n].iter().any(|&c| c) {
+                    continue;
+                }
+                let phrase = latin[start..start + n].iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+                let Some(words) = self.en_to_zh.get(&phrase) else { continue };
+                let found: Vec<&String> = words.iter().map(|(w, _)| w).filter(|w| known(w)).take(MAX_TRANSLATIONS).collect();
+                if !found.is_empty() {
+                    out.extend(found.into_iter().cloned());
+                    covered[start..start + n].iter_mut().for_each(|c| *c = true);
+                }
+            }
+        }
+        for term in terms.iter().filter(|t| !t.chars().all(|c| c.is_ascii_alphanumeric())) {
+            if let Some(phrases) = self.zh_to_en.get(term) {
+                out.extend(
+                    phrases
+                        .iter()
+                        .flat_map(|p| p.split_whitespace())
+                        .filter(|w| known(w))
+                        .take(MAX_TRANSLATIONS)
+                        .map(str::to_string),
+                );
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "# comment\n\
+騰訊 腾讯 [Teng2 xun4] /Tencent, Chinese tech conglomerate, founded in 1998/\n\
+白金 白金 [bai2 jin1] /platinum/silver/white gold/\n\
+會員 会员 [hui4 yuan2] /member/\n\
+成員 成员 [cheng2 yuan2] /member/\n\
+新聞發布會 新闻发布会 [xin1 wen2 fa1 bu4 hui4] /press conference/\n\
+發布 发布 [fa1 bu4] /to release/to issue/to announce/\n\
+會 会 [hui4] /can/to meet/CL:個|个[ge4]/\n";
+
+    #[test]
+    fn english_phrases_and_words_become_chinese_words_found_in_the_index() {
+        let lexicon = Lexicon::parse(SAMPLE);
+        let known = |w: &str| ["腾讯", "白金", "会员", "新闻发布会", "发布"].contains(&w);
+        let terms: Vec<String> = ["tencent", "platinum", "member", "press", "conference"].map(String::from).to_vec();
+        let out = lexicon.translate(&terms, &known);
+        assert_eq!(out, ["会员", "新闻发布会", "白金", "腾讯"]);
+    }
+
+    #[test]
+    fn chinese_words_become_english_words() {
+        let lexicon = Lexicon::parse(SAMPLE);
+        let out = lexicon.translate(&["腾讯".to_string(), "白金".to_string()], &|w| w != "gold");
+        assert_eq!(out, ["platinum", "silver", "tencent"]);
+    }
+}
