@@ -55,6 +55,11 @@ pub struct ModelArgs {
     /// Path of libonnxruntime.so; default `<models>/onnxruntime/libonnxruntime.so`.
     #[arg(long, env = "WENDA_ONNXRUNTIME_LIB")]
     pub onnxruntime_lib: Option<PathBuf>,
+    /// Use model files without checking their sha256 against the manifest
+    /// (for the official Hugging Face export dropped in by hand).
+    #[arg(long, env = "WENDA_ACCEPT_EXISTING_MODEL", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub accept_existing_model: bool,
 }
 
 impl ModelArgs {
@@ -63,6 +68,7 @@ impl ModelArgs {
         c.model = self.model.clone();
         c.threads = self.threads;
         c.onnxruntime_lib = self.onnxruntime_lib.clone();
+        c.verify_files = !self.accept_existing_model;
         c
     }
 }

@@ -244,3 +244,47 @@ async fn embed_returns_normalised_vectors_and_flags_truncation() {
     assert!(response.embeddings[1].truncated);
     assert_eq!(response.embeddings[1].tokens, 512);
 }
+
+#[tokio::test]
+async fn health_follows_loading_and_shutdown() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (give_engine, engine_ready) = tokio::sync::oneshot::channel::<std::sync::Arc<wenda::engine::Engine>>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(wenda::server::run_loading(
+        listener,
+        async move { Ok(engine_ready.await?) },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+    let mut health = HealthClient::new(channel.clone());
+    let status = |health: &mut HealthClient<tonic::transport::Channel>| {
+        let mut health = health.clone();
+        async move { health.check(HealthCheckRequest { service: "wenda.v1.Retrieval".into() }).await.unwrap().into_inner().status }
+    };
+    // Loading: NOT_SERVING, and Retrieval calls are UNAVAILABLE.
+    assert_eq!(status(&mut health).await, ServingStatus::NotServing as i32);
+    let mut client = proto::retrieval_client::RetrievalClient::new(channel.clone());
+    let err = client.info(proto::InfoRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+
+    give_engine.send(common::corpus_engine()).ok().unwrap();
+    let mut serving = false;
+    for _ in 0..100 {
+        if status(&mut health).await == ServingStatus::Serving as i32 {
+            serving = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(serving, "never became SERVING");
+    assert!(client.info(proto::InfoRequest {}).await.is_ok());
+
+    // Shutdown: the server stops and its task ends cleanly.
+    stop.send(()).unwrap();
+    drop((client, health, channel));
+    let result = tokio::time::timeout(std::time::Duration::from_secs(15), server).await.expect("server stops").unwrap();
+    assert!(result.is_ok(), "{result:?}");
+}

@@ -162,3 +162,24 @@ async fn bad_files_are_skipped_by_name_and_the_rest_is_indexed() {
     assert_eq!(skipped, ["binary.txt", "dangling.txt", "empty.md", "huge.txt", "latin1.txt", "loop"]);
     assert!(report.skipped.iter().all(|s| !s.reason.is_empty()));
 }
+
+#[tokio::test]
+async fn a_changed_chunker_configuration_rebuilds_the_stored_passages() {
+    let data = tempfile::tempdir().unwrap();
+    let small = {
+        let mut c = common::default_config(data.path());
+        c.chunk = ingest::ChunkConfig { max_tokens: 48, overlap_tokens: 0 };
+        let engine = common::engine_with(c, Some(&common::corpus_dir())).await;
+        engine.info().passages
+    };
+    // Reopened with the default chunking and no corpus sync: the stored
+    // documents are re-chunked and re-embedded from their stored text.
+    let engine = common::engine(data.path(), None).await;
+    let info = engine.info();
+    assert_eq!(info.documents, 5);
+    assert!(info.passages < small, "{} passages after rebuild, {small} before", info.passages);
+    let doc = engine.get_document("003_2d3723fee4e68220.txt").unwrap();
+    assert!(doc.passages.iter().all(|p| p.tokens as usize <= ingest::ChunkConfig::default().max_tokens));
+    let hits = engine.search(SearchQuery { query: "Rackspace NASA 2010".into(), top_k: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(hits.hits[0].passage.doc_id, "003_2d3723fee4e68220.txt");
+}
