@@ -92,8 +92,29 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     args.engine.validate()?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let options = serve_options(&args)?;
+    if !options.tokens.is_enabled() && !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "no --tokens-file: every caller may ingest and delete");
+    }
     let engine = open_engine(&args.engine, false);
-    crate::server::run_loading(listener, engine, crate::server::shutdown_signal()).await
+    crate::server::run_with(listener, engine, crate::server::shutdown_signal(), options).await
+}
+
+fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::server::ServeOptions> {
+    let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let tokens = match &args.tokens_file {
+        Some(path) => crate::auth::Tokens::load(path)?,
+        None => crate::auth::Tokens::default(),
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::TlsOptions {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: args.tls_client_ca.as_deref().map(read).transpose()?,
+        }),
+        _ => None,
+    };
+    Ok(crate::server::ServeOptions { tokens, tls })
 }
 
 /// `wenda index`: syncs the corpus into the data directory and prints a summary.

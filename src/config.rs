@@ -164,6 +164,19 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "WENDA_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Bearer tokens, one `read TOKEN` or `admin TOKEN` per line; without
+    /// it, every caller may do everything.
+    #[arg(long, env = "WENDA_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key, serves TLS only.
+    #[arg(long, env = "WENDA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "WENDA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) client certificates must chain to (mutual TLS).
+    #[arg(long, env = "WENDA_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }

@@ -35,6 +35,8 @@ pub mod limits {
     pub const MAX_PAGE_SIZE: usize = 1000;
     /// Texts embedded per model call while indexing.
     pub const EMBED_BATCH: usize = 16;
+    /// Ingest and Delete calls waiting for their turn before RESOURCE_EXHAUSTED.
+    pub const MAX_QUEUED_WRITES: usize = 16;
 }
 
 /// How candidates are retrieved.
@@ -214,6 +216,8 @@ pub struct Engine {
     state: RwLock<State>,
     /// One writer at a time, so the store and the index change together.
     writer: tokio::sync::Mutex<()>,
+    /// Writes waiting for `writer`; more are turned away at once.
+    write_queue: Semaphore,
     permits: Arc<Semaphore>,
     config: EngineConfig,
 }
@@ -266,6 +270,7 @@ impl Engine {
             store: Arc::new(store),
             state: RwLock::new(state),
             writer: tokio::sync::Mutex::new(()),
+            write_queue: Semaphore::new(limits::MAX_QUEUED_WRITES),
             config,
         };
         if stale {
@@ -357,6 +362,12 @@ impl Engine {
             .map_err(|_| Error::Overloaded(format!("more than {} requests in flight", self.config.max_in_flight)))
     }
 
+    fn queue_write(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.write_queue
+            .try_acquire()
+            .map_err(|_| Error::Overloaded(format!("more than {} writes waiting", limits::MAX_QUEUED_WRITES)))
+    }
+
     /// Returns the passages that best answer `query`.
     #[instrument(skip_all, fields(mode = ?query.mode, top_k = query.top_k))]
     pub async fn search(&self, query: SearchQuery) -> Result<SearchResults> {
@@ -439,6 +450,7 @@ impl Engine {
     #[instrument(skip_all, fields(documents = inputs.len()))]
     pub async fn ingest(&self, inputs: Vec<DocumentInput>) -> Result<Vec<IngestOutcome>> {
         validate_ingest(&inputs)?;
+        let _queued = self.queue_write()?;
         let _writer = self.writer.lock().await;
         let mut outcomes = Vec::with_capacity(inputs.len());
         let mut todo = Vec::new();
@@ -482,6 +494,7 @@ impl Engine {
     /// Removes documents; returns how many existed.
     pub async fn delete(&self, ids: Vec<String>) -> Result<usize> {
         validate_ids("ids", &ids, limits::MAX_DELETE_IDS)?;
+        let _queued = self.queue_write()?;
         let _writer = self.writer.lock().await;
         let existing: Vec<String> = {
             let state = self.read_state();

@@ -29,6 +29,12 @@ pub enum Error {
     /// Not ready yet, or shutting down.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// No valid credentials were presented.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The credentials do not allow this call.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// The request's deadline passed before it finished.
     #[error("deadline exceeded")]
     DeadlineExceeded,
@@ -90,6 +96,8 @@ impl From<Error> for tonic::Status {
             Error::Overloaded(_) => tonic::Status::resource_exhausted(message),
             Error::Unavailable(_) => tonic::Status::unavailable(message),
             Error::DeadlineExceeded => tonic::Status::deadline_exceeded(message),
+            Error::Unauthenticated(_) => tonic::Status::unauthenticated(message),
+            Error::PermissionDenied(_) => tonic::Status::permission_denied(message),
             Error::Model(_) | Error::Storage(_) | Error::Index(_) | Error::Io(_) => tonic::Status::internal(message),
         }
     }
@@ -116,5 +124,7 @@ mod tests {
         assert_eq!(code(Error::Unavailable("x".into())), tonic::Code::Unavailable);
         assert_eq!(code(Error::DeadlineExceeded), tonic::Code::DeadlineExceeded);
         assert_eq!(code(Error::Storage("x".into())), tonic::Code::Internal);
+        assert_eq!(code(Error::Unauthenticated("x".into())), tonic::Code::Unauthenticated);
+        assert_eq!(code(Error::PermissionDenied("x".into())), tonic::Code::PermissionDenied);
     }
 }

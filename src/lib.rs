@@ -16,8 +16,10 @@
 //! - [`manifest`]: what the data directory's index was built with; the HNSW dump.
 //! - [`config`]: command-line flags and environment variables.
 //! - [`cli`]: the `index`, `embed`, `ask` and `eval` commands.
+//! - [`auth`]: optional bearer tokens with read and admin roles.
 //! - [`error`]: the one error type and its mapping to gRPC status codes.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod embed;

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tracing::info;
 
+use crate::auth::Tokens;
 use crate::engine::Engine;
 use crate::grpc::RetrievalService;
 use crate::proto;
@@ -25,10 +26,33 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// How long shutdown waits for requests in flight and open connections.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// TLS for the listener: PEM certificate chain and key, and optionally the
+/// CA that client certificates must chain to (mutual TLS).
+#[derive(Clone)]
+pub struct TlsOptions {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches a log.
+        f.debug_struct("TlsOptions").field("client_ca", &self.client_ca_pem.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// Access control and transport security.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub tokens: Tokens,
+    pub tls: Option<TlsOptions>,
+}
+
 /// Serves a ready engine on `listener` until `shutdown` completes, then
 /// reports NOT_SERVING and drains requests in flight.
 pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    run_loading(listener, async move { Ok(engine) }, shutdown).await
+    run_with(listener, async move { Ok(engine) }, shutdown, ServeOptions::default()).await
 }
 
 /// Like [`run`], but starts answering at once: health is NOT_SERVING and
@@ -38,6 +62,16 @@ pub async fn run_loading(
     listener: TcpListener,
     engine: impl Future<Output = anyhow::Result<Arc<Engine>>>,
     shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with(listener, engine, shutdown, ServeOptions::default()).await
+}
+
+/// [`run_loading`] with access control and TLS.
+pub async fn run_with(
+    listener: TcpListener,
+    engine: impl Future<Output = anyhow::Result<Arc<Engine>>>,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", ServingStatus::NotServing).await;
@@ -53,13 +87,21 @@ pub async fn run_loading(
         .build_v1alpha()?;
 
     let (engine_tx, engine_rx) = watch::channel::<Option<Arc<Engine>>>(None);
-    let retrieval = RetrievalServer::new(RetrievalService::loading(engine_rx))
+    let retrieval = RetrievalServer::new(RetrievalService::loading(engine_rx, Arc::new(options.tokens)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     let addr = listener.local_addr()?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = options.tls {
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(tls.cert_pem, tls.key_pem));
+        if let Some(ca) = tls.client_ca_pem {
+            config = config.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(config)?;
+    }
+    let server = builder
         .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
         .add_service(health_service)
         .add_service(reflection_v1)

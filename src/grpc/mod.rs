@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Role, Tokens};
 use crate::embed::EmbedKind;
 use crate::engine::{self, Engine, SearchHit};
 use crate::error::Error;
@@ -17,20 +18,23 @@ use crate::store::StoredPassage;
 /// Serves `wenda.v1.Retrieval` over an [`Engine`], once it is loaded.
 pub struct RetrievalService {
     engine: watch::Receiver<Option<Arc<Engine>>>,
+    tokens: Arc<Tokens>,
 }
 
 impl RetrievalService {
-    /// A service over an engine that is ready.
+    /// A service over an engine that is ready, without access control.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine: watch::channel(Some(engine)).1 }
+        Self { engine: watch::channel(Some(engine)).1, tokens: Arc::default() }
     }
 
     /// A service that answers UNAVAILABLE until the channel holds an engine.
-    pub fn loading(engine: watch::Receiver<Option<Arc<Engine>>>) -> Self {
-        Self { engine }
+    pub fn loading(engine: watch::Receiver<Option<Arc<Engine>>>, tokens: Arc<Tokens>) -> Self {
+        Self { engine, tokens }
     }
 
-    fn engine(&self) -> Result<Arc<Engine>, Status> {
+    /// Checks the caller's token, then returns the engine.
+    fn engine<T>(&self, request: &Request<T>, needed: Role) -> Result<Arc<Engine>, Status> {
+        self.tokens.authorize(request.metadata(), needed)?;
         self.engine
             .borrow()
             .clone()
@@ -104,6 +108,7 @@ fn summary_to_proto(s: engine::DocumentSummary) -> proto::DocumentSummary {
 #[tonic::async_trait]
 impl Retrieval for RetrievalService {
     async fn search(&self, request: Request<proto::SearchRequest>) -> Result<Response<proto::SearchResponse>, Status> {
+        let engine = self.engine(&request, Role::Read)?;
         let r = request.into_inner();
         let query = engine::SearchQuery {
             mode: mode_from_proto(r.mode)?,
@@ -114,7 +119,7 @@ impl Retrieval for RetrievalService {
             min_score: r.min_score,
             explain: r.explain,
         };
-        let results = self.engine()?.search(query).await?;
+        let results = engine.search(query).await?;
         let t = results.timings;
         Ok(Response::new(proto::SearchResponse {
             passages: results.hits.into_iter().map(passage_from_hit).collect(),
@@ -125,13 +130,13 @@ impl Retrieval for RetrievalService {
     }
 
     async fn embed(&self, request: Request<proto::EmbedRequest>) -> Result<Response<proto::EmbedResponse>, Status> {
+        let engine = self.engine(&request, Role::Read)?;
         let r = request.into_inner();
         let kind = match proto::EmbedKind::try_from(r.kind) {
             Ok(proto::EmbedKind::Unspecified | proto::EmbedKind::Query) => EmbedKind::Query,
             Ok(proto::EmbedKind::Passage) => EmbedKind::Passage,
             Err(_) => return Err(Error::invalid("kind", format!("unknown embed kind {}", r.kind)).into()),
         };
-        let engine = self.engine()?;
         let embedded = engine.embed(r.texts, kind).await?;
         let manifest = engine.embedder().manifest();
         Ok(Response::new(proto::EmbedResponse {
@@ -145,13 +150,14 @@ impl Retrieval for RetrievalService {
     }
 
     async fn ingest(&self, request: Request<proto::IngestRequest>) -> Result<Response<proto::IngestResponse>, Status> {
+        let engine = self.engine(&request, Role::Admin)?;
         let inputs = request
             .into_inner()
             .documents
             .into_iter()
             .map(|d| DocumentInput { id: d.id, text: d.text, title: d.title, source: d.source, language: d.language })
             .collect();
-        let outcomes = self.engine()?.ingest(inputs).await?;
+        let outcomes = engine.ingest(inputs).await?;
         Ok(Response::new(proto::IngestResponse {
             results: outcomes
                 .into_iter()
@@ -161,7 +167,8 @@ impl Retrieval for RetrievalService {
     }
 
     async fn delete(&self, request: Request<proto::DeleteRequest>) -> Result<Response<proto::DeleteResponse>, Status> {
-        let deleted = self.engine()?.delete(request.into_inner().ids).await?;
+        let engine = self.engine(&request, Role::Admin)?;
+        let deleted = engine.delete(request.into_inner().ids).await?;
         Ok(Response::new(proto::DeleteResponse { deleted: deleted as u32 }))
     }
 
@@ -169,8 +176,9 @@ impl Retrieval for RetrievalService {
         &self,
         request: Request<proto::ListDocumentsRequest>,
     ) -> Result<Response<proto::ListDocumentsResponse>, Status> {
+        let engine = self.engine(&request, Role::Read)?;
         let r = request.into_inner();
-        let (docs, next) = self.engine()?.list_documents(r.page_size as usize, &r.page_token, &r.language)?;
+        let (docs, next) = engine.list_documents(r.page_size as usize, &r.page_token, &r.language)?;
         Ok(Response::new(proto::ListDocumentsResponse {
             documents: docs.into_iter().map(summary_to_proto).collect(),
             next_page_token: next,
@@ -181,7 +189,8 @@ impl Retrieval for RetrievalService {
         &self,
         request: Request<proto::GetDocumentRequest>,
     ) -> Result<Response<proto::GetDocumentResponse>, Status> {
-        let view = self.engine()?.get_document(&request.into_inner().id)?;
+        let engine = self.engine(&request, Role::Read)?;
+        let view = engine.get_document(&request.into_inner().id)?;
         let (title, source) = (view.summary.title.clone(), view.summary.source.clone());
         Ok(Response::new(proto::GetDocumentResponse {
             passages: view
@@ -201,8 +210,8 @@ impl Retrieval for RetrievalService {
         }))
     }
 
-    async fn info(&self, _request: Request<proto::InfoRequest>) -> Result<Response<proto::InfoResponse>, Status> {
-        let i = self.engine()?.info();
+    async fn info(&self, request: Request<proto::InfoRequest>) -> Result<Response<proto::InfoResponse>, Status> {
+        let i = self.engine(&request, Role::Read)?.info();
         Ok(Response::new(proto::InfoResponse {
             model: i.model,
             dimension: i.dimension as u32,

@@ -8,3 +8,4 @@ mod grpc;
 mod ingest;
 mod processes;
 mod quality;
+mod security;

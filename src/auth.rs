@@ -1,0 +1,153 @@
+//! Optional bearer-token access control: read tokens may search, embed,
+//! list, get and describe; admin tokens may also ingest and delete. Tokens
+//! are compared in constant time and never logged. Health checking and
+//! reflection stay open so probes and tools work without a token.
+
+use std::path::Path;
+
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Read,
+    Admin,
+}
+
+/// A token value; its `Debug` output never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The configured tokens. With none configured, access control is off.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    tokens: Vec<(Role, Secret)>,
+}
+
+/// Shortest token accepted: anything shorter is guessable.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+impl Tokens {
+    /// Parses a tokens file: one `read TOKEN` or `admin TOKEN` per line;
+    /// blank lines and `#` comments are ignored.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut tokens = Self::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (role, token) = line.split_once(char::is_whitespace).ok_or_else(|| bad_line(n))?;
+            let role = match role {
+                "read" => Role::Read,
+                "admin" => Role::Admin,
+                _ => return Err(bad_line(n)),
+            };
+            tokens.add(role, token.trim())?;
+        }
+        Ok(tokens)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+    }
+
+    /// Adds one token.
+    pub fn add(&mut self, role: Role, token: &str) -> Result<()> {
+        if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(char::is_whitespace) {
+            return Err(Error::invalid("token", format!("tokens must be at least {MIN_TOKEN_CHARS} characters, without spaces")));
+        }
+        self.tokens.push((role, Secret(token.to_string())));
+        Ok(())
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The role a presented token grants. Every configured token is
+    /// compared, in constant time, so timing tells nothing about which
+    /// (or whether a prefix) matched.
+    fn role_of(&self, presented: &[u8]) -> Option<Role> {
+        let mut granted = None;
+        for (role, Secret(token)) in &self.tokens {
+            if bool::from(token.as_bytes().ct_eq(presented)) {
+                granted = granted.max(Some(*role));
+            }
+        }
+        granted
+    }
+
+    /// Checks the `authorization: Bearer TOKEN` metadata of a request.
+    pub fn authorize(&self, metadata: &tonic::metadata::MetadataMap, needed: Role) -> Result<()> {
+        if !self.is_enabled() {
+            return Ok(());
+        }
+        let presented = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))?;
+        match self.role_of(presented.trim().as_bytes()) {
+            None => Err(Error::Unauthenticated("invalid bearer token".into())),
+            Some(role) if role < needed => Err(Error::PermissionDenied("this call needs an admin token".into())),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+fn bad_line(n: usize) -> Error {
+    Error::invalid("tokens", format!("line {}: expected `read TOKEN` or `admin TOKEN`", n + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(value: &str) -> tonic::metadata::MetadataMap {
+        let mut m = tonic::metadata::MetadataMap::new();
+        m.insert("authorization", value.parse().unwrap());
+        m
+    }
+
+    #[test]
+    fn roles_are_enforced() {
+        let tokens = Tokens::parse("# tokens\nread  reader-0123456789abcdef\nadmin admin-0123456789abcdef\n").unwrap();
+        assert!(tokens.authorize(&metadata("Bearer reader-0123456789abcdef"), Role::Read).is_ok());
+        assert!(matches!(
+            tokens.authorize(&metadata("Bearer reader-0123456789abcdef"), Role::Admin),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(tokens.authorize(&metadata("Bearer admin-0123456789abcdef"), Role::Admin).is_ok());
+        assert!(tokens.authorize(&metadata("Bearer admin-0123456789abcdef"), Role::Read).is_ok());
+        assert!(matches!(tokens.authorize(&metadata("Bearer reader-0123456789abcdeX"), Role::Read), Err(Error::Unauthenticated(_))));
+        assert!(matches!(tokens.authorize(&metadata("Bearer reader"), Role::Read), Err(Error::Unauthenticated(_))));
+        assert!(matches!(
+            tokens.authorize(&tonic::metadata::MetadataMap::new(), Role::Read),
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn off_without_tokens_and_bad_files_are_rejected() {
+        assert!(Tokens::default().authorize(&tonic::metadata::MetadataMap::new(), Role::Admin).is_ok());
+        assert!(Tokens::parse("root 0123456789abcdef0123").is_err());
+        assert!(Tokens::parse("read short").is_err());
+        assert!(Tokens::parse("readonly").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let tokens = Tokens::parse("admin s3cret-s3cret-s3cret").unwrap();
+        assert!(!format!("{tokens:?}").contains("s3cret"));
+    }
+}
