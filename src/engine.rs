@@ -903,3 +903,76 @@ fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
     }
     if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::testing;
+    use crate::ingest::chunk::tests::ApproxCounter;
+    use proptest::prelude::*;
+
+    async fn engine(dir: &Path) -> Engine {
+        Engine::open(EngineConfig::new(dir), testing::embedder(), Arc::new(ApproxCounter)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn ingest_search_replace_delete_with_a_small_embedder() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        let doc = |id: &str, text: &str| DocumentInput { id: id.into(), text: text.into(), ..Default::default() };
+        let out = engine.ingest(vec![doc("a", "Mekong river flows south."), doc("b", "湄公河流经六个国家。")]).await.unwrap();
+        assert!(out.iter().all(|o| o.chunks == 1 && !o.replaced && !o.unchanged));
+        let hits = engine.search(SearchQuery { query: "Mekong river".into(), ..Default::default() }).await.unwrap();
+        assert_eq!(hits.hits[0].passage.doc_id, "a");
+        // Same id twice in one call: the last copy wins.
+        let out = engine.ingest(vec![doc("a", "first"), doc("a", "Second version of a.")]).await.unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(engine.get_document("a").unwrap().text, "Second version of a.");
+        assert_eq!(engine.delete(vec!["a".into(), "a".into(), "zzz".into()]).await.unwrap(), 1);
+        assert_eq!(engine.info().documents, 1);
+        assert!(matches!(engine.get_document("a"), Err(Error::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn overload_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = EngineConfig::new(dir.path());
+        config.max_in_flight = 1;
+        let engine = Engine::open(config, testing::embedder(), Arc::new(ApproxCounter)).await.unwrap();
+        let _held = engine.permit().unwrap();
+        let err = engine.search(SearchQuery { query: "x".into(), ..Default::default() }).await.unwrap_err();
+        assert!(matches!(err, Error::Overloaded(_)));
+    }
+
+    fn known_language() -> impl Strategy<Value = String> {
+        prop_oneof![Just("zh".to_string()), Just("en".to_string()), Just("vi".to_string()), Just("xx".to_string()), ".{0,4}"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Validation never panics and rejects exactly what the proto documents.
+        #[test]
+        fn search_validation_matches_the_documented_rules(
+            query in prop_oneof![".{0,40}", "\\\\s{0,5}", Just("x".repeat(2049)), Just("好".repeat(2048))],
+            top_k in 0usize..200,
+            languages in prop::collection::vec(known_language(), 0..3),
+            min_score in prop_oneof![Just(f32::NAN), Just(f32::INFINITY), -1.0f32..1.0],
+        ) {
+            let q = SearchQuery { query: query.clone(), top_k, languages: languages.clone(), min_score, ..Default::default() };
+            let ok = !query.trim().is_empty()
+                && query.chars().count() <= limits::MAX_QUERY_CHARS
+                && top_k <= limits::MAX_TOP_K
+                && languages.iter().all(|l| lang::is_known_code(l))
+                && min_score.is_finite();
+            prop_assert_eq!(validate_search(&q).is_ok(), ok);
+        }
+
+        #[test]
+        fn ingest_validation_never_panics(id in ".{0,600}", text in ".{0,50}", language in known_language()) {
+            let doc = DocumentInput { id: id.clone(), text: text.clone(), language: language.clone(), ..Default::default() };
+            let ok = id_problem(&id).is_none() && !text.trim().is_empty() && (language.is_empty() || lang::is_known_code(&language));
+            prop_assert_eq!(validate_ingest(&[doc]).is_ok(), ok);
+        }
+    }
+}

@@ -166,4 +166,17 @@ mod tests {
         assert_eq!(bridged.translations("Since when is Tencent a platinum member?"), ["白金", "腾讯"]);
         assert_eq!(bridged.search("Since when is Tencent a platinum member?", 2, &|_| true)[0].id, 1);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Any text tokenizes and searches without panicking.
+        #[test]
+        fn arbitrary_queries_are_safe(query in ".{0,80}") {
+            let lexicon = Lexicon::parse("白金 白金 [bai2 jin1] /platinum/");
+            let index = LexicalIndex::build([(1, "白金会员 platinum member")].into_iter(), Some(Arc::new(lexicon)));
+            let _ = TermTokenizer.terms(&query);
+            let _ = index.search(&query, 5, &|_| true);
+        }
+    }
 }

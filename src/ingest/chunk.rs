@@ -313,7 +313,7 @@ pub(crate) mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
+            #![proptest_config(ProptestConfig::with_cases(1000))]
 
             /// Plain text: every chunk is exactly its cited slice, and no
             /// visible character is left out of every chunk.
@@ -356,6 +356,28 @@ pub(crate) mod tests {
                         prop_assert!(rest.any(|o| o == ch), "{:?} not in span {:?}", ch, slice);
                     }
                     prop_assert!(!c.text.contains("<p") && !c.text.contains("](") && !c.text.contains("&nbsp;"));
+                }
+            }
+
+            /// Arbitrary text, markup fragments and all: cleaning and
+            /// chunking never panic and every citation stays in bounds.
+            #[test]
+            fn arbitrary_text_never_breaks_cleaning_or_chunking(
+                pieces in prop::collection::vec(prop_oneof![".{0,30}", markup_piece(), "[<>&;\\[\\]()!#*_-]{0,8}"], 0..30),
+                config in config(),
+            ) {
+                let original: String = pieces.concat();
+                let n = original.chars().count();
+                let parsed = parse(&original);
+                for origin in &parsed.clean.origin {
+                    prop_assert!(origin.start < origin.end && origin.end <= n);
+                }
+                for c in chunk(&parsed.clean, &ApproxCounter, config) {
+                    prop_assert!(c.char_start < c.char_end && c.char_end <= n);
+                    prop_assert!(!c.text.trim().is_empty());
+                    for s in &c.sentences {
+                        prop_assert!(s.start >= c.char_start && s.end <= c.char_end);
+                    }
                 }
             }
         }
