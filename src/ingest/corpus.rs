@@ -40,7 +40,13 @@ pub fn scan(root: &Path, max_file_bytes: u64) -> std::io::Result<Scan> {
         return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", root.display())));
     }
     let mut scan = Scan::default();
-    let walker = WalkDir::new(&root).follow_links(true).sort_by_file_name();
+    // Hidden entries (".git", a mounted ConfigMap's "..data" links) are not
+    // descended into: their files are copies or not articles at all.
+    let walker = WalkDir::new(&root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     for entry in walker {
         let entry = match entry {
             Ok(entry) => entry,
@@ -51,8 +57,7 @@ pub fn scan(root: &Path, max_file_bytes: u64) -> std::io::Result<Scan> {
             }
         };
         let path = entry.path();
-        let hidden = entry.depth() > 0 && entry.file_name().to_string_lossy().starts_with('.');
-        if hidden || entry.file_type().is_dir() {
+        if entry.file_type().is_dir() {
             continue;
         }
         let is_article = path
@@ -113,6 +118,10 @@ mod tests {
         std::fs::write(root.join("good.txt"), "Một bài báo tốt.").unwrap();
         std::fs::create_dir(root.join("sub")).unwrap();
         std::fs::write(root.join("sub/nested.md"), "# Title\n\nBody.").unwrap();
+        std::fs::create_dir_all(root.join(".git/objects")).unwrap();
+        std::fs::write(root.join(".git/objects/copy.txt"), "a hidden copy").unwrap();
+        std::fs::write(root.join(".hidden.txt"), "hidden").unwrap();
+        std::os::unix::fs::symlink(root.join("sub"), root.join("..data")).unwrap();
         std::fs::write(root.join("binary.txt"), b"abc\0def").unwrap();
         std::fs::write(root.join("latin1.txt"), b"caf\xe9").unwrap();
         std::fs::write(root.join("empty.txt"), " \n ").unwrap();

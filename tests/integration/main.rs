@@ -3,6 +3,7 @@
 //! One test binary with modules keeps link time down.
 
 mod common;
+mod deploy;
 mod embeddings;
 mod grpc;
 mod ingest;
