@@ -12,7 +12,7 @@ CARGO   ?= cargo
 PROFILE := --release
 STAMP   := $(VENV)/.installed-$(shell cat models/requirements.txt tests/requirements.txt | sha256sum | cut -c1-16)
 
-.PHONY: setup run test build bench eval clean fmt lint
+.PHONY: setup run test build bench soak eval clean fmt lint
 
 setup: $(STAMP)
 	@$(VPY) models/provision.py
@@ -35,9 +35,18 @@ test: setup
 eval: setup build
 	./target/release/wenda eval --qa ../shared/eval/dev_qa.jsonl --corpus $(CORPUS) --data-dir $(DATA)-eval
 
+bench: setup
+	$(CARGO) build $(PROFILE) --locked --example embed_bench
+	$(VPY) bench/run.py $(BENCH_ARGS)
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
 
 clean:
 	rm -rf target $(DATA) $(DATA)-eval
+
+# 5 minutes of 4x-cores concurrent Search against the real server (not in CI).
+soak: setup
+	$(CARGO) build $(PROFILE) --locked --bin wenda --example load
+	bash bench/soak.sh
