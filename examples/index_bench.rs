@@ -12,7 +12,10 @@ const DIM: usize = 384;
 const QUERIES: u64 = 200;
 
 fn unit(seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     let v: Vec<f32> = (0..DIM)
         .map(|_| {
             x ^= x << 13;
@@ -30,7 +33,9 @@ fn main() {
         .nth(1)
         .map(|s| s.split(',').filter_map(|n| n.parse().ok()).collect())
         .unwrap_or_else(|| vec![1_000, 5_000, 20_000, 50_000]);
-    println!("| vectors | exact search ms/query | hnsw build s | hnsw search ms/query | recall@10 | exact/hnsw |");
+    println!(
+        "| vectors | exact search ms/query | hnsw build s | hnsw search ms/query | recall@10 | exact/hnsw |"
+    );
     println!("|---|---|---|---|---|---|");
     for n in sizes {
         let items: Vec<(u64, Vec<f32>)> = (0..n as u64).map(|i| (i, unit(i + 1))).collect();
@@ -44,14 +49,33 @@ fn main() {
         let queries: Vec<Vec<f32>> = (0..QUERIES).map(|q| unit(10_000_000 + q)).collect();
 
         let started = Instant::now();
-        let truth: Vec<Vec<u64>> = queries.iter().map(|q| exact.search(q, 10, &|_| true).iter().map(|h| h.id).collect()).collect();
+        let truth: Vec<Vec<u64>> = queries
+            .iter()
+            .map(|q| {
+                exact
+                    .search(q, 10, &|_| true)
+                    .iter()
+                    .map(|h| h.id)
+                    .collect()
+            })
+            .collect();
         let exact_ms = started.elapsed().as_secs_f64() * 1000.0 / QUERIES as f64;
 
         let started = Instant::now();
-        let found: Vec<Vec<u64>> = queries.iter().map(|q| hnsw.search(q, 10, &|_| true).iter().map(|h| h.id).collect()).collect();
+        let found: Vec<Vec<u64>> = queries
+            .iter()
+            .map(|q| hnsw.search(q, 10, &|_| true).iter().map(|h| h.id).collect())
+            .collect();
         let hnsw_ms = started.elapsed().as_secs_f64() * 1000.0 / QUERIES as f64;
-        let hits: usize = truth.iter().zip(&found).map(|(t, f)| f.iter().filter(|id| t.contains(id)).count()).sum();
+        let hits: usize = truth
+            .iter()
+            .zip(&found)
+            .map(|(t, f)| f.iter().filter(|id| t.contains(id)).count())
+            .sum();
         let recall = hits as f64 / (10 * QUERIES) as f64;
-        println!("| {n} | {exact_ms:.3} | {build_s:.1} | {hnsw_ms:.3} | {recall:.3} | {:.1}x |", exact_ms / hnsw_ms);
+        println!(
+            "| {n} | {exact_ms:.3} | {build_s:.1} | {hnsw_ms:.3} | {recall:.3} | {:.1}x |",
+            exact_ms / hnsw_ms
+        );
     }
 }

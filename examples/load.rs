@@ -43,7 +43,10 @@ struct Args {
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -59,11 +62,26 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let questions: Vec<String> = std::fs::read_to_string(&args.queries)?
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["question"].as_str().map(String::from))
+        .filter_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).ok()?["question"]
+                .as_str()
+                .map(String::from)
+        })
         .collect();
-    anyhow::ensure!(!questions.is_empty(), "no questions in {}", args.queries.display());
+    anyhow::ensure!(
+        !questions.is_empty(),
+        "no questions in {}",
+        args.queries.display()
+    );
     let questions = Arc::new(questions);
-    let deadline = args.duration_secs.or(if args.requests.is_none() { Some(10) } else { None }).map(Duration::from_secs);
+    let deadline = args
+        .duration_secs
+        .or(if args.requests.is_none() {
+            Some(10)
+        } else {
+            None
+        })
+        .map(Duration::from_secs);
     let budget = Arc::new(AtomicUsize::new(args.requests.unwrap_or(usize::MAX)));
     let next = Arc::new(AtomicUsize::new(0));
 
@@ -84,7 +102,13 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (server, questions, budget, next, top_k) = (args.server.clone(), questions.clone(), budget.clone(), next.clone(), args.top_k);
+        let (server, questions, budget, next, top_k) = (
+            args.server.clone(),
+            questions.clone(),
+            budget.clone(),
+            next.clone(),
+            args.top_k,
+        );
         workers.push(tokio::spawn(async move {
             let mut client = RetrievalClient::connect(server).await?;
             let mut latencies = Vec::new();
@@ -93,12 +117,22 @@ async fn main() -> anyhow::Result<()> {
                 if deadline.is_some_and(|d| started.elapsed() >= d) {
                     break;
                 }
-                if budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_err() {
+                if budget
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
+                    .is_err()
+                {
                     break;
                 }
                 let q = questions[next.fetch_add(1, Ordering::Relaxed) % questions.len()].clone();
                 let t = Instant::now();
-                match client.search(SearchRequest { query: q, top_k, ..Default::default() }).await {
+                match client
+                    .search(SearchRequest {
+                        query: q,
+                        top_k,
+                        ..Default::default()
+                    })
+                    .await
+                {
                     Ok(_) => latencies.push(t.elapsed().as_secs_f64() * 1000.0),
                     Err(status) => *errors.entry(format!("{:?}", status.code())).or_default() += 1,
                 }

@@ -45,7 +45,9 @@ impl Tokens {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (role, token) = line.split_once(char::is_whitespace).ok_or_else(|| bad_line(n))?;
+            let (role, token) = line
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| bad_line(n))?;
             let role = match role {
                 "read" => Role::Read,
                 "admin" => Role::Admin,
@@ -57,14 +59,18 @@ impl Tokens {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
         Self::parse(&text).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
     }
 
     /// Adds one token.
     pub fn add(&mut self, role: Role, token: &str) -> Result<()> {
         if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(char::is_whitespace) {
-            return Err(Error::invalid("token", format!("tokens must be at least {MIN_TOKEN_CHARS} characters, without spaces")));
+            return Err(Error::invalid(
+                "token",
+                format!("tokens must be at least {MIN_TOKEN_CHARS} characters, without spaces"),
+            ));
         }
         self.tokens.push((role, Secret(token.to_string())));
         Ok(())
@@ -95,18 +101,26 @@ impl Tokens {
         let presented = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))?;
         match self.role_of(presented.trim().as_bytes()) {
             None => Err(Error::Unauthenticated("invalid bearer token".into())),
-            Some(role) if role < needed => Err(Error::PermissionDenied("this call needs an admin token".into())),
+            Some(role) if role < needed => Err(Error::PermissionDenied(
+                "this call needs an admin token".into(),
+            )),
             Some(_) => Ok(()),
         }
     }
 }
 
 fn bad_line(n: usize) -> Error {
-    Error::invalid("tokens", format!("line {}: expected `read TOKEN` or `admin TOKEN`", n + 1))
+    Error::invalid(
+        "tokens",
+        format!("line {}: expected `read TOKEN` or `admin TOKEN`", n + 1),
+    )
 }
 
 #[cfg(test)]
@@ -121,16 +135,37 @@ mod tests {
 
     #[test]
     fn roles_are_enforced() {
-        let tokens = Tokens::parse("# tokens\nread  reader-0123456789abcdef\nadmin admin-0123456789abcdef\n").unwrap();
-        assert!(tokens.authorize(&metadata("Bearer reader-0123456789abcdef"), Role::Read).is_ok());
+        let tokens = Tokens::parse(
+            "# tokens\nread  reader-0123456789abcdef\nadmin admin-0123456789abcdef\n",
+        )
+        .unwrap();
+        assert!(
+            tokens
+                .authorize(&metadata("Bearer reader-0123456789abcdef"), Role::Read)
+                .is_ok()
+        );
         assert!(matches!(
             tokens.authorize(&metadata("Bearer reader-0123456789abcdef"), Role::Admin),
             Err(Error::PermissionDenied(_))
         ));
-        assert!(tokens.authorize(&metadata("Bearer admin-0123456789abcdef"), Role::Admin).is_ok());
-        assert!(tokens.authorize(&metadata("Bearer admin-0123456789abcdef"), Role::Read).is_ok());
-        assert!(matches!(tokens.authorize(&metadata("Bearer reader-0123456789abcdeX"), Role::Read), Err(Error::Unauthenticated(_))));
-        assert!(matches!(tokens.authorize(&metadata("Bearer reader"), Role::Read), Err(Error::Unauthenticated(_))));
+        assert!(
+            tokens
+                .authorize(&metadata("Bearer admin-0123456789abcdef"), Role::Admin)
+                .is_ok()
+        );
+        assert!(
+            tokens
+                .authorize(&metadata("Bearer admin-0123456789abcdef"), Role::Read)
+                .is_ok()
+        );
+        assert!(matches!(
+            tokens.authorize(&metadata("Bearer reader-0123456789abcdeX"), Role::Read),
+            Err(Error::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            tokens.authorize(&metadata("Bearer reader"), Role::Read),
+            Err(Error::Unauthenticated(_))
+        ));
         assert!(matches!(
             tokens.authorize(&tonic::metadata::MetadataMap::new(), Role::Read),
             Err(Error::Unauthenticated(_))
@@ -139,7 +174,11 @@ mod tests {
 
     #[test]
     fn off_without_tokens_and_bad_files_are_rejected() {
-        assert!(Tokens::default().authorize(&tonic::metadata::MetadataMap::new(), Role::Admin).is_ok());
+        assert!(
+            Tokens::default()
+                .authorize(&tonic::metadata::MetadataMap::new(), Role::Admin)
+                .is_ok()
+        );
         assert!(Tokens::parse("root 0123456789abcdef0123").is_err());
         assert!(Tokens::parse("read short").is_err());
         assert!(Tokens::parse("readonly").is_err());

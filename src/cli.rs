@@ -29,7 +29,9 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
         match tokio::task::spawn_blocking(move || crate::lexicon::Lexicon::load(&path)).await? {
             Ok(lexicon) => config.lexicon = Some(Arc::new(lexicon)),
             Err(err) if explicit => return Err(err.into()),
-            Err(err) => tracing::warn!(%err, "no lexicon: lexical matching stays within each language"),
+            Err(err) => {
+                tracing::warn!(%err, "no lexicon: lexical matching stays within each language")
+            }
         }
     }
     let engine = Engine::open(config, embedder, Arc::new(counter))
@@ -50,12 +52,18 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
     Ok(Arc::new(engine))
 }
 
-async fn sync_with_progress(engine: &Engine, corpus: &std::path::Path, show_progress: bool) -> anyhow::Result<SyncReport> {
+async fn sync_with_progress(
+    engine: &Engine,
+    corpus: &std::path::Path,
+    show_progress: bool,
+) -> anyhow::Result<SyncReport> {
     let bar = if show_progress && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} embedding passages {bar:40} {pos}/{len} ({per_sec}, {eta} left)")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} embedding passages {bar:40} {pos}/{len} ({per_sec}, {eta} left)",
+            )
+            .expect("valid template"),
         );
         Some(bar)
     } else {
@@ -90,8 +98,9 @@ async fn sync_with_progress(engine: &Engine, corpus: &std::path::Path, show_prog
 /// `wenda serve`: answers health checks at once, serves once loaded.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     args.engine.validate()?;
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let options = serve_options(&args)?;
     if !options.tokens.is_enabled() && !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "no --tokens-file: every caller may ingest and delete");
@@ -101,7 +110,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::server::ServeOptions> {
-    let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let read =
+        |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let tokens = match &args.tokens_file {
         Some(path) => crate::auth::Tokens::load(path)?,
         None => crate::auth::Tokens::default(),
@@ -119,7 +129,10 @@ fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::server::ServeOptions
 
 /// `wenda index`: syncs the corpus into the data directory and prints a summary.
 pub async fn index(args: EngineArgs) -> anyhow::Result<()> {
-    let corpus = args.corpus.clone().context("--corpus is required for `wenda index`")?;
+    let corpus = args
+        .corpus
+        .clone()
+        .context("--corpus is required for `wenda index`")?;
     let mut without_corpus = args.clone();
     without_corpus.corpus = None;
     let engine = open_engine(&without_corpus, true).await?;
@@ -138,7 +151,11 @@ pub async fn index(args: EngineArgs) -> anyhow::Result<()> {
     for s in &report.skipped {
         println!("  skipped {}: {}", s.path.display(), s.reason);
     }
-    let per_lang: Vec<String> = info.passages_per_language.iter().map(|(l, n)| format!("{l} {n}")).collect();
+    let per_lang: Vec<String> = info
+        .passages_per_language
+        .iter()
+        .map(|(l, n)| format!("{l} {n}"))
+        .collect();
     println!(
         "index now: {} documents, {} passages ({}), {} new tokens embedded, index {}",
         info.documents,
@@ -153,7 +170,10 @@ pub async fn index(args: EngineArgs) -> anyhow::Result<()> {
 /// `wenda embed`: one JSON array (or object) per text, one per line.
 pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let texts = if args.texts.is_empty() {
-        std::io::stdin().lock().lines().collect::<Result<Vec<_>, _>>()?
+        std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<Vec<_>, _>>()?
     } else {
         args.texts
     };
@@ -199,7 +219,10 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
         .into_inner();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&search_response_json(&response))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&search_response_json(&response))?
+        );
         return Ok(());
     }
     println!("Q: {}  [{}]", args.question, response.query_language);

@@ -11,7 +11,11 @@ use crate::index::{HnswParams, IndexConfig, IndexKind};
 use crate::ingest::ChunkConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "wenda", version, about = "Semantic question answering over multilingual articles, over gRPC, with citations")]
+#[command(
+    name = "wenda",
+    version,
+    about = "Semantic question answering over multilingual articles, over gRPC, with citations"
+)]
 pub struct Cli {
     /// Log format.
     #[arg(long, env = "WENDA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -124,10 +128,19 @@ impl EngineArgs {
     /// Checks combinations clap cannot (hnsw_rs exits the process on M > 256).
     pub fn validate(&self) -> anyhow::Result<()> {
         self.index_config().hnsw.validate()?;
-        anyhow::ensure!((16..=500).contains(&self.chunk_tokens), "--chunk-tokens must be between 16 and 500");
-        anyhow::ensure!(self.chunk_overlap < self.chunk_tokens, "--chunk-overlap must be smaller than --chunk-tokens");
+        anyhow::ensure!(
+            (16..=500).contains(&self.chunk_tokens),
+            "--chunk-tokens must be between 16 and 500"
+        );
+        anyhow::ensure!(
+            self.chunk_overlap < self.chunk_tokens,
+            "--chunk-overlap must be smaller than --chunk-tokens"
+        );
         anyhow::ensure!(self.max_in_flight > 0, "--max-in-flight must be at least 1");
-        anyhow::ensure!((0.0..=10.0).contains(&self.lexical_weight), "--lexical-weight must be between 0 and 10");
+        anyhow::ensure!(
+            (0.0..=10.0).contains(&self.lexical_weight),
+            "--lexical-weight must be between 0 and 10"
+        );
         Ok(())
     }
 
@@ -144,13 +157,20 @@ impl EngineArgs {
         IndexConfig {
             kind: self.index,
             exact_threshold: self.exact_threshold,
-            hnsw: HnswParams { m: self.hnsw_m, ef_construction: self.hnsw_ef_construction, ef_search: self.hnsw_ef_search },
+            hnsw: HnswParams {
+                m: self.hnsw_m,
+                ef_construction: self.hnsw_ef_construction,
+                ef_search: self.hnsw_ef_search,
+            },
         }
     }
 
     pub fn engine_config(&self) -> EngineConfig {
         let mut c = EngineConfig::new(&self.data_dir);
-        c.chunk = ChunkConfig { max_tokens: self.chunk_tokens, overlap_tokens: self.chunk_overlap };
+        c.chunk = ChunkConfig {
+            max_tokens: self.chunk_tokens,
+            overlap_tokens: self.chunk_overlap,
+        };
         c.index = self.index_config();
         c.center_languages = self.center_languages;
         c.max_in_flight = self.max_in_flight;

@@ -96,7 +96,9 @@ impl EmbedderConfig {
     }
 
     fn ort_lib(&self) -> PathBuf {
-        self.onnxruntime_lib.clone().unwrap_or_else(|| self.models_dir.join("onnxruntime/libonnxruntime.so"))
+        self.onnxruntime_lib
+            .clone()
+            .unwrap_or_else(|| self.models_dir.join("onnxruntime/libonnxruntime.so"))
     }
 
     /// Reads and checks the manifest and the model files (sha256, cached by
@@ -104,8 +106,8 @@ impl EmbedderConfig {
     pub fn verified_manifest(&self) -> Result<ModelManifest> {
         let path = self.manifest_path();
         let text = std::fs::read_to_string(&path).map_err(|e| missing(&path, &e.to_string()))?;
-        let manifest: ModelManifest =
-            toml::from_str(&text).map_err(|e| Error::Model(format!("{}: invalid manifest: {e}", path.display())))?;
+        let manifest: ModelManifest = toml::from_str(&text)
+            .map_err(|e| Error::Model(format!("{}: invalid manifest: {e}", path.display())))?;
         for (file, sha) in &manifest.files {
             let path = self.model_dir().join(file);
             if self.verify_files {
@@ -119,16 +121,26 @@ impl EmbedderConfig {
 }
 
 fn missing(path: &Path, why: &str) -> Error {
-    Error::Model(format!("{}: {why}; run `make setup` to provision the model", path.display()))
+    Error::Model(format!(
+        "{}: {why}; run `make setup` to provision the model",
+        path.display()
+    ))
 }
 
 /// Checks a file's sha256, trusting a stamp written by an earlier check of
 /// the same size and modification time.
 fn verify_file(path: &Path, expected: &str) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| missing(path, &e.to_string()))?;
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default();
     let stamp = format!("{expected} {} {}", meta.len(), mtime.as_nanos());
-    let stamp_path = path.with_file_name(format!(".{}.verified", path.file_name().unwrap_or_default().to_string_lossy()));
+    let stamp_path = path.with_file_name(format!(
+        ".{}.verified",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
     if std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
         return Ok(());
     }
@@ -137,7 +149,10 @@ fn verify_file(path: &Path, expected: &str) -> Result<()> {
     std::io::copy(&mut file, &mut hasher).map_err(|e| missing(path, &e.to_string()))?;
     let actual = hex::encode(hasher.finalize());
     if actual != expected {
-        return Err(missing(path, "corrupt (sha256 does not match the manifest)"));
+        return Err(missing(
+            path,
+            "corrupt (sha256 does not match the manifest)",
+        ));
     }
     // Best effort: a read-only models folder just means hashing next time.
     let _ = std::fs::write(&stamp_path, stamp);
@@ -171,11 +186,16 @@ struct FastembedBackend {
 
 impl EmbedBackend for FastembedBackend {
     fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        self.model.embed(texts, Some(self.max_batch)).map_err(|e| Error::Model(format!("embedding failed: {e}")))
+        self.model
+            .embed(texts, Some(self.max_batch))
+            .map_err(|e| Error::Model(format!("embedding failed: {e}")))
     }
 
     fn count_tokens(&self, text: &str) -> usize {
-        self.counter.encode(text, true).map(|e| e.len()).unwrap_or(0)
+        self.counter
+            .encode(text, true)
+            .map(|e| e.len())
+            .unwrap_or(0)
     }
 }
 
@@ -186,8 +206,11 @@ impl TokenizerCounter {
     /// Loads `tokenizer.json` of the configured model, without truncation.
     pub fn load(config: &EmbedderConfig) -> Result<Self> {
         let path = config.model_dir().join("tokenizer.json");
-        let mut tokenizer = tokenizers::Tokenizer::from_file(&path).map_err(|e| missing(&path, &e.to_string()))?;
-        tokenizer.with_truncation(None).map_err(|e| Error::Model(e.to_string()))?;
+        let mut tokenizer =
+            tokenizers::Tokenizer::from_file(&path).map_err(|e| missing(&path, &e.to_string()))?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| Error::Model(e.to_string()))?;
         tokenizer.with_padding(None);
         Ok(Self(tokenizer))
     }
@@ -220,19 +243,31 @@ fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<F
         special_tokens_map_file: read("special_tokens_map.json")?,
         tokenizer_config_file: read("tokenizer_config.json")?,
     };
-    let model = fastembed::UserDefinedEmbeddingModel::new(read("model.onnx")?, files).with_pooling(fastembed::Pooling::Mean);
+    let model = fastembed::UserDefinedEmbeddingModel::new(read("model.onnx")?, files)
+        .with_pooling(fastembed::Pooling::Mean);
     let mut options = fastembed::InitOptionsUserDefined::new()
         .with_environment(environment)
         .with_max_length(manifest.max_tokens);
     if config.threads > 0 {
         options = options.with_intra_threads(config.threads);
     }
-    let model = fastembed::TextEmbedding::try_new_from_user_defined(model, options)
-        .map_err(|e| Error::Model(format!("{}: cannot load model: {e}; run `make setup`", dir.join("model.onnx").display())))?;
+    let model =
+        fastembed::TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
+            Error::Model(format!(
+                "{}: cannot load model: {e}; run `make setup`",
+                dir.join("model.onnx").display()
+            ))
+        })?;
     let mut counter = model.tokenizer.clone();
-    counter.with_truncation(None).map_err(|e| Error::Model(e.to_string()))?;
+    counter
+        .with_truncation(None)
+        .map_err(|e| Error::Model(e.to_string()))?;
     counter.with_padding(None);
-    Ok(FastembedBackend { model, counter, max_batch: config.max_batch })
+    Ok(FastembedBackend {
+        model,
+        counter,
+        max_batch: config.max_batch,
+    })
 }
 
 struct Job {
@@ -260,7 +295,11 @@ impl Embedder {
     }
 
     /// Runs any backend (tests use a small deterministic one).
-    pub fn with_backend(backend: impl EmbedBackend, manifest: ModelManifest, max_batch: usize) -> Self {
+    pub fn with_backend(
+        backend: impl EmbedBackend,
+        manifest: ModelManifest,
+        max_batch: usize,
+    ) -> Self {
         let (jobs, rx) = mpsc::sync_channel::<Job>(1024);
         let manifest = Arc::new(manifest);
         let worker_manifest = manifest.clone();
@@ -278,15 +317,27 @@ impl Embedder {
     /// Embeds texts; waits on the embedder thread without blocking the runtime.
     pub async fn embed(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Vec<EmbeddedText>> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job { texts, kind, span: Span::current(), reply })?;
-        rx.await.map_err(|_| Error::Unavailable("embedder stopped".into()))?
+        self.submit(Job {
+            texts,
+            kind,
+            span: Span::current(),
+            reply,
+        })?;
+        rx.await
+            .map_err(|_| Error::Unavailable("embedder stopped".into()))?
     }
 
     /// Embeds texts from synchronous code (not from inside the async runtime).
     pub fn embed_blocking(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Vec<EmbeddedText>> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job { texts, kind, span: Span::current(), reply })?;
-        rx.blocking_recv().map_err(|_| Error::Unavailable("embedder stopped".into()))?
+        self.submit(Job {
+            texts,
+            kind,
+            span: Span::current(),
+            reply,
+        })?;
+        rx.blocking_recv()
+            .map_err(|_| Error::Unavailable("embedder stopped".into()))?
     }
 
     fn submit(&self, job: Job) -> Result<()> {
@@ -299,7 +350,12 @@ impl Embedder {
 
 /// The owner thread: takes jobs, gathers those already waiting into one
 /// model run (micro-batching concurrent queries), and replies to each.
-fn worker(mut backend: impl EmbedBackend, manifest: Arc<ModelManifest>, rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn worker(
+    mut backend: impl EmbedBackend,
+    manifest: Arc<ModelManifest>,
+    rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let mut total = jobs[0].texts.len();
@@ -319,7 +375,11 @@ fn worker(mut backend: impl EmbedBackend, manifest: Arc<ModelManifest>, rx: mpsc
         }
         let prefixed: Vec<String> = jobs
             .iter()
-            .flat_map(|j| j.texts.iter().map(|t| format!("{}{t}", manifest.prefix(j.kind))))
+            .flat_map(|j| {
+                j.texts
+                    .iter()
+                    .map(|t| format!("{}{t}", manifest.prefix(j.kind)))
+            })
             .collect();
         let _enter = jobs[0].span.enter();
         debug!(jobs = jobs.len(), texts = prefixed.len(), "embedding batch");
@@ -367,10 +427,17 @@ pub(crate) mod testing {
     pub const DIM: usize = 64;
 
     pub fn bigram_vector(text: &str) -> Vec<f32> {
-        let chars: Vec<char> = text.to_lowercase().chars().filter(|c| !c.is_whitespace()).collect();
+        let chars: Vec<char> = text
+            .to_lowercase()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         let mut v = vec![0f32; DIM];
         for w in chars.windows(2) {
-            let h = (w[0] as u64).wrapping_mul(31).wrapping_add(w[1] as u64).wrapping_mul(0x9E3779B97F4A7C15);
+            let h = (w[0] as u64)
+                .wrapping_mul(31)
+                .wrapping_add(w[1] as u64)
+                .wrapping_mul(0x9E3779B97F4A7C15);
             v[(h >> 58) as usize % DIM] += 1.0;
         }
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
@@ -379,7 +446,10 @@ pub(crate) mod testing {
 
     impl EmbedBackend for BigramBackend {
         fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-            Ok(texts.iter().map(|t| bigram_vector(t.split_once(": ").map_or(t.as_str(), |x| x.1))).collect())
+            Ok(texts
+                .iter()
+                .map(|t| bigram_vector(t.split_once(": ").map_or(t.as_str(), |x| x.1)))
+                .collect())
         }
         fn count_tokens(&self, text: &str) -> usize {
             text.split_whitespace().count() + 2
@@ -410,7 +480,10 @@ mod tests {
     async fn concurrent_jobs_each_get_their_own_vectors() {
         let embedder = testing::embedder();
         let a = embedder.embed(vec!["hello world".into()], EmbedKind::Query);
-        let b = embedder.embed(vec!["你好世界".into(), "xin chào".into()], EmbedKind::Passage);
+        let b = embedder.embed(
+            vec!["你好世界".into(), "xin chào".into()],
+            EmbedKind::Passage,
+        );
         let (a, b) = tokio::join!(a, b);
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a.len(), 1);
@@ -423,8 +496,14 @@ mod tests {
     #[test]
     fn missing_model_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = EmbedderConfig::new(dir.path()).verified_manifest().unwrap_err().to_string();
-        assert!(err.contains("multilingual-e5-small.toml") && err.contains("make setup"), "{err}");
+        let err = EmbedderConfig::new(dir.path())
+            .verified_manifest()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("multilingual-e5-small.toml") && err.contains("make setup"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -440,6 +519,9 @@ mod tests {
         let mut config = EmbedderConfig::new(dir.path());
         config.model = "m".into();
         let err = config.verified_manifest().unwrap_err().to_string();
-        assert!(err.contains("model.onnx") && err.contains("corrupt") && err.contains("make setup"), "{err}");
+        assert!(
+            err.contains("model.onnx") && err.contains("corrupt") && err.contains("make setup"),
+            "{err}"
+        );
     }
 }

@@ -14,7 +14,9 @@ use tracing::{info, instrument};
 use crate::embed::{EmbedKind, EmbeddedText, Embedder};
 use crate::error::{Error, FieldViolation, Result};
 use crate::index::{IndexConfig, VectorStore};
-use crate::ingest::{self, ChunkConfig, DocumentInput, PreparedDocument, TokenCounter, corpus, lang};
+use crate::ingest::{
+    self, ChunkConfig, DocumentInput, PreparedDocument, TokenCounter, corpus, lang,
+};
 use crate::lexical::LexicalIndex;
 use crate::manifest::Manifest;
 use crate::rank::{self, Candidate};
@@ -242,7 +244,11 @@ const META_NEXT_ID: &str = "next_passage_id";
 impl Engine {
     /// Opens the data directory, rebuilding stored passages when the model
     /// or chunker changed, and loads the index.
-    pub async fn open(config: EngineConfig, embedder: Embedder, counter: Arc<dyn TokenCounter>) -> Result<Self> {
+    pub async fn open(
+        config: EngineConfig,
+        embedder: Embedder,
+        counter: Arc<dyn TokenCounter>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Io(format!("{}: {e}", config.data_dir.display())))?;
         let db_path = config.data_dir.join("wenda.redb");
@@ -254,11 +260,19 @@ impl Engine {
         .await
         .map_err(|e| Error::Storage(e.to_string()))??;
         let layout = layout_fingerprint(&embedder, &config.chunk);
-        let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout) && !snapshot.documents.is_empty();
+        let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout)
+            && !snapshot.documents.is_empty();
         let manifest = Manifest::read(&config.data_dir);
-        let state = Self::load_state(&config, embedder.manifest().dimension, snapshot, manifest.clone())?;
+        let state = Self::load_state(
+            &config,
+            embedder.manifest().dimension,
+            snapshot,
+            manifest.clone(),
+        )?;
         let described = manifest.is_some_and(|m| {
-            m.generation == state.generation && m.index_kind == state.index.kind() && m.passages == state.passages.len()
+            m.generation == state.generation
+                && m.index_kind == state.index.kind()
+                && m.passages == state.passages.len()
         });
         if !described {
             persist_manifest(&config, &embedder, &state)?;
@@ -279,11 +293,22 @@ impl Engine {
         Ok(engine)
     }
 
-    fn load_state(config: &EngineConfig, dimension: usize, snapshot: Snapshot, manifest: Option<Manifest>) -> Result<State> {
+    fn load_state(
+        config: &EngineConfig,
+        dimension: usize,
+        snapshot: Snapshot,
+        manifest: Option<Manifest>,
+    ) -> Result<State> {
         let started = Instant::now();
-        let generation: u64 = snapshot.meta.get(META_GENERATION).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let generation: u64 = snapshot
+            .meta
+            .get(META_GENERATION)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         // A dump is trusted only for the generation it was written for.
-        let dump = manifest.filter(|m| m.generation == generation).and_then(|m| m.hnsw);
+        let dump = manifest
+            .filter(|m| m.generation == generation)
+            .and_then(|m| m.hnsw);
         let mut passages = HashMap::with_capacity(snapshot.passages.len());
         let mut items = Vec::with_capacity(snapshot.passages.len());
         for (passage, vector) in snapshot.passages {
@@ -291,8 +316,11 @@ impl Engine {
             passages.insert(passage.id, passage);
         }
         let centroids = if config.center_languages {
-            let centroids =
-                rank::LanguageCentroids::estimate(items.iter().map(|(id, v)| (passages[id].language.as_str(), v.as_slice())));
+            let centroids = rank::LanguageCentroids::estimate(
+                items
+                    .iter()
+                    .map(|(id, v)| (passages[id].language.as_str(), v.as_slice())),
+            );
             for (id, v) in &mut items {
                 *v = centroids.center(v, &passages[id].language);
             }
@@ -301,9 +329,21 @@ impl Engine {
             rank::LanguageCentroids::default()
         };
         let dump_dir = dump.as_ref().map(|d| config.data_dir.join(&d.dir));
-        let index = crate::index::build(&config.index, dimension, items, dump_dir.as_deref().zip(dump.as_ref()))?;
-        let lexical = LexicalIndex::build(passages.values().map(|p| (p.id, p.text.as_str())), config.lexicon.clone());
-        let next_passage_id = snapshot.meta.get(META_NEXT_ID).and_then(|v| v.parse().ok()).unwrap_or(1);
+        let index = crate::index::build(
+            &config.index,
+            dimension,
+            items,
+            dump_dir.as_deref().zip(dump.as_ref()),
+        )?;
+        let lexical = LexicalIndex::build(
+            passages.values().map(|p| (p.id, p.text.as_str())),
+            config.lexicon.clone(),
+        );
+        let next_passage_id = snapshot
+            .meta
+            .get(META_NEXT_ID)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         info!(
             documents = snapshot.documents.len(),
             passages = passages.len(),
@@ -312,7 +352,11 @@ impl Engine {
             "index loaded"
         );
         Ok(State {
-            documents: snapshot.documents.into_iter().map(|d| (d.id.clone(), d)).collect(),
+            documents: snapshot
+                .documents
+                .into_iter()
+                .map(|d| (d.id.clone(), d))
+                .collect(),
             passages,
             index,
             lexical,
@@ -326,12 +370,21 @@ impl Engine {
     async fn rebuild_all(&self) -> Result<()> {
         let _writer = self.writer.lock().await;
         let docs: Vec<StoredDocument> = self.read_state().documents.values().cloned().collect();
-        info!(documents = docs.len(), "model or chunker changed: rebuilding passages");
+        info!(
+            documents = docs.len(),
+            "model or chunker changed: rebuilding passages"
+        );
         let prepared = self
             .prepare_all(
                 docs.into_iter()
                     .map(|d| {
-                        let input = DocumentInput { id: d.id, text: d.text, title: d.title, source: d.source, language: d.language };
+                        let input = DocumentInput {
+                            id: d.id,
+                            text: d.text,
+                            title: d.title,
+                            source: d.source,
+                            language: d.language,
+                        };
                         (input, d.origin)
                     })
                     .collect(),
@@ -356,16 +409,21 @@ impl Engine {
     }
 
     fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        self.permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::Overloaded(format!("more than {} requests in flight", self.config.max_in_flight)))
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            Error::Overloaded(format!(
+                "more than {} requests in flight",
+                self.config.max_in_flight
+            ))
+        })
     }
 
     fn queue_write(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
-        self.write_queue
-            .try_acquire()
-            .map_err(|_| Error::Overloaded(format!("more than {} writes waiting", limits::MAX_QUEUED_WRITES)))
+        self.write_queue.try_acquire().map_err(|_| {
+            Error::Overloaded(format!(
+                "more than {} writes waiting",
+                limits::MAX_QUEUED_WRITES
+            ))
+        })
     }
 
     /// Returns the passages that best answer `query`.
@@ -374,12 +432,19 @@ impl Engine {
         validate_search(&query)?;
         let _permit = self.permit()?;
         let started = Instant::now();
-        let top_k = if query.top_k == 0 { limits::DEFAULT_TOP_K } else { query.top_k };
+        let top_k = if query.top_k == 0 {
+            limits::DEFAULT_TOP_K
+        } else {
+            query.top_k
+        };
         let query_language = lang::detect(&query.query).unwrap_or_default();
 
         let needs_dense = query.mode != SearchMode::Lexical;
         let query_vector = if needs_dense {
-            let mut out = self.embedder.embed(vec![query.query.clone()], EmbedKind::Query).await?;
+            let mut out = self
+                .embedder
+                .embed(vec![query.query.clone()], EmbedKind::Query)
+                .await?;
             Some(out.remove(0).vector)
         } else {
             None
@@ -399,16 +464,25 @@ impl Engine {
         let pool = rank::candidate_pool(top_k);
         let dense = match &query_vector {
             Some(v) => {
-                let v = if self.config.center_languages { state.centroids.center(v, &query_language) } else { v.clone() };
+                let v = if self.config.center_languages {
+                    state.centroids.center(v, &query_language)
+                } else {
+                    v.clone()
+                };
                 rank::dense_candidates(state.index.as_ref(), &v, pool, &passes)
             }
             None => Vec::new(),
         };
-        let lexical = if query.mode != SearchMode::Dense { state.lexical.search(&query.query, pool, &passes) } else { Vec::new() };
+        let lexical = if query.mode != SearchMode::Dense {
+            state.lexical.search(&query.query, pool, &passes)
+        } else {
+            Vec::new()
+        };
         let search_ms = ms(search_started);
 
         let rank_started = Instant::now();
-        let fused: Vec<Candidate> = rank::fuse(query.mode, &dense, &lexical, self.config.lexical_weight);
+        let fused: Vec<Candidate> =
+            rank::fuse(query.mode, &dense, &lexical, self.config.lexical_weight);
         let hits: Vec<SearchHit> = fused
             .into_iter()
             .filter(|c| c.score >= query.min_score)
@@ -417,7 +491,8 @@ impl Engine {
             .filter_map(|(i, c)| {
                 let passage = state.passages.get(&c.id)?.clone();
                 let doc = state.documents.get(&passage.doc_id)?;
-                let highlights = rank::highlights(&passage, &doc.text, &query.query, &state.lexical);
+                let highlights =
+                    rank::highlights(&passage, &doc.text, &query.query, &state.lexical);
                 Some(SearchHit {
                     title: doc.title.clone(),
                     source: doc.source.clone(),
@@ -435,7 +510,12 @@ impl Engine {
             hits,
             query_language,
             mode: query.mode,
-            timings: Timings { embed_ms, search_ms, rank_ms, total_ms: ms(started) },
+            timings: Timings {
+                embed_ms,
+                search_ms,
+                rank_ms,
+                total_ms: ms(started),
+            },
         })
     }
 
@@ -481,7 +561,10 @@ impl Engine {
             }
         }
         let prepared = self.prepare_all(todo).await?;
-        let chunks: HashMap<String, u32> = prepared.iter().map(|(d, _)| (d.id.clone(), d.chunks.len() as u32)).collect();
+        let chunks: HashMap<String, u32> = prepared
+            .iter()
+            .map(|(d, _)| (d.id.clone(), d.chunks.len() as u32))
+            .collect();
         self.apply(prepared, Vec::new(), false, &|_, _| {}).await?;
         for outcome in &mut outcomes {
             if let Some(n) = chunks.get(&outcome.id) {
@@ -498,7 +581,11 @@ impl Engine {
         let _writer = self.writer.lock().await;
         let existing: Vec<String> = {
             let state = self.read_state();
-            ids.into_iter().filter(|id| state.documents.contains_key(id)).collect::<HashSet<_>>().into_iter().collect()
+            ids.into_iter()
+                .filter(|id| state.documents.contains_key(id))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
         };
         if existing.is_empty() {
             return Ok(0);
@@ -520,7 +607,10 @@ impl Engine {
             .await
             .map_err(|e| Error::Io(e.to_string()))?
             .map_err(|e| Error::Io(format!("{}: {e}", root.display())))?;
-        let mut report = SyncReport { skipped: scan.skipped.clone(), ..Default::default() };
+        let mut report = SyncReport {
+            skipped: scan.skipped.clone(),
+            ..Default::default()
+        };
         let mut todo = Vec::new();
         let deletes: Vec<String>;
         {
@@ -528,19 +618,40 @@ impl Engine {
             let skipped_ids: HashSet<String> = scan
                 .skipped
                 .iter()
-                .filter_map(|s| s.path.strip_prefix(root).ok().map(|p| p.to_string_lossy().replace('\\', "/")))
+                .filter_map(|s| {
+                    s.path
+                        .strip_prefix(root)
+                        .ok()
+                        .map(|p| p.to_string_lossy().replace('\\', "/"))
+                })
                 .collect();
             let present: HashSet<&str> = scan.files.iter().map(|f| f.id.as_str()).collect();
             for file in &scan.files {
                 match state.documents.get(&file.id) {
-                    Some(d) if d.content_hash == ingest::content_hash(&file.text) => report.unchanged += 1,
+                    Some(d) if d.content_hash == ingest::content_hash(&file.text) => {
+                        report.unchanged += 1
+                    }
                     Some(_) => {
                         report.updated += 1;
-                        todo.push((DocumentInput { id: file.id.clone(), text: file.text.clone(), ..Default::default() }, Origin::Corpus));
+                        todo.push((
+                            DocumentInput {
+                                id: file.id.clone(),
+                                text: file.text.clone(),
+                                ..Default::default()
+                            },
+                            Origin::Corpus,
+                        ));
                     }
                     None => {
                         report.added += 1;
-                        todo.push((DocumentInput { id: file.id.clone(), text: file.text.clone(), ..Default::default() }, Origin::Corpus));
+                        todo.push((
+                            DocumentInput {
+                                id: file.id.clone(),
+                                text: file.text.clone(),
+                                ..Default::default()
+                            },
+                            Origin::Corpus,
+                        ));
                     }
                 }
             }
@@ -549,7 +660,11 @@ impl Engine {
             deletes = state
                 .documents
                 .values()
-                .filter(|d| d.origin == Origin::Corpus && !present.contains(d.id.as_str()) && !skipped_ids.contains(&d.id))
+                .filter(|d| {
+                    d.origin == Origin::Corpus
+                        && !present.contains(d.id.as_str())
+                        && !skipped_ids.contains(&d.id)
+                })
                 .map(|d| d.id.clone())
                 .collect();
             report.removed = deletes.len();
@@ -557,7 +672,10 @@ impl Engine {
         let prepared = self.prepare_all(todo).await?;
         for (doc, _) in &prepared {
             for c in &doc.chunks {
-                *report.chunks_per_language.entry(c.language.clone()).or_default() += 1;
+                *report
+                    .chunks_per_language
+                    .entry(c.language.clone())
+                    .or_default() += 1;
                 report.tokens += c.chunk.tokens;
             }
         }
@@ -568,11 +686,17 @@ impl Engine {
         Ok(report)
     }
 
-    async fn prepare_all(&self, inputs: Vec<(DocumentInput, Origin)>) -> Result<Vec<(PreparedDocument, Origin)>> {
+    async fn prepare_all(
+        &self,
+        inputs: Vec<(DocumentInput, Origin)>,
+    ) -> Result<Vec<(PreparedDocument, Origin)>> {
         let counter = self.counter.clone();
         let chunk = self.config.chunk;
         tokio::task::spawn_blocking(move || {
-            inputs.into_iter().map(|(input, origin)| (ingest::prepare(input, counter.as_ref(), chunk), origin)).collect()
+            inputs
+                .into_iter()
+                .map(|(input, origin)| (ingest::prepare(input, counter.as_ref(), chunk), origin))
+                .collect()
         })
         .await
         .map_err(|e| Error::Io(e.to_string()))
@@ -587,12 +711,18 @@ impl Engine {
         clear: bool,
         progress: Progress<'_>,
     ) -> Result<()> {
-        let texts: Vec<String> = prepared.iter().flat_map(|(d, _)| d.chunks.iter().map(|c| c.chunk.text.clone())).collect();
+        let texts: Vec<String> = prepared
+            .iter()
+            .flat_map(|(d, _)| d.chunks.iter().map(|c| c.chunk.text.clone()))
+            .collect();
         let total = texts.len();
         let mut vectors = Vec::with_capacity(total);
         progress(0, total);
         for batch in texts.chunks(limits::EMBED_BATCH) {
-            let embedded = self.embedder.embed(batch.to_vec(), EmbedKind::Passage).await?;
+            let embedded = self
+                .embedder
+                .embed(batch.to_vec(), EmbedKind::Passage)
+                .await?;
             vectors.extend(embedded.into_iter().map(|e| e.vector));
             progress(vectors.len(), total);
         }
@@ -602,7 +732,11 @@ impl Engine {
             (state.next_passage_id, state.generation + 1)
         };
         let mut vectors = vectors.into_iter();
-        let mut batch = WriteBatch { delete: deletes, clear_passages: clear, ..Default::default() };
+        let mut batch = WriteBatch {
+            delete: deletes,
+            clear_passages: clear,
+            ..Default::default()
+        };
         for (doc, origin) in prepared {
             let mut rows = Vec::with_capacity(doc.chunks.len());
             for c in doc.chunks {
@@ -618,7 +752,12 @@ impl Engine {
                     sentences: c.chunk.sentences.iter().map(|r| (r.start, r.end)).collect(),
                 };
                 next_id += 1;
-                rows.push((passage, vectors.next().ok_or_else(|| Error::Model("fewer vectors than passages".into()))?));
+                rows.push((
+                    passage,
+                    vectors
+                        .next()
+                        .ok_or_else(|| Error::Model("fewer vectors than passages".into()))?,
+                ));
             }
             let stored = StoredDocument {
                 passage_ids: rows.iter().map(|(p, _)| p.id).collect(),
@@ -636,12 +775,17 @@ impl Engine {
         batch.meta = vec![
             (META_NEXT_ID.into(), next_id.to_string()),
             (META_GENERATION.into(), generation.to_string()),
-            (META_LAYOUT.into(), layout_fingerprint(&self.embedder, &self.config.chunk)),
+            (
+                META_LAYOUT.into(),
+                layout_fingerprint(&self.embedder, &self.config.chunk),
+            ),
         ];
 
         // Durable first: only a committed change reaches the index.
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.write(batch)).await.map_err(|e| Error::Storage(e.to_string()))??;
+        tokio::task::spawn_blocking(move || store.write(batch))
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))??;
         self.reload_state(next_id, generation).await
     }
 
@@ -656,7 +800,8 @@ impl Engine {
         let config = self.config.clone();
         let embedder = self.embedder.clone();
         let fresh = tokio::task::spawn_blocking(move || -> Result<State> {
-            let mut fresh = Self::load_state(&config, embedder.manifest().dimension, snapshot, None)?;
+            let mut fresh =
+                Self::load_state(&config, embedder.manifest().dimension, snapshot, None)?;
             fresh.next_passage_id = next_id;
             fresh.generation = generation;
             persist_manifest(&config, &embedder, &fresh)?;
@@ -669,14 +814,29 @@ impl Engine {
     }
 
     /// Lists documents ordered by id, after `page_token` (the last id of the previous page).
-    pub fn list_documents(&self, page_size: usize, page_token: &str, language: &str) -> Result<(Vec<DocumentSummary>, String)> {
+    pub fn list_documents(
+        &self,
+        page_size: usize,
+        page_token: &str,
+        language: &str,
+    ) -> Result<(Vec<DocumentSummary>, String)> {
         if page_size > limits::MAX_PAGE_SIZE {
-            return Err(Error::invalid("page_size", format!("must be at most {}", limits::MAX_PAGE_SIZE)));
+            return Err(Error::invalid(
+                "page_size",
+                format!("must be at most {}", limits::MAX_PAGE_SIZE),
+            ));
         }
         if !language.is_empty() && !lang::is_known_code(language) {
-            return Err(Error::invalid("language", format!("unknown language code {language:?}")));
+            return Err(Error::invalid(
+                "language",
+                format!("unknown language code {language:?}"),
+            ));
         }
-        let page_size = if page_size == 0 { limits::DEFAULT_PAGE_SIZE } else { page_size };
+        let page_size = if page_size == 0 {
+            limits::DEFAULT_PAGE_SIZE
+        } else {
+            page_size
+        };
         let state = self.read_state();
         let start = if page_token.is_empty() {
             std::ops::Bound::Unbounded
@@ -706,20 +866,35 @@ impl Engine {
             return Err(Error::invalid("id", "must not be empty"));
         }
         let state = self.read_state();
-        let doc = state.documents.get(id).ok_or_else(|| Error::NotFound(format!("document {id:?}")))?;
-        let passages = doc.passage_ids.iter().filter_map(|pid| state.passages.get(pid).cloned()).collect();
-        Ok(DocumentView { summary: summary(doc), text: doc.text.clone(), passages })
+        let doc = state
+            .documents
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("document {id:?}")))?;
+        let passages = doc
+            .passage_ids
+            .iter()
+            .filter_map(|pid| state.passages.get(pid).cloned())
+            .collect();
+        Ok(DocumentView {
+            summary: summary(doc),
+            text: doc.text.clone(),
+            passages,
+        })
     }
 
     pub fn info(&self) -> EngineInfo {
         let state = self.read_state();
         let mut passages_per_language = BTreeMap::new();
         for p in state.passages.values() {
-            *passages_per_language.entry(p.language.clone()).or_insert(0u64) += 1;
+            *passages_per_language
+                .entry(p.language.clone())
+                .or_insert(0u64) += 1;
         }
         let mut documents_per_language = BTreeMap::new();
         for d in state.documents.values() {
-            *documents_per_language.entry(d.language.clone()).or_insert(0u64) += 1;
+            *documents_per_language
+                .entry(d.language.clone())
+                .or_insert(0u64) += 1;
         }
         EngineInfo {
             model: self.embedder.manifest().name.clone(),
@@ -728,7 +903,11 @@ impl Engine {
             passages: state.passages.len(),
             passages_per_language,
             documents_per_language,
-            index_build_id: format!("g{}-{}", state.generation, self.embedder.manifest().fingerprint()),
+            index_build_id: format!(
+                "g{}-{}",
+                state.generation,
+                self.embedder.manifest().fingerprint()
+            ),
             index_kind: state.index.kind().to_string(),
             chunker_version: ingest::CHUNKER_VERSION.to_string(),
         }
@@ -769,7 +948,11 @@ fn persist_manifest(config: &EngineConfig, embedder: &Embedder, state: &State) -
             None
         }
     };
-    let mut ids: Vec<(&String, &String)> = state.documents.values().map(|d| (&d.id, &d.content_hash)).collect();
+    let mut ids: Vec<(&String, &String)> = state
+        .documents
+        .values()
+        .map(|d| (&d.id, &d.content_hash))
+        .collect();
     ids.sort();
     let mut corpus = Sha256::new();
     for (id, hash) in ids {
@@ -824,40 +1007,69 @@ fn validate_search(q: &SearchQuery) -> Result<()> {
     if q.query.trim().is_empty() {
         bad.push(FieldViolation::new("query", "must not be empty"));
     } else if q.query.chars().count() > limits::MAX_QUERY_CHARS {
-        bad.push(FieldViolation::new("query", format!("must be at most {} characters", limits::MAX_QUERY_CHARS)));
+        bad.push(FieldViolation::new(
+            "query",
+            format!("must be at most {} characters", limits::MAX_QUERY_CHARS),
+        ));
     }
     if q.top_k > limits::MAX_TOP_K {
-        bad.push(FieldViolation::new("top_k", format!("must be at most {}", limits::MAX_TOP_K)));
+        bad.push(FieldViolation::new(
+            "top_k",
+            format!("must be at most {}", limits::MAX_TOP_K),
+        ));
     }
     for (i, l) in q.languages.iter().enumerate() {
         if !lang::is_known_code(l) {
-            bad.push(FieldViolation::new(format!("languages[{i}]"), format!("unknown language code {l:?}")));
+            bad.push(FieldViolation::new(
+                format!("languages[{i}]"),
+                format!("unknown language code {l:?}"),
+            ));
         }
     }
     for (i, id) in q.doc_ids.iter().enumerate() {
         if id.is_empty() || id.chars().count() > limits::MAX_ID_CHARS {
-            bad.push(FieldViolation::new(format!("doc_ids[{i}]"), "must be 1 to 512 characters"));
+            bad.push(FieldViolation::new(
+                format!("doc_ids[{i}]"),
+                "must be 1 to 512 characters",
+            ));
         }
     }
     if !q.min_score.is_finite() {
         bad.push(FieldViolation::new("min_score", "must be a finite number"));
     }
-    if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(bad))
+    }
 }
 
 fn validate_embed(texts: &[String]) -> Result<()> {
     let mut bad = Vec::new();
     if texts.is_empty() || texts.len() > limits::MAX_EMBED_TEXTS {
-        bad.push(FieldViolation::new("texts", format!("must hold 1 to {} texts", limits::MAX_EMBED_TEXTS)));
+        bad.push(FieldViolation::new(
+            "texts",
+            format!("must hold 1 to {} texts", limits::MAX_EMBED_TEXTS),
+        ));
     }
     for (i, t) in texts.iter().enumerate() {
         if t.trim().is_empty() {
-            bad.push(FieldViolation::new(format!("texts[{i}]"), "must not be empty"));
+            bad.push(FieldViolation::new(
+                format!("texts[{i}]"),
+                "must not be empty",
+            ));
         } else if t.chars().count() > limits::MAX_EMBED_CHARS {
-            bad.push(FieldViolation::new(format!("texts[{i}]"), format!("must be at most {} characters", limits::MAX_EMBED_CHARS)));
+            bad.push(FieldViolation::new(
+                format!("texts[{i}]"),
+                format!("must be at most {} characters", limits::MAX_EMBED_CHARS),
+            ));
         }
     }
-    if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(bad))
+    }
 }
 
 fn id_problem(id: &str) -> Option<&'static str> {
@@ -873,35 +1085,58 @@ fn id_problem(id: &str) -> Option<&'static str> {
 fn validate_ids(field: &str, ids: &[String], max: usize) -> Result<()> {
     let mut bad = Vec::new();
     if ids.is_empty() || ids.len() > max {
-        bad.push(FieldViolation::new(field, format!("must hold 1 to {max} ids")));
+        bad.push(FieldViolation::new(
+            field,
+            format!("must hold 1 to {max} ids"),
+        ));
     }
     for (i, id) in ids.iter().enumerate() {
         if let Some(problem) = id_problem(id) {
             bad.push(FieldViolation::new(format!("{field}[{i}]"), problem));
         }
     }
-    if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(bad))
+    }
 }
 
 fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
     let mut bad = Vec::new();
     if docs.is_empty() || docs.len() > limits::MAX_INGEST_DOCUMENTS {
-        bad.push(FieldViolation::new("documents", format!("must hold 1 to {} documents", limits::MAX_INGEST_DOCUMENTS)));
+        bad.push(FieldViolation::new(
+            "documents",
+            format!("must hold 1 to {} documents", limits::MAX_INGEST_DOCUMENTS),
+        ));
     }
     for (i, d) in docs.iter().enumerate() {
         if let Some(problem) = id_problem(&d.id) {
             bad.push(FieldViolation::new(format!("documents[{i}].id"), problem));
         }
         if d.text.trim().is_empty() {
-            bad.push(FieldViolation::new(format!("documents[{i}].text"), "must not be empty"));
+            bad.push(FieldViolation::new(
+                format!("documents[{i}].text"),
+                "must not be empty",
+            ));
         } else if d.text.len() > limits::MAX_DOCUMENT_BYTES {
-            bad.push(FieldViolation::new(format!("documents[{i}].text"), "must be at most 5 MB"));
+            bad.push(FieldViolation::new(
+                format!("documents[{i}].text"),
+                "must be at most 5 MB",
+            ));
         }
         if !d.language.is_empty() && !lang::is_known_code(&d.language) {
-            bad.push(FieldViolation::new(format!("documents[{i}].language"), format!("unknown language code {:?}", d.language)));
+            bad.push(FieldViolation::new(
+                format!("documents[{i}].language"),
+                format!("unknown language code {:?}", d.language),
+            ));
         }
     }
-    if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(bad))
+    }
 }
 
 #[cfg(test)]
@@ -912,23 +1147,60 @@ mod tests {
     use proptest::prelude::*;
 
     async fn engine(dir: &Path) -> Engine {
-        Engine::open(EngineConfig::new(dir), testing::embedder(), Arc::new(ApproxCounter)).await.unwrap()
+        Engine::open(
+            EngineConfig::new(dir),
+            testing::embedder(),
+            Arc::new(ApproxCounter),
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]
     async fn ingest_search_replace_delete_with_a_small_embedder() {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine(dir.path()).await;
-        let doc = |id: &str, text: &str| DocumentInput { id: id.into(), text: text.into(), ..Default::default() };
-        let out = engine.ingest(vec![doc("a", "Mekong river flows south."), doc("b", "湄公河流经六个国家。")]).await.unwrap();
-        assert!(out.iter().all(|o| o.chunks == 1 && !o.replaced && !o.unchanged));
-        let hits = engine.search(SearchQuery { query: "Mekong river".into(), ..Default::default() }).await.unwrap();
+        let doc = |id: &str, text: &str| DocumentInput {
+            id: id.into(),
+            text: text.into(),
+            ..Default::default()
+        };
+        let out = engine
+            .ingest(vec![
+                doc("a", "Mekong river flows south."),
+                doc("b", "湄公河流经六个国家。"),
+            ])
+            .await
+            .unwrap();
+        assert!(
+            out.iter()
+                .all(|o| o.chunks == 1 && !o.replaced && !o.unchanged)
+        );
+        let hits = engine
+            .search(SearchQuery {
+                query: "Mekong river".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(hits.hits[0].passage.doc_id, "a");
         // Same id twice in one call: the last copy wins.
-        let out = engine.ingest(vec![doc("a", "first"), doc("a", "Second version of a.")]).await.unwrap();
+        let out = engine
+            .ingest(vec![doc("a", "first"), doc("a", "Second version of a.")])
+            .await
+            .unwrap();
         assert_eq!(out.len(), 2);
-        assert_eq!(engine.get_document("a").unwrap().text, "Second version of a.");
-        assert_eq!(engine.delete(vec!["a".into(), "a".into(), "zzz".into()]).await.unwrap(), 1);
+        assert_eq!(
+            engine.get_document("a").unwrap().text,
+            "Second version of a."
+        );
+        assert_eq!(
+            engine
+                .delete(vec!["a".into(), "a".into(), "zzz".into()])
+                .await
+                .unwrap(),
+            1
+        );
         assert_eq!(engine.info().documents, 1);
         assert!(matches!(engine.get_document("a"), Err(Error::NotFound(_))));
     }
@@ -938,14 +1210,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = EngineConfig::new(dir.path());
         config.max_in_flight = 1;
-        let engine = Engine::open(config, testing::embedder(), Arc::new(ApproxCounter)).await.unwrap();
+        let engine = Engine::open(config, testing::embedder(), Arc::new(ApproxCounter))
+            .await
+            .unwrap();
         let _held = engine.permit().unwrap();
-        let err = engine.search(SearchQuery { query: "x".into(), ..Default::default() }).await.unwrap_err();
+        let err = engine
+            .search(SearchQuery {
+                query: "x".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Overloaded(_)));
     }
 
     fn known_language() -> impl Strategy<Value = String> {
-        prop_oneof![Just("zh".to_string()), Just("en".to_string()), Just("vi".to_string()), Just("xx".to_string()), ".{0,4}"]
+        prop_oneof![
+            Just("zh".to_string()),
+            Just("en".to_string()),
+            Just("vi".to_string()),
+            Just("xx".to_string()),
+            ".{0,4}"
+        ]
     }
 
     proptest! {

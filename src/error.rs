@@ -12,7 +12,10 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -54,7 +57,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn describe(violations: &[FieldViolation]) -> String {
-    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
@@ -79,7 +86,14 @@ macro_rules! storage_errors {
         }
     )*};
 }
-storage_errors!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+storage_errors!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
@@ -98,7 +112,9 @@ impl From<Error> for tonic::Status {
             Error::DeadlineExceeded => tonic::Status::deadline_exceeded(message),
             Error::Unauthenticated(_) => tonic::Status::unauthenticated(message),
             Error::PermissionDenied(_) => tonic::Status::permission_denied(message),
-            Error::Model(_) | Error::Storage(_) | Error::Index(_) | Error::Io(_) => tonic::Status::internal(message),
+            Error::Model(_) | Error::Storage(_) | Error::Index(_) | Error::Io(_) => {
+                tonic::Status::internal(message)
+            }
         }
     }
 }
@@ -120,11 +136,23 @@ mod tests {
     fn codes() {
         let code = |e: Error| tonic::Status::from(e).code();
         assert_eq!(code(Error::NotFound("x".into())), tonic::Code::NotFound);
-        assert_eq!(code(Error::Overloaded("x".into())), tonic::Code::ResourceExhausted);
-        assert_eq!(code(Error::Unavailable("x".into())), tonic::Code::Unavailable);
+        assert_eq!(
+            code(Error::Overloaded("x".into())),
+            tonic::Code::ResourceExhausted
+        );
+        assert_eq!(
+            code(Error::Unavailable("x".into())),
+            tonic::Code::Unavailable
+        );
         assert_eq!(code(Error::DeadlineExceeded), tonic::Code::DeadlineExceeded);
         assert_eq!(code(Error::Storage("x".into())), tonic::Code::Internal);
-        assert_eq!(code(Error::Unauthenticated("x".into())), tonic::Code::Unauthenticated);
-        assert_eq!(code(Error::PermissionDenied("x".into())), tonic::Code::PermissionDenied);
+        assert_eq!(
+            code(Error::Unauthenticated("x".into())),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            code(Error::PermissionDenied("x".into())),
+            tonic::Code::PermissionDenied
+        );
     }
 }

@@ -29,11 +29,15 @@ pub struct Gold {
 
 /// Reads a JSON-lines question file.
 pub fn load_questions(path: &Path) -> Result<Vec<Question>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Io(format!("{}:{}: {e}", path.display(), i + 1))))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| Error::Io(format!("{}:{}: {e}", path.display(), i + 1)))
+        })
         .collect()
 }
 
@@ -86,7 +90,12 @@ impl Tally {
 
     fn scores(&self) -> Scores {
         let n = self.n.max(1) as f32;
-        Scores { questions: self.n, hit_at_1: self.h1 as f32 / n, hit_at_5: self.h5 as f32 / n, mrr_at_10: self.rr / n }
+        Scores {
+            questions: self.n,
+            hit_at_1: self.h1 as f32 / n,
+            hit_at_5: self.h5 as f32 / n,
+            mrr_at_10: self.rr / n,
+        }
     }
 }
 
@@ -98,13 +107,23 @@ pub async fn evaluate(engine: &Engine, questions: &[Question], mode: SearchMode)
     let mut misses = Vec::new();
     for q in questions {
         let results = engine
-            .search(SearchQuery { query: q.question.clone(), top_k: 10, mode, ..Default::default() })
+            .search(SearchQuery {
+                query: q.question.clone(),
+                top_k: 10,
+                mode,
+                ..Default::default()
+            })
             .await?;
         let rank = results
             .hits
             .iter()
             .position(|h| {
-                q.gold.iter().any(|g| h.source == g.doc && g.contains.iter().any(|c| h.passage.text.contains(c.as_str())))
+                q.gold.iter().any(|g| {
+                    h.source == g.doc
+                        && g.contains
+                            .iter()
+                            .any(|c| h.passage.text.contains(c.as_str()))
+                })
             })
             .map(|p| p + 1);
         overall.add(rank);
@@ -114,7 +133,10 @@ pub async fn evaluate(engine: &Engine, questions: &[Question], mode: SearchMode)
             .first()
             .and_then(|g| engine.get_document(&g.doc).ok())
             .map_or_else(|| "?".to_string(), |d| d.summary.language);
-        per_pair.entry(format!("{}→{}", q.lang, answer_lang)).or_default().add(rank);
+        per_pair
+            .entry(format!("{}→{}", q.lang, answer_lang))
+            .or_default()
+            .add(rank);
         if rank != Some(1) {
             misses.push(Miss {
                 id: q.id.clone(),
@@ -123,14 +145,23 @@ pub async fn evaluate(engine: &Engine, questions: &[Question], mode: SearchMode)
                 top: results
                     .hits
                     .first()
-                    .map(|h| format!("{}: {}", h.source, h.passage.text.chars().take(60).collect::<String>()))
+                    .map(|h| {
+                        format!(
+                            "{}: {}",
+                            h.source,
+                            h.passage.text.chars().take(60).collect::<String>()
+                        )
+                    })
                     .unwrap_or_default(),
             });
         }
     }
     Ok(Report {
         overall: overall.scores(),
-        per_language: per_language.into_iter().map(|(k, t)| (k, t.scores())).collect(),
+        per_language: per_language
+            .into_iter()
+            .map(|(k, t)| (k, t.scores()))
+            .collect(),
         per_pair: per_pair.into_iter().map(|(k, t)| (k, t.scores())).collect(),
         misses,
     })
@@ -139,7 +170,11 @@ pub async fn evaluate(engine: &Engine, questions: &[Question], mode: SearchMode)
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let row = |f: &mut std::fmt::Formatter<'_>, name: &str, s: &Scores| {
-            writeln!(f, "{name:<12} {:>3}  hit@1 {:.2}  hit@5 {:.2}  MRR@10 {:.2}", s.questions, s.hit_at_1, s.hit_at_5, s.mrr_at_10)
+            writeln!(
+                f,
+                "{name:<12} {:>3}  hit@1 {:.2}  hit@5 {:.2}  MRR@10 {:.2}",
+                s.questions, s.hit_at_1, s.hit_at_5, s.mrr_at_10
+            )
         };
         row(f, "overall", &self.overall)?;
         for (k, s) in &self.per_language {
@@ -152,7 +187,11 @@ impl std::fmt::Display for Report {
             writeln!(f, "misses (not ranked first):")?;
             for m in &self.misses {
                 let rank = m.rank.map_or("-".to_string(), |r| r.to_string());
-                writeln!(f, "  {} rank {rank}: {}  [top: {}]", m.id, m.question, m.top)?;
+                writeln!(
+                    f,
+                    "  {} rank {rank}: {}  [top: {}]",
+                    m.id, m.question, m.top
+                )?;
             }
         }
         Ok(())

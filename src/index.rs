@@ -65,7 +65,11 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        Self { m: 16, ef_construction: 200, ef_search: 64 }
+        Self {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
     }
 }
 
@@ -73,15 +77,28 @@ impl HnswParams {
     pub fn validate(&self) -> Result<()> {
         let mut bad = Vec::new();
         if !(4..=256).contains(&self.m) {
-            bad.push(crate::error::FieldViolation::new("hnsw_m", "must be between 4 and 256"));
+            bad.push(crate::error::FieldViolation::new(
+                "hnsw_m",
+                "must be between 4 and 256",
+            ));
         }
         if self.ef_construction < self.m || self.ef_construction > 4096 {
-            bad.push(crate::error::FieldViolation::new("hnsw_ef_construction", "must be between M and 4096"));
+            bad.push(crate::error::FieldViolation::new(
+                "hnsw_ef_construction",
+                "must be between M and 4096",
+            ));
         }
         if self.ef_search == 0 || self.ef_search > 4096 {
-            bad.push(crate::error::FieldViolation::new("hnsw_ef_search", "must be between 1 and 4096"));
+            bad.push(crate::error::FieldViolation::new(
+                "hnsw_ef_search",
+                "must be between 1 and 4096",
+            ));
         }
-        if bad.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(bad)) }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(bad))
+        }
     }
 }
 
@@ -96,7 +113,11 @@ pub struct IndexConfig {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        Self { kind: IndexKind::Auto, hnsw: HnswParams::default(), exact_threshold: 20_000 }
+        Self {
+            kind: IndexKind::Auto,
+            hnsw: HnswParams::default(),
+            exact_threshold: 20_000,
+        }
     }
 }
 
@@ -144,7 +165,10 @@ fn top_k(mut hits: Vec<ScoredId>, k: usize) -> Vec<ScoredId> {
 
 fn check_dimension(dimension: usize, vector: &[f32]) -> Result<()> {
     if vector.len() != dimension {
-        return Err(Error::Index(format!("vector has {} dimensions, index has {dimension}", vector.len())));
+        return Err(Error::Index(format!(
+            "vector has {} dimensions, index has {dimension}",
+            vector.len()
+        )));
     }
     Ok(())
 }
@@ -160,7 +184,12 @@ pub struct ExactIndex {
 
 impl ExactIndex {
     pub fn new(dimension: usize) -> Self {
-        Self { dimension, ids: Vec::new(), data: Vec::new(), position: HashMap::new() }
+        Self {
+            dimension,
+            ids: Vec::new(),
+            data: Vec::new(),
+            position: HashMap::new(),
+        }
     }
 }
 
@@ -185,7 +214,9 @@ impl VectorStore for ExactIndex {
     }
 
     fn remove(&mut self, id: u64) {
-        let Some(pos) = self.position.remove(&id) else { return };
+        let Some(pos) = self.position.remove(&id) else {
+            return;
+        };
         let last = self.ids.len() - 1;
         self.ids.swap_remove(pos);
         let d = self.dimension;
@@ -202,7 +233,13 @@ impl VectorStore for ExactIndex {
             .iter()
             .enumerate()
             .filter(|(_, id)| filter(**id))
-            .map(|(i, &id)| ScoredId { id, score: dot(query, &self.data[i * self.dimension..(i + 1) * self.dimension]) })
+            .map(|(i, &id)| ScoredId {
+                id,
+                score: dot(
+                    query,
+                    &self.data[i * self.dimension..(i + 1) * self.dimension],
+                ),
+            })
             .collect();
         top_k(hits, k)
     }
@@ -224,13 +261,20 @@ pub struct HnswIndex {
 impl HnswIndex {
     /// Builds the graph in parallel, then checks every point is found by its
     /// own vector and moves the ones that are not to the exact side list.
-    pub fn build(params: HnswParams, dimension: usize, items: Vec<(u64, Vec<f32>)>) -> Result<Self> {
+    pub fn build(
+        params: HnswParams,
+        dimension: usize,
+        items: Vec<(u64, Vec<f32>)>,
+    ) -> Result<Self> {
         params.validate()?;
         for (_, v) in &items {
             check_dimension(dimension, v)?;
         }
         let graph = new_graph(params, items.len());
-        let refs: Vec<(&[f32], usize)> = items.iter().map(|(id, v)| (v.as_slice(), *id as usize)).collect();
+        let refs: Vec<(&[f32], usize)> = items
+            .iter()
+            .map(|(id, v)| (v.as_slice(), *id as usize))
+            .collect();
         graph.parallel_insert_slice(&refs);
         let mut index = Self {
             params,
@@ -259,7 +303,10 @@ impl HnswIndex {
             self.unreachable.insert(*id, self.vectors[id].clone())?;
         }
         if !lost.is_empty() {
-            tracing::warn!(points = lost.len(), "hnsw points unreachable from the entry point; searched exactly");
+            tracing::warn!(
+                points = lost.len(),
+                "hnsw points unreachable from the entry point; searched exactly"
+            );
         }
         Ok(lost.len())
     }
@@ -277,18 +324,31 @@ impl HnswIndex {
         // is small and a graph is loaded once per start, so it is leaked to
         // give the graph a 'static lifetime.
         let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &dump.basename)));
-        let graph: Hnsw<'static, f32, DistCosine> =
-            loader.load_hnsw().map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
-        if graph.get_nb_point() != items.len() || graph.get_max_nb_connection() as usize != params.m {
-            return Err(Error::Index("dump does not match the stored vectors or parameters".into()));
+        let graph: Hnsw<'static, f32, DistCosine> = loader
+            .load_hnsw()
+            .map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
+        if graph.get_nb_point() != items.len() || graph.get_max_nb_connection() as usize != params.m
+        {
+            return Err(Error::Index(
+                "dump does not match the stored vectors or parameters".into(),
+            ));
         }
         let mut unreachable = ExactIndex::new(dimension);
         let vectors: HashMap<u64, Vec<f32>> = items.iter().cloned().collect();
         for id in &dump.unreachable {
-            let v = vectors.get(id).ok_or_else(|| Error::Index(format!("dump names unknown passage {id}")))?;
+            let v = vectors
+                .get(id)
+                .ok_or_else(|| Error::Index(format!("dump names unknown passage {id}")))?;
             unreachable.insert(*id, v.clone())?;
         }
-        Ok(Self { params, dimension, graph, vectors, removed: HashSet::new(), unreachable })
+        Ok(Self {
+            params,
+            dimension,
+            graph,
+            vectors,
+            removed: HashSet::new(),
+            unreachable,
+        })
     }
 
     /// True when a search for `vector` (as a top-1 query would run it)
@@ -305,7 +365,11 @@ impl HnswIndex {
         if self.removed.len() * 4 < self.graph.get_nb_point().max(64) {
             return Ok(());
         }
-        let items: Vec<(u64, Vec<f32>)> = self.vectors.iter().map(|(id, v)| (*id, v.clone())).collect();
+        let items: Vec<(u64, Vec<f32>)> = self
+            .vectors
+            .iter()
+            .map(|(id, v)| (*id, v.clone()))
+            .collect();
         *self = Self::build(self.params, self.dimension, items)?;
         Ok(())
     }
@@ -313,7 +377,13 @@ impl HnswIndex {
 
 fn new_graph(params: HnswParams, capacity: usize) -> Hnsw<'static, f32, DistCosine> {
     let max_layer = 16;
-    Hnsw::new(params.m, capacity.max(1024), max_layer, params.ef_construction, DistCosine {})
+    Hnsw::new(
+        params.m,
+        capacity.max(1024),
+        max_layer,
+        params.ef_construction,
+        DistCosine {},
+    )
 }
 
 impl VectorStore for HnswIndex {
@@ -359,10 +429,16 @@ impl VectorStore for HnswIndex {
             .graph
             .search_filter(query, k, ef, Some(&pass))
             .into_iter()
-            .map(|n| ScoredId { id: n.d_id as u64, score: 1.0 - n.distance })
+            .map(|n| ScoredId {
+                id: n.d_id as u64,
+                score: 1.0 - n.distance,
+            })
             .collect();
         let seen: HashSet<u64> = hits.iter().map(|h| h.id).collect();
-        hits.extend(self.unreachable.search(query, k, &|id| filter(id) && !seen.contains(&id)));
+        hits.extend(
+            self.unreachable
+                .search(query, k, &|id| filter(id) && !seen.contains(&id)),
+        );
         top_k(hits, k)
     }
 
@@ -372,13 +448,20 @@ impl VectorStore for HnswIndex {
             // them), and an empty graph is cheaper to build than to load.
             return Ok(None);
         }
-        let basename = self.graph.file_dump(dir, "index").map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
+        let basename = self
+            .graph
+            .file_dump(dir, "index")
+            .map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
         for entry in std::fs::read_dir(dir)? {
             std::fs::File::open(entry?.path())?.sync_all()?;
         }
         let mut unreachable: Vec<u64> = self.unreachable.ids.clone();
         unreachable.sort_unstable();
-        Ok(Some(crate::manifest::HnswDump { dir: String::new(), basename, unreachable }))
+        Ok(Some(crate::manifest::HnswDump {
+            dir: String::new(),
+            basename,
+            unreachable,
+        }))
     }
 }
 
@@ -387,7 +470,9 @@ mod tests {
     use super::*;
 
     fn random_unit(seed: u64, dim: usize) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let v: Vec<f32> = (0..dim)
             .map(|_| {
                 x ^= x << 13;
@@ -412,11 +497,21 @@ mod tests {
         }
         let q = random_unit(8, 8);
         assert_eq!(index.search(&q, 1, &|_| true)[0].id, 7);
-        assert!(index.search(&q, 5, &|id| id % 2 == 0).iter().all(|h| h.id % 2 == 0));
+        assert!(
+            index
+                .search(&q, 5, &|id| id % 2 == 0)
+                .iter()
+                .all(|h| h.id % 2 == 0)
+        );
         index.remove(7);
         index.remove(0);
         assert_eq!(index.len(), 48);
-        assert!(index.search(&q, 50, &|_| true).iter().all(|h| h.id != 7 && h.id != 0));
+        assert!(
+            index
+                .search(&q, 50, &|_| true)
+                .iter()
+                .all(|h| h.id != 7 && h.id != 0)
+        );
         assert!(index.insert(3, random_unit(1, 8)).is_err(), "duplicate id");
         assert!(index.insert(99, vec![0.0; 3]).is_err(), "wrong dimension");
     }
@@ -428,10 +523,16 @@ mod tests {
         // A dumped and reloaded graph answers exactly as the original.
         let dir = tempfile::tempdir().unwrap();
         let dump = hnsw.dump(dir.path()).unwrap().unwrap();
-        let reloaded = HnswIndex::load(HnswParams::default(), 32, dir.path(), &dump, &data).unwrap();
+        let reloaded =
+            HnswIndex::load(HnswParams::default(), 32, dir.path(), &dump, &data).unwrap();
         let q = random_unit(77, 32);
-        assert_eq!(hnsw.search(&q, 10, &|_| true), reloaded.search(&q, 10, &|_| true));
-        assert!(HnswIndex::load(HnswParams::default(), 32, dir.path(), &dump, &data[..10]).is_err());
+        assert_eq!(
+            hnsw.search(&q, 10, &|_| true),
+            reloaded.search(&q, 10, &|_| true)
+        );
+        assert!(
+            HnswIndex::load(HnswParams::default(), 32, dir.path(), &dump, &data[..10]).is_err()
+        );
         let mut exact = ExactIndex::new(32);
         for (id, v) in data {
             exact.insert(id, v).unwrap();
@@ -439,8 +540,16 @@ mod tests {
         let mut found = 0;
         for q in 0..50 {
             let query = random_unit(10_000 + q, 32);
-            let truth: HashSet<u64> = exact.search(&query, 10, &|_| true).iter().map(|h| h.id).collect();
-            found += hnsw.search(&query, 10, &|_| true).iter().filter(|h| truth.contains(&h.id)).count();
+            let truth: HashSet<u64> = exact
+                .search(&query, 10, &|_| true)
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            found += hnsw
+                .search(&query, 10, &|_| true)
+                .iter()
+                .filter(|h| truth.contains(&h.id))
+                .count();
         }
         let recall = found as f32 / 500.0;
         assert!(recall >= 0.95, "recall@10 {recall}");
@@ -449,7 +558,16 @@ mod tests {
     #[test]
     fn hnsw_every_point_finds_itself_after_build_and_removals() {
         let data = items(600, 16);
-        let mut index = HnswIndex::build(HnswParams { m: 4, ef_construction: 8, ef_search: 8 }, 16, data.clone()).unwrap();
+        let mut index = HnswIndex::build(
+            HnswParams {
+                m: 4,
+                ef_construction: 8,
+                ef_search: 8,
+            },
+            16,
+            data.clone(),
+        )
+        .unwrap();
         for id in (0..600).step_by(3) {
             index.remove(id);
         }
@@ -465,9 +583,31 @@ mod tests {
 
     #[test]
     fn params_are_validated_before_hnsw_rs_sees_them() {
-        assert!(HnswParams { m: 300, ..Default::default() }.validate().is_err());
-        assert!(HnswParams { m: 16, ef_construction: 8, ef_search: 10 }.validate().is_err());
-        assert!(HnswParams { ef_search: 0, ..Default::default() }.validate().is_err());
+        assert!(
+            HnswParams {
+                m: 300,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            HnswParams {
+                m: 16,
+                ef_construction: 8,
+                ef_search: 10
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            HnswParams {
+                ef_search: 0,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
         assert!(HnswParams::default().validate().is_ok());
     }
 }

@@ -18,12 +18,99 @@ fn jieba() -> &'static Jieba {
 
 /// Words too common to carry meaning, in the languages of the corpus.
 const STOPWORDS: &[&str] = &[
-    "the", "a", "an", "of", "to", "in", "and", "or", "is", "are", "was", "were", "be", "by", "for", "on", "at", "with",
-    "as", "it", "its", "that", "this", "what", "which", "who", "whom", "when", "where", "why", "how", "does", "do",
-    "did", "has", "have", "had", "from", "after", "into", "will", "many", "much", "since", "their", "they",
-    "的", "了", "是", "在", "和", "与", "有", "也", "就", "都", "而", "及", "对", "为", "将", "于", "其", "这", "那",
-    "什么", "哪", "哪些", "多少", "谁", "为什么", "怎么", "如何", "吗", "呢", "几", "一个",
-    "và", "của", "là", "có", "những", "các", "được", "cho", "với", "trong", "này", "nào", "gì", "vì", "sao", "đang",
+    "the",
+    "a",
+    "an",
+    "of",
+    "to",
+    "in",
+    "and",
+    "or",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "by",
+    "for",
+    "on",
+    "at",
+    "with",
+    "as",
+    "it",
+    "its",
+    "that",
+    "this",
+    "what",
+    "which",
+    "who",
+    "whom",
+    "when",
+    "where",
+    "why",
+    "how",
+    "does",
+    "do",
+    "did",
+    "has",
+    "have",
+    "had",
+    "from",
+    "after",
+    "into",
+    "will",
+    "many",
+    "much",
+    "since",
+    "their",
+    "they",
+    "的",
+    "了",
+    "是",
+    "在",
+    "和",
+    "与",
+    "有",
+    "也",
+    "就",
+    "都",
+    "而",
+    "及",
+    "对",
+    "为",
+    "将",
+    "于",
+    "其",
+    "这",
+    "那",
+    "什么",
+    "哪",
+    "哪些",
+    "多少",
+    "谁",
+    "为什么",
+    "怎么",
+    "如何",
+    "吗",
+    "呢",
+    "几",
+    "一个",
+    "và",
+    "của",
+    "là",
+    "có",
+    "những",
+    "các",
+    "được",
+    "cho",
+    "với",
+    "trong",
+    "này",
+    "nào",
+    "gì",
+    "vì",
+    "sao",
+    "đang",
 ];
 
 /// Splits text into lowercase search terms.
@@ -95,16 +182,32 @@ pub struct LexicalHit {
 
 impl LexicalIndex {
     /// Builds the index over passage texts (statistics fit to this corpus).
-    pub fn build<'a>(passages: impl Iterator<Item = (u64, &'a str)>, lexicon: Option<Arc<Lexicon>>) -> Self {
+    pub fn build<'a>(
+        passages: impl Iterator<Item = (u64, &'a str)>,
+        lexicon: Option<Arc<Lexicon>>,
+    ) -> Self {
         let docs: Vec<Document<u64>> = passages.map(|(id, text)| Document::new(id, text)).collect();
-        let vocabulary = docs.iter().flat_map(|d| TermTokenizer.terms(&d.contents)).collect();
-        let engine = SearchEngineBuilder::<u64, u32, TermTokenizer>::with_tokenizer_and_documents(TermTokenizer, docs).build();
-        Self { engine: Arc::new(engine), vocabulary, lexicon }
+        let vocabulary = docs
+            .iter()
+            .flat_map(|d| TermTokenizer.terms(&d.contents))
+            .collect();
+        let engine = SearchEngineBuilder::<u64, u32, TermTokenizer>::with_tokenizer_and_documents(
+            TermTokenizer,
+            docs,
+        )
+        .build();
+        Self {
+            engine: Arc::new(engine),
+            vocabulary,
+            lexicon,
+        }
     }
 
     /// Dictionary translations of the query's terms that occur in the index.
     pub fn translations(&self, query: &str) -> Vec<String> {
-        let Some(lexicon) = &self.lexicon else { return Vec::new() };
+        let Some(lexicon) = &self.lexicon else {
+            return Vec::new();
+        };
         let known = |w: &str| {
             let terms = TermTokenizer.terms(w);
             !terms.is_empty() && terms.iter().all(|t| self.vocabulary.contains(t))
@@ -116,13 +219,20 @@ impl LexicalIndex {
     /// matched together with its translations.
     pub fn search(&self, query: &str, k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<LexicalHit> {
         let translations = self.translations(query);
-        let expanded = if translations.is_empty() { query.to_string() } else { format!("{query} {}", translations.join(" ")) };
+        let expanded = if translations.is_empty() {
+            query.to_string()
+        } else {
+            format!("{query} {}", translations.join(" "))
+        };
         let mut hits: Vec<LexicalHit> = self
             .engine
             .search(&expanded, None)
             .into_iter()
             .filter(|r| r.score > 0.0 && filter(r.document.id))
-            .map(|r| LexicalHit { id: r.document.id, score: r.score })
+            .map(|r| LexicalHit {
+                id: r.document.id,
+                score: r.score,
+            })
             .collect();
         // Ties are broken by id so rankings do not depend on hash order.
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
@@ -147,8 +257,12 @@ mod tests {
     #[test]
     fn names_match_across_languages() {
         let index = LexicalIndex::build(
-            [(1, "Linux 基金会的执行董事 Jim Zemlin 发表了演讲。"), (2, "OpenStack 是一个云计算项目。"), (3, "Kata Containers và StarlingX.")]
-                .into_iter(),
+            [
+                (1, "Linux 基金会的执行董事 Jim Zemlin 发表了演讲。"),
+                (2, "OpenStack 是一个云计算项目。"),
+                (3, "Kata Containers và StarlingX."),
+            ]
+            .into_iter(),
             None,
         );
         let hits = index.search("Who is Jim Zemlin?", 3, &|_| true);
@@ -158,13 +272,28 @@ mod tests {
 
     #[test]
     fn translations_reach_passages_in_the_other_language() {
-        let lexicon = Lexicon::parse("騰訊 腾讯 [Teng2 xun4] /Tencent, Chinese tech company/\n白金 白金 [bai2 jin1] /platinum/\n");
-        let passages = [(1, "从2018年开始，腾讯成为OpenStack白金会员。"), (2, "华为是排名第一的电信厂商。")];
+        let lexicon = Lexicon::parse(
+            "騰訊 腾讯 [Teng2 xun4] /Tencent, Chinese tech company/\n白金 白金 [bai2 jin1] /platinum/\n",
+        );
+        let passages = [
+            (1, "从2018年开始，腾讯成为OpenStack白金会员。"),
+            (2, "华为是排名第一的电信厂商。"),
+        ];
         let plain = LexicalIndex::build(passages.into_iter(), None);
-        assert!(plain.search("Since when is Tencent a platinum member?", 2, &|_| true).is_empty());
+        assert!(
+            plain
+                .search("Since when is Tencent a platinum member?", 2, &|_| true)
+                .is_empty()
+        );
         let bridged = LexicalIndex::build(passages.into_iter(), Some(Arc::new(lexicon)));
-        assert_eq!(bridged.translations("Since when is Tencent a platinum member?"), ["白金", "腾讯"]);
-        assert_eq!(bridged.search("Since when is Tencent a platinum member?", 2, &|_| true)[0].id, 1);
+        assert_eq!(
+            bridged.translations("Since when is Tencent a platinum member?"),
+            ["白金", "腾讯"]
+        );
+        assert_eq!(
+            bridged.search("Since when is Tencent a platinum member?", 2, &|_| true)[0].id,
+            1
+        );
     }
 
     proptest::proptest! {

@@ -26,7 +26,12 @@ pub struct Lexicon {
 
 impl std::fmt::Debug for Lexicon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Lexicon({} English phrases, {} Chinese words)", self.en_to_zh.len(), self.zh_to_en.len())
+        write!(
+            f,
+            "Lexicon({} English phrases, {} Chinese words)",
+            self.en_to_zh.len(),
+            self.zh_to_en.len()
+        )
     }
 }
 
@@ -45,28 +50,50 @@ fn gloss_phrase(gloss: &str) -> Option<String> {
     }
     let head = out.split([',', ';']).next()?.trim().to_lowercase();
     let head = head.strip_prefix("to ").unwrap_or(&head).trim().to_string();
-    let skip = ["cl:", "variant of", "see ", "old variant", "surname", "abbr.", "also written", "used in", "erhua"];
+    let skip = [
+        "cl:",
+        "variant of",
+        "see ",
+        "old variant",
+        "surname",
+        "abbr.",
+        "also written",
+        "used in",
+        "erhua",
+    ];
     let words = head.split_whitespace().count();
     if head.is_empty() || words > MAX_PHRASE_WORDS || skip.iter().any(|s| head.starts_with(s)) {
         return None;
     }
-    head.chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '\'').then_some(head)
+    head.chars()
+        .all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '\'')
+        .then_some(head)
 }
 
 impl Lexicon {
     /// Loads a CC-CEDICT file (`Trad Simp [pinyin] /gloss/gloss/`).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Io(format!("{}: {e}; run `make setup` to provision the lexicon", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Io(format!(
+                "{}: {e}; run `make setup` to provision the lexicon",
+                path.display()
+            ))
+        })?;
         Ok(Self::parse(&text))
     }
 
     pub fn parse(text: &str) -> Self {
         let mut lexicon = Self::default();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let Some((head, rest)) = line.split_once(" [") else { continue };
-            let Some(simplified) = head.split_whitespace().nth(1) else { continue };
-            let Some((_, glosses)) = rest.split_once("] /") else { continue };
+            let Some((head, rest)) = line.split_once(" [") else {
+                continue;
+            };
+            let Some(simplified) = head.split_whitespace().nth(1) else {
+                continue;
+            };
+            let Some((_, glosses)) = rest.split_once("] /") else {
+                continue;
+            };
             let mut senses = Vec::new();
             for (rank, gloss) in glosses.trim_end_matches('/').split('/').enumerate() {
                 if let Some(phrase) = gloss_phrase(gloss) {
@@ -80,7 +107,11 @@ impl Lexicon {
                 }
             }
             if !senses.is_empty() {
-                lexicon.zh_to_en.entry(simplified.to_string()).or_default().extend(senses);
+                lexicon
+                    .zh_to_en
+                    .entry(simplified.to_string())
+                    .or_default()
+                    .extend(senses);
             }
         }
         for words in lexicon.en_to_zh.values_mut() {
@@ -99,23 +130,40 @@ impl Lexicon {
     /// their words; Chinese terms are translated to English.
     pub fn translate(&self, terms: &[String], known: &dyn Fn(&str) -> bool) -> Vec<String> {
         let mut out = Vec::new();
-        let latin: Vec<&String> = terms.iter().filter(|t| t.chars().all(|c| c.is_ascii_alphanumeric())).collect();
+        let latin: Vec<&String> = terms
+            .iter()
+            .filter(|t| t.chars().all(|c| c.is_ascii_alphanumeric()))
+            .collect();
         let mut covered = vec![false; latin.len()];
         for n in (1..=MAX_PHRASE_WORDS).rev() {
             for start in 0..latin.len().saturating_sub(n - 1) {
                 if covered[start..start + n].iter().any(|&c| c) {
                     continue;
                 }
-                let phrase = latin[start..start + n].iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
-                let Some(words) = self.en_to_zh.get(&phrase) else { continue };
-                let found: Vec<&String> = words.iter().map(|(w, _)| w).filter(|w| known(w)).take(MAX_TRANSLATIONS).collect();
+                let phrase = latin[start..start + n]
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let Some(words) = self.en_to_zh.get(&phrase) else {
+                    continue;
+                };
+                let found: Vec<&String> = words
+                    .iter()
+                    .map(|(w, _)| w)
+                    .filter(|w| known(w))
+                    .take(MAX_TRANSLATIONS)
+                    .collect();
                 if !found.is_empty() {
                     out.extend(found.into_iter().cloned());
                     covered[start..start + n].iter_mut().for_each(|c| *c = true);
                 }
             }
         }
-        for term in terms.iter().filter(|t| !t.chars().all(|c| c.is_ascii_alphanumeric())) {
+        for term in terms
+            .iter()
+            .filter(|t| !t.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
             if let Some(phrases) = self.zh_to_en.get(term) {
                 out.extend(
                     phrases
@@ -150,7 +198,9 @@ mod tests {
     fn english_phrases_and_words_become_chinese_words_found_in_the_index() {
         let lexicon = Lexicon::parse(SAMPLE);
         let known = |w: &str| ["腾讯", "白金", "会员", "新闻发布会", "发布"].contains(&w);
-        let terms: Vec<String> = ["tencent", "platinum", "member", "press", "conference"].map(String::from).to_vec();
+        let terms: Vec<String> = ["tencent", "platinum", "member", "press", "conference"]
+            .map(String::from)
+            .to_vec();
         let out = lexicon.translate(&terms, &known);
         assert_eq!(out, ["会员", "新闻发布会", "白金", "腾讯"]);
     }
@@ -158,7 +208,9 @@ mod tests {
     #[test]
     fn chinese_words_become_english_words() {
         let lexicon = Lexicon::parse(SAMPLE);
-        let out = lexicon.translate(&["腾讯".to_string(), "白金".to_string()], &|w| w != "gold");
+        let out = lexicon.translate(&["腾讯".to_string(), "白金".to_string()], &|w| {
+            w != "gold"
+        });
         assert_eq!(out, ["platinum", "silver", "tencent"]);
     }
 }

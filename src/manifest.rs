@@ -64,7 +64,10 @@ impl Manifest {
 /// Writes a file so readers see the old or the new contents, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp: PathBuf = dir.join(format!(".{}.tmp", path.file_name().unwrap_or_default().to_string_lossy()));
+    let tmp: PathBuf = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
     {
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
@@ -102,14 +105,21 @@ mod tests {
             documents: 1,
             passages: 2,
             index_kind: "hnsw".into(),
-            hnsw: Some(HnswDump { dir: "hnsw-g3".into(), basename: "index".into(), unreachable: vec![7] }),
+            hnsw: Some(HnswDump {
+                dir: "hnsw-g3".into(),
+                basename: "index".into(),
+                unreachable: vec![7],
+            }),
         };
         m.write(dir.path()).unwrap();
         assert_eq!(Manifest::read(dir.path()).unwrap(), m);
         m.generation = 4;
         m.write(dir.path()).unwrap();
         assert_eq!(Manifest::read(dir.path()).unwrap().generation, 4);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
         std::fs::write(dir.path().join(FILE_NAME), "{ garbage").unwrap();
         assert!(Manifest::read(dir.path()).is_none());

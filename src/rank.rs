@@ -34,14 +34,18 @@ impl LanguageCentroids {
         let mut sums: HashMap<String, (Vec<f32>, usize)> = HashMap::new();
         let mut global: Option<(Vec<f32>, usize)> = None;
         for (lang, v) in items {
-            let (sum, n) = sums.entry(lang.to_string()).or_insert_with(|| (vec![0.0; v.len()], 0));
+            let (sum, n) = sums
+                .entry(lang.to_string())
+                .or_insert_with(|| (vec![0.0; v.len()], 0));
             sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
             *n += 1;
             let (g, gn) = global.get_or_insert_with(|| (vec![0.0; v.len()], 0));
             g.iter_mut().zip(v).for_each(|(s, x)| *s += x);
             *gn += 1;
         }
-        let mean = |(sum, n): (Vec<f32>, usize)| sum.into_iter().map(|s| s / n as f32).collect::<Vec<f32>>();
+        let mean = |(sum, n): (Vec<f32>, usize)| {
+            sum.into_iter().map(|s| s / n as f32).collect::<Vec<f32>>()
+        };
         Self {
             per_language: sums.into_iter().map(|(l, s)| (l, mean(s))).collect(),
             global: global.map(mean),
@@ -92,15 +96,28 @@ const RRF_K: f32 = 60.0;
 /// Fuses dense and lexical candidates. Dense alone keeps cosine scores,
 /// lexical alone BM25 scores, hybrid reciprocal-rank-fused scores.
 /// `lexical_weight` scales the lexical list's votes in hybrid mode.
-pub fn fuse(mode: SearchMode, dense: &[ScoredId], lexical: &[LexicalHit], lexical_weight: f32) -> Vec<Candidate> {
+pub fn fuse(
+    mode: SearchMode,
+    dense: &[ScoredId],
+    lexical: &[LexicalHit],
+    lexical_weight: f32,
+) -> Vec<Candidate> {
     let mut by_id: HashMap<u64, Candidate> = HashMap::new();
     for (i, d) in dense.iter().enumerate() {
-        let c = by_id.entry(d.id).or_insert_with(|| Candidate { id: d.id, score: 0.0, explanation: Explanation::default() });
+        let c = by_id.entry(d.id).or_insert_with(|| Candidate {
+            id: d.id,
+            score: 0.0,
+            explanation: Explanation::default(),
+        });
         c.explanation.dense_score = Some(d.score);
         c.explanation.dense_rank = Some(i as u32 + 1);
     }
     for (i, l) in lexical.iter().enumerate() {
-        let c = by_id.entry(l.id).or_insert_with(|| Candidate { id: l.id, score: 0.0, explanation: Explanation::default() });
+        let c = by_id.entry(l.id).or_insert_with(|| Candidate {
+            id: l.id,
+            score: 0.0,
+            explanation: Explanation::default(),
+        });
         c.explanation.lexical_score = Some(l.score);
         c.explanation.lexical_rank = Some(i as u32 + 1);
     }
@@ -113,7 +130,8 @@ pub fn fuse(mode: SearchMode, dense: &[ScoredId], lexical: &[LexicalHit], lexica
                 SearchMode::Lexical => e.lexical_score.unwrap_or(0.0),
                 SearchMode::Hybrid => {
                     e.dense_rank.map_or(0.0, |r| 1.0 / (RRF_K + r as f32))
-                        + e.lexical_rank.map_or(0.0, |r| lexical_weight / (RRF_K + r as f32))
+                        + e.lexical_rank
+                            .map_or(0.0, |r| lexical_weight / (RRF_K + r as f32))
                 }
             };
             c.explanation.fused_score = c.score;
@@ -126,13 +144,23 @@ pub fn fuse(mode: SearchMode, dense: &[ScoredId], lexical: &[LexicalHit], lexica
 
 /// The sentences of `passage` sharing the most query terms, weighted by
 /// rarity in the corpus; at most two, in the passage's order of relevance.
-pub fn highlights(passage: &StoredPassage, document_text: &str, query: &str, lexical: &LexicalIndex) -> Vec<Highlight> {
+pub fn highlights(
+    passage: &StoredPassage,
+    document_text: &str,
+    query: &str,
+    lexical: &LexicalIndex,
+) -> Vec<Highlight> {
     // The query's translations count too, so an English question highlights
     // the Chinese sentence that names 腾讯.
     let query_terms: HashSet<String> = TermTokenizer
         .terms(query)
         .into_iter()
-        .chain(lexical.translations(query).iter().flat_map(|w| TermTokenizer.terms(w)))
+        .chain(
+            lexical
+                .translations(query)
+                .iter()
+                .flat_map(|w| TermTokenizer.terms(w)),
+        )
         .collect();
     if query_terms.is_empty() {
         return Vec::new();
@@ -145,13 +173,28 @@ pub fn highlights(passage: &StoredPassage, document_text: &str, query: &str, lex
         .map(|&(s, e)| {
             let text: String = chars[s..e].iter().collect();
             let terms: HashSet<String> = TermTokenizer.terms(&text).into_iter().collect();
-            let matched: f32 = query_terms.intersection(&terms).map(|t| t.chars().count().min(8) as f32).sum();
-            let total: f32 = query_terms.iter().map(|t| t.chars().count().min(8) as f32).sum();
-            Highlight { text, char_start: s, char_end: e, score: matched / total.max(1.0) }
+            let matched: f32 = query_terms
+                .intersection(&terms)
+                .map(|t| t.chars().count().min(8) as f32)
+                .sum();
+            let total: f32 = query_terms
+                .iter()
+                .map(|t| t.chars().count().min(8) as f32)
+                .sum();
+            Highlight {
+                text,
+                char_start: s,
+                char_end: e,
+                score: matched / total.max(1.0),
+            }
         })
         .filter(|h| h.score > 0.0)
         .collect();
-    scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.char_start.cmp(&b.char_start)));
+    scored.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.char_start.cmp(&b.char_start))
+    });
     scored.truncate(2);
     scored
 }
@@ -165,18 +208,30 @@ mod tests {
         // Two languages, each with its own offset along axis 2.
         let zh = [vec![1.0, 0.0, 1.0], vec![0.0, 1.0, 1.0]];
         let en = [vec![1.0, 0.0, -1.0], vec![0.0, 1.0, -1.0]];
-        let items = zh.iter().map(|v| ("zh", v.as_slice())).chain(en.iter().map(|v| ("en", v.as_slice())));
+        let items = zh
+            .iter()
+            .map(|v| ("zh", v.as_slice()))
+            .chain(en.iter().map(|v| ("en", v.as_slice())));
         let c = LanguageCentroids::estimate(items);
         let a = c.center(&zh[0], "zh");
         let b = c.center(&en[0], "en");
         let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((cos - 1.0).abs() < 1e-5, "same meaning, different language: cos {cos}");
+        assert!(
+            (cos - 1.0).abs() < 1e-5,
+            "same meaning, different language: cos {cos}"
+        );
     }
 
     #[test]
     fn hybrid_fusion_rewards_agreement() {
-        let dense = [ScoredId { id: 1, score: 0.9 }, ScoredId { id: 2, score: 0.8 }];
-        let lexical = [LexicalHit { id: 2, score: 5.0 }, LexicalHit { id: 3, score: 4.0 }];
+        let dense = [
+            ScoredId { id: 1, score: 0.9 },
+            ScoredId { id: 2, score: 0.8 },
+        ];
+        let lexical = [
+            LexicalHit { id: 2, score: 5.0 },
+            LexicalHit { id: 3, score: 4.0 },
+        ];
         let fused = fuse(SearchMode::Hybrid, &dense, &lexical, 1.0);
         assert_eq!(fused[0].id, 2);
         assert_eq!(fused.len(), 3);

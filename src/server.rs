@@ -38,7 +38,9 @@ pub struct TlsOptions {
 impl std::fmt::Debug for TlsOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The key never reaches a log.
-        f.debug_struct("TlsOptions").field("client_ca", &self.client_ca_pem.is_some()).finish_non_exhaustive()
+        f.debug_struct("TlsOptions")
+            .field("client_ca", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,8 +53,18 @@ pub struct ServeOptions {
 
 /// Serves a ready engine on `listener` until `shutdown` completes, then
 /// reports NOT_SERVING and drains requests in flight.
-pub async fn run(listener: TcpListener, engine: Arc<Engine>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    run_with(listener, async move { Ok(engine) }, shutdown, ServeOptions::default()).await
+pub async fn run(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with(
+        listener,
+        async move { Ok(engine) },
+        shutdown,
+        ServeOptions::default(),
+    )
+    .await
 }
 
 /// Like [`run`], but starts answering at once: health is NOT_SERVING and
@@ -74,8 +86,12 @@ pub async fn run_with(
     options: ServeOptions,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status("", ServingStatus::NotServing).await;
-    health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -87,15 +103,19 @@ pub async fn run_with(
         .build_v1alpha()?;
 
     let (engine_tx, engine_rx) = watch::channel::<Option<Arc<Engine>>>(None);
-    let retrieval = RetrievalServer::new(RetrievalService::loading(engine_rx, Arc::new(options.tokens)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let retrieval = RetrievalServer::new(RetrievalService::loading(
+        engine_rx,
+        Arc::new(options.tokens),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
     let addr = listener.local_addr()?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut builder = Server::builder();
     if let Some(tls) = options.tls {
-        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(tls.cert_pem, tls.key_pem));
+        let mut config =
+            ServerTlsConfig::new().identity(Identity::from_pem(tls.cert_pem, tls.key_pem));
         if let Some(ca) = tls.client_ca_pem {
             config = config.client_ca_root(Certificate::from_pem(ca));
         }
@@ -130,8 +150,12 @@ pub async fn run_with(
         .await;
         // Tell load balancers first, then stop accepting and drain. An engine
         // that failed to load stops the server the same way.
-        health.set_service_status("", ServingStatus::NotServing).await;
-        health.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health
+            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+            .await;
         info!("shutting down: draining requests in flight");
         let _ = stop_tx.send(true);
         loaded
@@ -149,7 +173,10 @@ pub async fn run_with(
     // GOAWAY) must not hold the process forever.
     match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
         Ok(served) => served?,
-        Err(_) => tracing::warn!(seconds = DRAIN_TIMEOUT.as_secs(), "drain timed out; closing remaining connections"),
+        Err(_) => tracing::warn!(
+            seconds = DRAIN_TIMEOUT.as_secs(),
+            "drain timed out; closing remaining connections"
+        ),
     }
     loaded
 }

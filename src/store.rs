@@ -80,7 +80,8 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database file.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+        let db = Database::create(path)
+            .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
         let txn = db.begin_write()?;
         {
             txn.open_table(DOCUMENTS)?;
@@ -94,7 +95,10 @@ impl Store {
 
     /// Reads everything.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let txn = self.db.begin_read().map_err(|e| Error::Storage(e.to_string()))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| Error::Storage(e.to_string()))?;
         let mut snap = Snapshot::default();
         for row in txn.open_table(DOCUMENTS)?.iter()? {
             let (_, value) = row?;
@@ -112,7 +116,8 @@ impl Store {
         }
         for row in txn.open_table(META)?.iter()? {
             let (k, v) = row?;
-            snap.meta.insert(k.value().to_string(), v.value().to_string());
+            snap.meta
+                .insert(k.value().to_string(), v.value().to_string());
         }
         Ok(snap)
     }
@@ -131,7 +136,10 @@ impl Store {
             }
             let replaced = batch.put.iter().map(|(d, _)| d.id.clone());
             for id in batch.delete.iter().cloned().chain(replaced) {
-                let old = documents.remove(id.as_str())?.map(|v| decode::<StoredDocument>(v.value())).transpose()?;
+                let old = documents
+                    .remove(id.as_str())?
+                    .map(|v| decode::<StoredDocument>(v.value()))
+                    .transpose()?;
                 for pid in old.map(|d| d.passage_ids).unwrap_or_default() {
                     passages.remove(pid)?;
                     vectors.remove(pid)?;
@@ -166,7 +174,9 @@ fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn bytes_to_vector(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -210,7 +220,13 @@ mod tests {
             store
                 .write(WriteBatch {
                     put: vec![
-                        (doc("a", &[1, 2]), vec![(passage(1, "a"), vec![0.5, -1.0]), (passage(2, "a"), vec![1.0, 0.0])]),
+                        (
+                            doc("a", &[1, 2]),
+                            vec![
+                                (passage(1, "a"), vec![0.5, -1.0]),
+                                (passage(2, "a"), vec![1.0, 0.0]),
+                            ],
+                        ),
                         (doc("b", &[3]), vec![(passage(3, "b"), vec![0.0, 1.0])]),
                     ],
                     meta: vec![("build_id".into(), "1".into())],

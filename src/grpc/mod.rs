@@ -24,7 +24,10 @@ pub struct RetrievalService {
 impl RetrievalService {
     /// A service over an engine that is ready, without access control.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine: watch::channel(Some(engine)).1, tokens: Arc::default() }
+        Self {
+            engine: watch::channel(Some(engine)).1,
+            tokens: Arc::default(),
+        }
     }
 
     /// A service that answers UNAVAILABLE until the channel holds an engine.
@@ -44,10 +47,15 @@ impl RetrievalService {
 
 fn mode_from_proto(mode: i32) -> Result<engine::SearchMode, Error> {
     match proto::SearchMode::try_from(mode) {
-        Ok(proto::SearchMode::Unspecified | proto::SearchMode::Hybrid) => Ok(engine::SearchMode::Hybrid),
+        Ok(proto::SearchMode::Unspecified | proto::SearchMode::Hybrid) => {
+            Ok(engine::SearchMode::Hybrid)
+        }
         Ok(proto::SearchMode::Dense) => Ok(engine::SearchMode::Dense),
         Ok(proto::SearchMode::Lexical) => Ok(engine::SearchMode::Lexical),
-        Err(_) => Err(Error::invalid("mode", format!("unknown search mode {mode}"))),
+        Err(_) => Err(Error::invalid(
+            "mode",
+            format!("unknown search mode {mode}"),
+        )),
     }
 }
 
@@ -80,7 +88,12 @@ fn passage_from_hit(hit: SearchHit) -> proto::Passage {
         highlights: hit
             .highlights
             .into_iter()
-            .map(|h| proto::Highlight { text: h.text, char_start: h.char_start as u64, char_end: h.char_end as u64, score: h.score })
+            .map(|h| proto::Highlight {
+                text: h.text,
+                char_start: h.char_start as u64,
+                char_end: h.char_end as u64,
+                score: h.score,
+            })
             .collect(),
         explanation: hit.explanation.map(|e| proto::Explanation {
             dense_score: e.dense_score,
@@ -107,7 +120,10 @@ fn summary_to_proto(s: engine::DocumentSummary) -> proto::DocumentSummary {
 
 #[tonic::async_trait]
 impl Retrieval for RetrievalService {
-    async fn search(&self, request: Request<proto::SearchRequest>) -> Result<Response<proto::SearchResponse>, Status> {
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
         let engine = self.engine(&request, Role::Read)?;
         let r = request.into_inner();
         let query = engine::SearchQuery {
@@ -124,52 +140,85 @@ impl Retrieval for RetrievalService {
         Ok(Response::new(proto::SearchResponse {
             passages: results.hits.into_iter().map(passage_from_hit).collect(),
             query_language: results.query_language,
-            timings: Some(proto::Timings { embed_ms: t.embed_ms, search_ms: t.search_ms, rank_ms: t.rank_ms, total_ms: t.total_ms }),
+            timings: Some(proto::Timings {
+                embed_ms: t.embed_ms,
+                search_ms: t.search_ms,
+                rank_ms: t.rank_ms,
+                total_ms: t.total_ms,
+            }),
             mode: mode_to_proto(results.mode) as i32,
         }))
     }
 
-    async fn embed(&self, request: Request<proto::EmbedRequest>) -> Result<Response<proto::EmbedResponse>, Status> {
+    async fn embed(
+        &self,
+        request: Request<proto::EmbedRequest>,
+    ) -> Result<Response<proto::EmbedResponse>, Status> {
         let engine = self.engine(&request, Role::Read)?;
         let r = request.into_inner();
         let kind = match proto::EmbedKind::try_from(r.kind) {
             Ok(proto::EmbedKind::Unspecified | proto::EmbedKind::Query) => EmbedKind::Query,
             Ok(proto::EmbedKind::Passage) => EmbedKind::Passage,
-            Err(_) => return Err(Error::invalid("kind", format!("unknown embed kind {}", r.kind)).into()),
+            Err(_) => {
+                return Err(Error::invalid("kind", format!("unknown embed kind {}", r.kind)).into());
+            }
         };
         let embedded = engine.embed(r.texts, kind).await?;
         let manifest = engine.embedder().manifest();
         Ok(Response::new(proto::EmbedResponse {
             embeddings: embedded
                 .into_iter()
-                .map(|e| proto::Embedding { values: e.vector, tokens: e.tokens, truncated: e.truncated })
+                .map(|e| proto::Embedding {
+                    values: e.vector,
+                    tokens: e.tokens,
+                    truncated: e.truncated,
+                })
                 .collect(),
             model: manifest.name.clone(),
             dimension: manifest.dimension as u32,
         }))
     }
 
-    async fn ingest(&self, request: Request<proto::IngestRequest>) -> Result<Response<proto::IngestResponse>, Status> {
+    async fn ingest(
+        &self,
+        request: Request<proto::IngestRequest>,
+    ) -> Result<Response<proto::IngestResponse>, Status> {
         let engine = self.engine(&request, Role::Admin)?;
         let inputs = request
             .into_inner()
             .documents
             .into_iter()
-            .map(|d| DocumentInput { id: d.id, text: d.text, title: d.title, source: d.source, language: d.language })
+            .map(|d| DocumentInput {
+                id: d.id,
+                text: d.text,
+                title: d.title,
+                source: d.source,
+                language: d.language,
+            })
             .collect();
         let outcomes = engine.ingest(inputs).await?;
         Ok(Response::new(proto::IngestResponse {
             results: outcomes
                 .into_iter()
-                .map(|o| proto::IngestResult { id: o.id, chunks: o.chunks, replaced: o.replaced, unchanged: o.unchanged })
+                .map(|o| proto::IngestResult {
+                    id: o.id,
+                    chunks: o.chunks,
+                    replaced: o.replaced,
+                    unchanged: o.unchanged,
+                })
                 .collect(),
         }))
     }
 
-    async fn delete(&self, request: Request<proto::DeleteRequest>) -> Result<Response<proto::DeleteResponse>, Status> {
+    async fn delete(
+        &self,
+        request: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
         let engine = self.engine(&request, Role::Admin)?;
         let deleted = engine.delete(request.into_inner().ids).await?;
-        Ok(Response::new(proto::DeleteResponse { deleted: deleted as u32 }))
+        Ok(Response::new(proto::DeleteResponse {
+            deleted: deleted as u32,
+        }))
     }
 
     async fn list_documents(
@@ -178,7 +227,8 @@ impl Retrieval for RetrievalService {
     ) -> Result<Response<proto::ListDocumentsResponse>, Status> {
         let engine = self.engine(&request, Role::Read)?;
         let r = request.into_inner();
-        let (docs, next) = engine.list_documents(r.page_size as usize, &r.page_token, &r.language)?;
+        let (docs, next) =
+            engine.list_documents(r.page_size as usize, &r.page_token, &r.language)?;
         Ok(Response::new(proto::ListDocumentsResponse {
             documents: docs.into_iter().map(summary_to_proto).collect(),
             next_page_token: next,
@@ -210,7 +260,10 @@ impl Retrieval for RetrievalService {
         }))
     }
 
-    async fn info(&self, request: Request<proto::InfoRequest>) -> Result<Response<proto::InfoResponse>, Status> {
+    async fn info(
+        &self,
+        request: Request<proto::InfoRequest>,
+    ) -> Result<Response<proto::InfoResponse>, Status> {
         let i = self.engine(&request, Role::Read)?.info();
         Ok(Response::new(proto::InfoResponse {
             model: i.model,

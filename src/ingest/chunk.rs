@@ -28,7 +28,10 @@ pub struct ChunkConfig {
 
 impl Default for ChunkConfig {
     fn default() -> Self {
-        Self { max_tokens: 96, overlap_tokens: 40 }
+        Self {
+            max_tokens: 96,
+            overlap_tokens: 40,
+        }
     }
 }
 
@@ -62,7 +65,9 @@ pub fn chunk(clean: &CleanText, counter: &dyn TokenCounter, config: ChunkConfig)
     while start < sentences.len() {
         let mut end = start;
         let mut tokens = 0;
-        while end < sentences.len() && (end == start || tokens + sentences[end].tokens <= config.max_tokens) {
+        while end < sentences.len()
+            && (end == start || tokens + sentences[end].tokens <= config.max_tokens)
+        {
             tokens += sentences[end].tokens;
             end += 1;
         }
@@ -84,7 +89,10 @@ pub fn chunk(clean: &CleanText, counter: &dyn TokenCounter, config: ChunkConfig)
             text,
             char_start: span.start,
             char_end: span.end,
-            sentences: sentences[start..end].iter().map(|s| clean.original_span(s.range.clone())).collect(),
+            sentences: sentences[start..end]
+                .iter()
+                .map(|s| clean.original_span(s.range.clone()))
+                .collect(),
         });
         if end == sentences.len() {
             break;
@@ -151,7 +159,13 @@ fn split_after<'a>(s: &'a str, terminators: &[char]) -> Vec<(usize, &'a str)> {
 }
 
 /// Pushes a sentence, cutting it when it is over the token budget.
-fn push_bounded(out: &mut Vec<Sentence>, text: &str, range: Range<usize>, counter: &dyn TokenCounter, max: usize) {
+fn push_bounded(
+    out: &mut Vec<Sentence>,
+    text: &str,
+    range: Range<usize>,
+    counter: &dyn TokenCounter,
+    max: usize,
+) {
     let tokens = counter.count(text);
     if tokens <= max {
         out.push(Sentence { range, tokens });
@@ -167,27 +181,28 @@ fn push_bounded(out: &mut Vec<Sentence>, text: &str, range: Range<usize>, counte
     let mut piece_start_byte = 0;
     let mut acc_end_byte = 0;
     let mut char_cursor = range.start;
-    let flush = |from_byte: usize, to_byte: usize, out: &mut Vec<Sentence>, char_cursor: &mut usize| {
-        let part = &text[from_byte..to_byte];
-        let n_chars = part.chars().count();
-        let r = *char_cursor..*char_cursor + n_chars;
-        *char_cursor += n_chars;
-        let lead = part.len() - part.trim_start().len();
-        let trail = part.len() - part.trim_end().len();
-        let trimmed = part.trim();
-        if trimmed.is_empty() {
-            return;
-        }
-        let lead_chars = part[..lead].chars().count();
-        let trail_chars = part[part.len() - trail..].chars().count();
-        let r = r.start + lead_chars..r.end - trail_chars;
-        let tokens = counter.count(trimmed);
-        if tokens > max && trimmed.graphemes(true).count() > 1 {
-            push_bounded(out, trimmed, r, counter, max);
-        } else {
-            out.push(Sentence { range: r, tokens });
-        }
-    };
+    let flush =
+        |from_byte: usize, to_byte: usize, out: &mut Vec<Sentence>, char_cursor: &mut usize| {
+            let part = &text[from_byte..to_byte];
+            let n_chars = part.chars().count();
+            let r = *char_cursor..*char_cursor + n_chars;
+            *char_cursor += n_chars;
+            let lead = part.len() - part.trim_start().len();
+            let trail = part.len() - part.trim_end().len();
+            let trimmed = part.trim();
+            if trimmed.is_empty() {
+                return;
+            }
+            let lead_chars = part[..lead].chars().count();
+            let trail_chars = part[part.len() - trail..].chars().count();
+            let r = r.start + lead_chars..r.end - trail_chars;
+            let tokens = counter.count(trimmed);
+            if tokens > max && trimmed.graphemes(true).count() > 1 {
+                push_bounded(out, trimmed, r, counter, max);
+            } else {
+                out.push(Sentence { range: r, tokens });
+            }
+        };
     for (offset, piece) in pieces {
         let candidate = &text[piece_start_byte..offset + piece.len()];
         if acc_end_byte > piece_start_byte && counter.count(candidate) > max {
@@ -232,14 +247,25 @@ pub(crate) mod tests {
     }
 
     fn original_slice(original: &str, c: &TextChunk) -> String {
-        original.chars().skip(c.char_start).take(c.char_end - c.char_start).collect()
+        original
+            .chars()
+            .skip(c.char_start)
+            .take(c.char_end - c.char_start)
+            .collect()
     }
 
     #[test]
     fn plain_text_chunks_are_exact_slices() {
         let original = "OpenStack 是一个开源项目。它由 Rackspace 和 NASA 发起！\n\nThe foundation joined the Linux Foundation. It did so in 2025? Yes; it did.\nViệt Nam có nhiều dự án. Đây là câu thứ hai.";
         let clean = parse(original).clean;
-        let chunks = chunk(&clean, &ApproxCounter, ChunkConfig { max_tokens: 12, overlap_tokens: 4 });
+        let chunks = chunk(
+            &clean,
+            &ApproxCounter,
+            ChunkConfig {
+                max_tokens: 12,
+                overlap_tokens: 4,
+            },
+        );
         assert!(chunks.len() > 2);
         for c in &chunks {
             assert_eq!(original_slice(original, c), c.text);
@@ -251,7 +277,14 @@ pub(crate) mod tests {
     fn long_sentence_is_cut_within_budget_at_grapheme_boundaries() {
         let original = "很".repeat(50) + "e\u{301}" + &"长".repeat(50);
         let clean = parse(&original).clean;
-        let chunks = chunk(&clean, &ApproxCounter, ChunkConfig { max_tokens: 20, overlap_tokens: 0 });
+        let chunks = chunk(
+            &clean,
+            &ApproxCounter,
+            ChunkConfig {
+                max_tokens: 20,
+                overlap_tokens: 0,
+            },
+        );
         for c in &chunks {
             assert!(c.tokens <= 20);
             assert_eq!(original_slice(&original, c), c.text);
@@ -265,7 +298,14 @@ pub(crate) mod tests {
     fn overlap_repeats_the_last_sentence() {
         let original = "One two three. Four five six. Seven eight nine. Ten eleven twelve.";
         let clean = parse(original).clean;
-        let chunks = chunk(&clean, &ApproxCounter, ChunkConfig { max_tokens: 8, overlap_tokens: 4 });
+        let chunks = chunk(
+            &clean,
+            &ApproxCounter,
+            ChunkConfig {
+                max_tokens: 8,
+                overlap_tokens: 4,
+            },
+        );
         assert!(chunks.len() >= 2);
         assert!(chunks[1].text.starts_with("Four") || chunks[1].text.starts_with("Seven"));
         assert!(chunks[0].text.contains("Four"));
@@ -309,7 +349,10 @@ pub(crate) mod tests {
         }
 
         fn config() -> impl Strategy<Value = ChunkConfig> {
-            (8usize..60, 0usize..8).prop_map(|(max_tokens, overlap)| ChunkConfig { max_tokens, overlap_tokens: overlap.min(max_tokens / 2) })
+            (8usize..60, 0usize..8).prop_map(|(max_tokens, overlap)| ChunkConfig {
+                max_tokens,
+                overlap_tokens: overlap.min(max_tokens / 2),
+            })
         }
 
         proptest! {

@@ -37,7 +37,10 @@ pub struct Scan {
 pub fn scan(root: &Path, max_file_bytes: u64) -> std::io::Result<Scan> {
     let root = root.canonicalize()?;
     if !root.is_dir() {
-        return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, format!("{} is not a directory", root.display())));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", root.display()),
+        ));
     }
     let mut scan = Scan::default();
     // Hidden entries (".git", a mounted ConfigMap's "..data" links) are not
@@ -51,8 +54,19 @@ pub fn scan(root: &Path, max_file_bytes: u64) -> std::io::Result<Scan> {
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
-                let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| root.clone());
-                skip(&mut scan, path, if err.loop_ancestor().is_some() { "symlink loop".into() } else { err.to_string() });
+                let path = err
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.clone());
+                skip(
+                    &mut scan,
+                    path,
+                    if err.loop_ancestor().is_some() {
+                        "symlink loop".into()
+                    } else {
+                        err.to_string()
+                    },
+                );
                 continue;
             }
         };
@@ -70,7 +84,11 @@ pub fn scan(root: &Path, max_file_bytes: u64) -> std::io::Result<Scan> {
         match read_article(&root, path, max_file_bytes) {
             Ok(text) => {
                 let rel = path.strip_prefix(&root).unwrap_or(path);
-                let id = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                let id = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 scan.files.push(SourceFile { id, text });
             }
             Err(reason) => skip(&mut scan, path.to_path_buf(), reason),
@@ -86,21 +104,30 @@ fn skip(scan: &mut Scan, path: PathBuf, reason: String) {
 
 /// Reads one file as an article, or says why it is not one.
 fn read_article(root: &Path, path: &Path, max_file_bytes: u64) -> Result<String, String> {
-    let real = path.canonicalize().map_err(|e| format!("cannot resolve: {e}"))?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve: {e}"))?;
     if !real.starts_with(root) {
         return Err("link points outside the corpus".into());
     }
     let meta = std::fs::metadata(&real).map_err(|e| format!("unreadable: {e}"))?;
     if meta.len() > max_file_bytes {
-        return Err(format!("too large: {} bytes, limit {max_file_bytes}", meta.len()));
+        return Err(format!(
+            "too large: {} bytes, limit {max_file_bytes}",
+            meta.len()
+        ));
     }
     let bytes = std::fs::read(&real).map_err(|e| format!("unreadable: {e}"))?;
     if bytes.contains(&0) {
         return Err("binary file".into());
     }
-    let text = String::from_utf8(bytes).map_err(|e| format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()))?;
     // A byte-order mark is not part of the text users cite.
-    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    let text = text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text);
     if text.trim().is_empty() {
         return Err("empty file".into());
     }
@@ -136,7 +163,13 @@ mod tests {
         let mut reasons: Vec<String> = scan
             .skipped
             .iter()
-            .map(|s| format!("{}: {}", s.path.file_name().unwrap().to_string_lossy(), s.reason))
+            .map(|s| {
+                format!(
+                    "{}: {}",
+                    s.path.file_name().unwrap().to_string_lossy(),
+                    s.reason
+                )
+            })
             .collect();
         reasons.sort();
         assert_eq!(reasons.len(), 6, "{reasons:?}");

@@ -55,9 +55,18 @@ mod tests {
 
     #[test]
     fn detects_the_three_corpus_languages() {
-        assert_eq!(detect("OpenInfra 基金会的首席运营官是谁？").as_deref(), Some("zh"));
-        assert_eq!(detect("Who is the executive director of the Linux Foundation?").as_deref(), Some("en"));
-        assert_eq!(detect("Vì sao OpenInfra quyết định gia nhập Linux Foundation?").as_deref(), Some("vi"));
+        assert_eq!(
+            detect("OpenInfra 基金会的首席运营官是谁？").as_deref(),
+            Some("zh")
+        );
+        assert_eq!(
+            detect("Who is the executive director of the Linux Foundation?").as_deref(),
+            Some("en")
+        );
+        assert_eq!(
+            detect("Vì sao OpenInfra quyết định gia nhập Linux Foundation?").as_deref(),
+            Some("vi")
+        );
     }
 
     #[test]

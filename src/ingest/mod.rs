@@ -9,7 +9,7 @@ pub mod parse;
 
 use sha2::{Digest, Sha256};
 
-pub use chunk::{ChunkConfig, TextChunk, TokenCounter, CHUNKER_VERSION};
+pub use chunk::{CHUNKER_VERSION, ChunkConfig, TextChunk, TokenCounter};
 
 /// A document ready to embed: metadata plus its passages.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +53,11 @@ pub fn content_hash(text: &str) -> String {
 }
 
 /// Parses, chunks and language-tags one document.
-pub fn prepare(input: DocumentInput, counter: &dyn TokenCounter, config: ChunkConfig) -> PreparedDocument {
+pub fn prepare(
+    input: DocumentInput,
+    counter: &dyn TokenCounter,
+    config: ChunkConfig,
+) -> PreparedDocument {
     let parsed = parse::parse(&input.text);
     let clean_text: String = parsed.clean.chars.iter().collect();
     let language = if input.language.is_empty() {
@@ -70,9 +74,17 @@ pub fn prepare(input: DocumentInput, counter: &dyn TokenCounter, config: ChunkCo
             PreparedChunk { chunk, language }
         })
         .collect();
-    let title = if input.title.trim().is_empty() { parsed.title } else { input.title.trim().to_string() };
+    let title = if input.title.trim().is_empty() {
+        parsed.title
+    } else {
+        input.title.trim().to_string()
+    };
     PreparedDocument {
-        source: if input.source.is_empty() { input.id.clone() } else { input.source },
+        source: if input.source.is_empty() {
+            input.id.clone()
+        } else {
+            input.source
+        },
         id: input.id,
         title,
         language,

@@ -80,7 +80,11 @@ pub fn parse(original: &str) -> ParsedDocument {
         .or_else(|| first_heading(&chars, body_start))
         .or_else(|| first_line(&clean))
         .unwrap_or_default();
-    ParsedDocument { title, published, clean }
+    ParsedDocument {
+        title,
+        published,
+        clean,
+    }
 }
 
 /// Replacements over the original chars, decided by the markup passes and
@@ -116,7 +120,10 @@ impl Edits {
     }
 
     fn apply(self, chars: &[char]) -> CleanText {
-        let mut out = CleanText { chars: Vec::with_capacity(chars.len()), origin: Vec::with_capacity(chars.len()) };
+        let mut out = CleanText {
+            chars: Vec::with_capacity(chars.len()),
+            origin: Vec::with_capacity(chars.len()),
+        };
         for (i, &c) in chars.iter().enumerate() {
             if let Some((end, with)) = self.replaced.get(&i) {
                 for r in with.chars() {
@@ -145,7 +152,10 @@ fn front_matter(chars: &[char]) -> Option<FrontMatter> {
         i += 1;
     }
     let line_at = |start: usize| -> (String, usize) {
-        let end = chars[start..].iter().position(|&c| c == '\n').map_or(chars.len(), |p| start + p);
+        let end = chars[start..]
+            .iter()
+            .position(|&c| c == '\n')
+            .map_or(chars.len(), |p| start + p);
         (chars[start..end].iter().collect(), end)
     };
     let start = i;
@@ -181,8 +191,33 @@ fn front_matter(chars: &[char]) -> Option<FrontMatter> {
 }
 
 const BLOCK_TAGS: &[&str] = &[
-    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "section",
-    "article", "blockquote", "header", "footer", "figure", "figcaption", "hr", "pre", "dd", "dt", "td", "th",
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "tr",
+    "table",
+    "section",
+    "article",
+    "blockquote",
+    "header",
+    "footer",
+    "figure",
+    "figcaption",
+    "hr",
+    "pre",
+    "dd",
+    "dt",
+    "td",
+    "th",
 ];
 const SKIPPED_ELEMENTS: &[&str] = &["script", "style", "noscript", "template"];
 
@@ -202,7 +237,9 @@ fn mark_html(chars: &[char], from: usize, edits: &mut Edits) {
                     if !closing && SKIPPED_ELEMENTS.contains(&name.as_str()) {
                         let close = format!("</{name}");
                         let stop = find_ci(chars, end, &close)
-                            .and_then(|p| chars[p..].iter().position(|&c| c == '>').map(|q| p + q + 1))
+                            .and_then(|p| {
+                                chars[p..].iter().position(|&c| c == '>').map(|q| p + q + 1)
+                            })
                             .unwrap_or(chars.len());
                         edits.drop(i..stop);
                         i = stop;
@@ -249,7 +286,10 @@ fn html_tag(chars: &[char], start: usize) -> Option<(usize, String, bool)> {
     if j == name_start || !chars[name_start].is_ascii_alphabetic() {
         return None;
     }
-    let name: String = chars[name_start..j].iter().collect::<String>().to_ascii_lowercase();
+    let name: String = chars[name_start..j]
+        .iter()
+        .collect::<String>()
+        .to_ascii_lowercase();
     // After the name: whitespace, '/', or '>' directly.
     match chars.get(j) {
         Some(c) if c.is_whitespace() || *c == '/' || *c == '>' => {}
@@ -280,7 +320,9 @@ fn entity(chars: &[char], start: usize) -> Option<(usize, String)> {
     let body = &chars[start + 1..semi];
     let valid = !body.is_empty()
         && (body.iter().all(|c| c.is_ascii_alphanumeric())
-            || (body[0] == '#' && body.len() > 1 && body[1..].iter().all(|c| c.is_ascii_alphanumeric())));
+            || (body[0] == '#'
+                && body.len() > 1
+                && body[1..].iter().all(|c| c.is_ascii_alphanumeric())));
     if !valid {
         return None;
     }
@@ -378,7 +420,10 @@ fn md_link(chars: &[char], open: usize) -> Option<MdLink> {
             ')' => {
                 parens -= 1;
                 if parens == 0 {
-                    return Some(MdLink { text_end, end: k + 1 });
+                    return Some(MdLink {
+                        text_end,
+                        end: k + 1,
+                    });
                 }
             }
             c if c.is_whitespace() && !title_allowed(chars, j + 2, k) => return None,
@@ -412,19 +457,47 @@ fn find(chars: &[char], from: usize, pat: &str) -> Option<usize> {
 
 fn find_ci(chars: &[char], from: usize, pat: &str) -> Option<usize> {
     let pat: Vec<char> = pat.chars().collect();
-    (from..chars.len().saturating_sub(pat.len() - 1))
-        .find(|&j| pat.iter().enumerate().all(|(k, p)| chars[j + k].eq_ignore_ascii_case(p)))
+    (from..chars.len().saturating_sub(pat.len() - 1)).find(|&j| {
+        pat.iter()
+            .enumerate()
+            .all(|(k, p)| chars[j + k].eq_ignore_ascii_case(p))
+    })
 }
 
 /// Lines that are site furniture rather than article text: subscribe
 /// prompts, comment counters, share and copyright notices, in the languages
 /// wenda serves. Matched on the lowercase clean line.
 const BOILERPLATE_PATTERNS: &[&str] = &[
-    "subscribe", "sign up for", "signed-in readers", "newsletter", "comments", "leave a comment",
-    "was this worth your time", "how this landed", "share this", "all rights reserved", "republished",
-    "if you believe it infringes", "click here", "read more", "related articles", "youtube.com/",
-    "订阅", "评论", "点赞", "分享到", "扫码", "关注我们", "版权所有", "转载", "责任编辑", "原文链接",
-    "đăng ký", "bình luận", "chia sẻ", "bản quyền",
+    "subscribe",
+    "sign up for",
+    "signed-in readers",
+    "newsletter",
+    "comments",
+    "leave a comment",
+    "was this worth your time",
+    "how this landed",
+    "share this",
+    "all rights reserved",
+    "republished",
+    "if you believe it infringes",
+    "click here",
+    "read more",
+    "related articles",
+    "youtube.com/",
+    "订阅",
+    "评论",
+    "点赞",
+    "分享到",
+    "扫码",
+    "关注我们",
+    "版权所有",
+    "转载",
+    "责任编辑",
+    "原文链接",
+    "đăng ký",
+    "bình luận",
+    "chia sẻ",
+    "bản quyền",
 ];
 
 /// How far from the end a footer may start, in lines.
@@ -443,7 +516,11 @@ fn is_boilerplate(line: &str) -> bool {
 fn is_fragment(line: &str) -> bool {
     let t = line.trim();
     let n = t.chars().count();
-    n > 0 && n <= 90 && !t.ends_with(['.', '。', '!', '！', '?', '？', '"', '”', ':', '：', ';', '；'])
+    n > 0
+        && n <= 90
+        && !t.ends_with([
+            '.', '。', '!', '！', '?', '？', '"', '”', ':', '：', ';', '；',
+        ])
 }
 
 /// Drops boilerplate lines, and fragments and short lines that sit among them
@@ -476,14 +553,17 @@ fn drop_boilerplate_lines(clean: CleanText) -> CleanText {
     // A comment section or footer runs to the end: once a boilerplate line
     // among the last few is followed only by short lines, those go too.
     let tail_start = texts.len().saturating_sub(TAIL_LINES);
-    if let Some(k) = (tail_start..texts.len()).find(|&k| {
-        drop[k] && (k + 1..texts.len()).all(|j| texts[j].chars().count() <= 240)
-    }) {
+    if let Some(k) = (tail_start..texts.len())
+        .find(|&k| drop[k] && (k + 1..texts.len()).all(|j| texts[j].chars().count() <= 240))
+    {
         for d in &mut drop[k..] {
             *d = true;
         }
     }
-    let mut out = CleanText { chars: Vec::with_capacity(clean.len()), origin: Vec::with_capacity(clean.len()) };
+    let mut out = CleanText {
+        chars: Vec::with_capacity(clean.len()),
+        origin: Vec::with_capacity(clean.len()),
+    };
     for (k, range) in lines.iter().enumerate() {
         if drop[k] {
             continue;
@@ -517,7 +597,10 @@ fn line_ranges(chars: &[char]) -> Vec<Range<usize>> {
 /// for plain text the clean text is the original.
 fn tidy_whitespace(clean: CleanText) -> CleanText {
     let n = clean.len();
-    let mut out = CleanText { chars: Vec::with_capacity(n), origin: Vec::with_capacity(n) };
+    let mut out = CleanText {
+        chars: Vec::with_capacity(n),
+        origin: Vec::with_capacity(n),
+    };
     let mut i = 0;
     while i < n {
         if !clean.chars[i].is_whitespace() {
@@ -533,13 +616,19 @@ fn tidy_whitespace(clean: CleanText) -> CleanText {
         let run = start..i;
         // Authored whitespace: contiguous in the original, one char each.
         let authored = run.clone().all(|k| clean.origin[k].len() == 1)
-            && run.clone().skip(1).all(|k| clean.origin[k].start == clean.origin[k - 1].end);
+            && run
+                .clone()
+                .skip(1)
+                .all(|k| clean.origin[k].start == clean.origin[k - 1].end);
         if authored && !out.is_empty() {
             out.chars.extend_from_slice(&clean.chars[run.clone()]);
             out.origin.extend_from_slice(&clean.origin[run]);
         } else if !out.is_empty() && i < n {
             let breaks = run.clone().any(|k| clean.chars[k] == '\n');
-            let k = run.clone().find(|&k| clean.chars[k] == '\n').unwrap_or(start);
+            let k = run
+                .clone()
+                .find(|&k| clean.chars[k] == '\n')
+                .unwrap_or(start);
             out.chars.push(if breaks { '\n' } else { ' ' });
             out.origin.push(clean.origin[k].clone());
         }
@@ -550,7 +639,11 @@ fn tidy_whitespace(clean: CleanText) -> CleanText {
 fn first_heading(chars: &[char], from: usize) -> Option<String> {
     let text: String = chars[from..].iter().collect();
     text.lines()
-        .find_map(|l| l.trim_start().strip_prefix("# ").map(|t| strip_inline_markup(t.trim())))
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix("# ")
+                .map(|t| strip_inline_markup(t.trim()))
+        })
         .filter(|t| !t.is_empty())
 }
 
@@ -570,7 +663,10 @@ fn parse_body(text: &str) -> String {
 
 fn first_line(clean: &CleanText) -> Option<String> {
     let text: String = clean.chars.iter().collect();
-    text.lines().map(str::trim).find(|l| !l.is_empty()).map(|l| l.chars().take(200).collect())
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.chars().take(200).collect())
 }
 
 #[cfg(test)]
@@ -596,7 +692,10 @@ mod tests {
         let original = "\n---\ntitle: 'Hello 世界'\ndate: Tue, 15 Jun 2021 06:50:00 GMT\ncomments: false\n---\n\nBody text.";
         let doc = parse(original);
         assert_eq!(doc.title, "Hello 世界");
-        assert_eq!(doc.published.as_deref(), Some("Tue, 15 Jun 2021 06:50:00 GMT"));
+        assert_eq!(
+            doc.published.as_deref(),
+            Some("Tue, 15 Jun 2021 06:50:00 GMT")
+        );
         assert_eq!(clean_str(&doc), "Body text.");
         let span = doc.clean.original_span(0..doc.clean.len());
         let orig: String = original.chars().skip(span.start).take(span.len()).collect();
@@ -605,7 +704,8 @@ mod tests {
 
     #[test]
     fn html_tags_and_entities_are_cleaned_with_offsets() {
-        let original = "<div>\n<p style=\"a>b\">A &amp; B</p><p>云<a href=\"x\">计算</a>&nbsp;好</p>\n</div>";
+        let original =
+            "<div>\n<p style=\"a>b\">A &amp; B</p><p>云<a href=\"x\">计算</a>&nbsp;好</p>\n</div>";
         let doc = parse(original);
         assert_eq!(clean_str(&doc), "A & B\n云计算 好");
         let amp = doc.clean.chars.iter().position(|&c| c == '&').unwrap();
@@ -619,7 +719,10 @@ mod tests {
         let original = "# 标题 **一**\n\n![img alt](https://x/y.jpg)\n\n见 [Linux 基金会](https://lf.org/?a=b) 的 [OpenStack] 页面。";
         let doc = parse(original);
         assert_eq!(doc.title, "标题 一");
-        assert_eq!(clean_str(&doc), "标题 一\n见 Linux 基金会 的 [OpenStack] 页面。");
+        assert_eq!(
+            clean_str(&doc),
+            "标题 一\n见 Linux 基金会 的 [OpenStack] 页面。"
+        );
     }
 
     #[test]
@@ -638,6 +741,9 @@ mod tests {
     fn boilerplate_zone_is_dropped() {
         let original = "Real article sentence one.\nReal sentence two.\nRelated story title\nSigned-in readers can open the original.\n0 Comments\nThoughtful readers leave notes here.\n";
         let doc = parse(original);
-        assert_eq!(clean_str(&doc), "Real article sentence one.\nReal sentence two.\n");
+        assert_eq!(
+            clean_str(&doc),
+            "Real article sentence one.\nReal sentence two.\n"
+        );
     }
 }

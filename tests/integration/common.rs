@@ -17,15 +17,21 @@ fn repo() -> PathBuf {
 }
 
 pub fn models_dir() -> PathBuf {
-    std::env::var_os("WENDA_MODELS").map(PathBuf::from).unwrap_or_else(|| repo().join("models"))
+    std::env::var_os("WENDA_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models"))
 }
 
 pub fn corpus_dir() -> PathBuf {
-    std::env::var_os("WENDA_CORPUS_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/corpus"))
+    std::env::var_os("WENDA_CORPUS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus"))
 }
 
 pub fn python() -> PathBuf {
-    std::env::var_os("WENDA_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/python"))
+    std::env::var_os("WENDA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"))
 }
 
 pub fn venv_bin(name: &str) -> PathBuf {
@@ -46,18 +52,28 @@ pub fn embedder_config() -> EmbedderConfig {
 /// The real model, loaded once for all tests.
 pub fn embedder() -> Embedder {
     static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
-    EMBEDDER.get_or_init(|| Embedder::start(embedder_config()).expect("model provisioned by `make setup`")).clone()
+    EMBEDDER
+        .get_or_init(|| {
+            Embedder::start(embedder_config()).expect("model provisioned by `make setup`")
+        })
+        .clone()
 }
 
 pub fn counter() -> Arc<TokenizerCounter> {
     static COUNTER: OnceLock<Arc<TokenizerCounter>> = OnceLock::new();
-    COUNTER.get_or_init(|| Arc::new(TokenizerCounter::load(&embedder_config()).expect("tokenizer"))).clone()
+    COUNTER
+        .get_or_init(|| Arc::new(TokenizerCounter::load(&embedder_config()).expect("tokenizer")))
+        .clone()
 }
 
 /// The CC-CEDICT lexicon provisioned by `make setup`, loaded once.
 pub fn lexicon() -> Arc<Lexicon> {
     static LEXICON: OnceLock<Arc<Lexicon>> = OnceLock::new();
-    LEXICON.get_or_init(|| Arc::new(Lexicon::load(&models_dir().join("lexicon/cc-cedict.txt")).expect("lexicon"))).clone()
+    LEXICON
+        .get_or_init(|| {
+            Arc::new(Lexicon::load(&models_dir().join("lexicon/cc-cedict.txt")).expect("lexicon"))
+        })
+        .clone()
 }
 
 /// The configuration `wenda serve` uses by default, over `data_dir`.
@@ -74,9 +90,14 @@ pub async fn engine(data_dir: &Path, corpus: Option<&Path>) -> Arc<Engine> {
 
 /// Like [`engine`], with a configuration of the caller's.
 pub async fn engine_with(config: EngineConfig, corpus: Option<&Path>) -> Arc<Engine> {
-    let engine = Engine::open(config, embedder(), counter()).await.expect("engine opens");
+    let engine = Engine::open(config, embedder(), counter())
+        .await
+        .expect("engine opens");
     if let Some(corpus) = corpus {
-        engine.sync_corpus(corpus, &|_, _| {}).await.expect("corpus syncs");
+        engine
+            .sync_corpus(corpus, &|_, _| {})
+            .await
+            .expect("corpus syncs");
     }
     Arc::new(engine)
 }
@@ -114,13 +135,18 @@ impl Drop for TestServer {
 
 impl TestServer {
     pub async fn start(engine: Arc<Engine>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(wenda::server::run(listener, engine, async {
             let _ = stopped.await;
         }));
-        Self { addr, stop: Some(stop) }
+        Self {
+            addr,
+            stop: Some(stop),
+        }
     }
 
     pub async fn channel(&self) -> Channel {
@@ -141,11 +167,17 @@ impl TestServer {
 
 /// The chars `start..end` of a text.
 pub fn char_slice(text: &str, start: usize, end: usize) -> String {
-    text.chars().skip(start).take(end.saturating_sub(start)).collect()
+    text.chars()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .collect()
 }
 
 /// True when the non-whitespace chars of `needle` appear in order in `hay`.
 pub fn is_subsequence_ignoring_whitespace(needle: &str, hay: &str) -> bool {
     let mut hay = hay.chars();
-    needle.chars().filter(|c| !c.is_whitespace()).all(|c| hay.any(|h| h == c))
+    needle
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .all(|c| hay.any(|h| h == c))
 }

@@ -27,7 +27,10 @@ fn base_dir() -> PathBuf {
 fn load_all(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display())))
+        .map(|doc| {
+            Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()))
+        })
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -45,22 +48,33 @@ fn kustomization() -> Value {
 }
 
 fn s<'a>(v: &'a Value, what: &str) -> &'a str {
-    v.as_str().unwrap_or_else(|| panic!("{what}: expected a string, got {v:?}"))
+    v.as_str()
+        .unwrap_or_else(|| panic!("{what}: expected a string, got {v:?}"))
 }
 
 fn i(v: &Value, what: &str) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("{what}: expected an integer, got {v:?}"))
+    v.as_i64()
+        .unwrap_or_else(|| panic!("{what}: expected an integer, got {v:?}"))
 }
 
 fn seq<'a>(v: &'a Value, what: &str) -> &'a [Value] {
-    v.as_sequence().map(|s| s.as_slice()).unwrap_or_else(|| panic!("{what}: expected a list, got {v:?}"))
+    v.as_sequence()
+        .map(|s| s.as_slice())
+        .unwrap_or_else(|| panic!("{what}: expected a list, got {v:?}"))
 }
 
 /// Manifests of the kustomization by kind (one of each kind but Service).
 fn resource(kind: &str) -> Value {
-    let mut found: Vec<Value> =
-        resources().into_iter().map(|(_, v)| v).filter(|v| v["kind"].as_str() == Some(kind)).collect();
-    assert_eq!(found.len(), 1, "expected exactly one {kind} in the kustomization");
+    let mut found: Vec<Value> = resources()
+        .into_iter()
+        .map(|(_, v)| v)
+        .filter(|v| v["kind"].as_str() == Some(kind))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one {kind} in the kustomization"
+    );
     found.remove(0)
 }
 
@@ -70,7 +84,9 @@ fn resources() -> Vec<(String, Value)> {
         .iter()
         .flat_map(|r| {
             let name = s(r, "resource").to_string();
-            load_all(&base_dir().join(&name)).into_iter().map(move |v| (name.clone(), v))
+            load_all(&base_dir().join(&name))
+                .into_iter()
+                .map(move |v| (name.clone(), v))
         })
         .collect()
 }
@@ -102,22 +118,30 @@ fn wenda_containers(pod: &Value) -> Vec<(&str, &Value)> {
         .into_iter()
         .filter(|c| c["command"].is_null())
         .map(|c| {
-            let sub =
-                c["args"][0].as_str().unwrap_or_else(|| panic!("container {:?}: no subcommand in args", c["name"]));
+            let sub = c["args"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("container {:?}: no subcommand in args", c["name"]));
             (sub, c)
         })
         .collect()
 }
 
 fn args(c: &Value) -> Vec<String> {
-    seq(&c["args"], "args").iter().map(|a| s(a, "arg").to_string()).collect()
+    seq(&c["args"], "args")
+        .iter()
+        .map(|a| s(a, "arg").to_string())
+        .collect()
 }
 
 /// The value after `--flag` (or in `--flag=value`).
 fn flag_value(args: &[String], flag: &str) -> Option<String> {
     let prefix = format!("{flag}=");
     args.iter().enumerate().find_map(|(n, a)| {
-        if a == flag { args.get(n + 1).cloned() } else { a.strip_prefix(&prefix).map(str::to_string) }
+        if a == flag {
+            args.get(n + 1).cloned()
+        } else {
+            a.strip_prefix(&prefix).map(str::to_string)
+        }
     })
 }
 
@@ -133,10 +157,20 @@ fn help(sub: &str) -> &'static Help {
         ["serve", "index"]
             .into_iter()
             .map(|sub| {
-                let out = Command::new(env!("CARGO_BIN_EXE_wenda")).args([sub, "--help"]).output().expect("run wenda");
-                assert!(out.status.success(), "wenda {sub} --help failed: {}", String::from_utf8_lossy(&out.stderr));
+                let out = Command::new(env!("CARGO_BIN_EXE_wenda"))
+                    .args([sub, "--help"])
+                    .output()
+                    .expect("run wenda");
+                assert!(
+                    out.status.success(),
+                    "wenda {sub} --help failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 let text = String::from_utf8(out.stdout).expect("utf-8 help");
-                let mut help = Help { flags: BTreeSet::new(), env: BTreeSet::new() };
+                let mut help = Help {
+                    flags: BTreeSet::new(),
+                    env: BTreeSet::new(),
+                };
                 for line in text.lines() {
                     let line = line.trim_start();
                     if line.starts_with('-') {
@@ -147,7 +181,8 @@ fn help(sub: &str) -> &'static Help {
                         }
                     }
                     if let Some(rest) = line.split("[env: ").nth(1) {
-                        help.env.insert(rest.split('=').next().unwrap_or_default().to_string());
+                        help.env
+                            .insert(rest.split('=').next().unwrap_or_default().to_string());
                     }
                 }
                 assert!(
@@ -158,14 +193,19 @@ fn help(sub: &str) -> &'static Help {
             })
             .collect()
     });
-    all.get(sub).unwrap_or_else(|| panic!("no help for subcommand {sub:?}"))
+    all.get(sub)
+        .unwrap_or_else(|| panic!("no help for subcommand {sub:?}"))
 }
 
 fn assert_real_flags(sub: &str, args: &[String], whence: &str) {
     let help = help(sub);
     for a in args.iter().filter(|a| a.starts_with("--")) {
         let flag = a.split('=').next().unwrap_or(a);
-        assert!(help.flags.contains(flag), "{whence}: `wenda {sub}` has no flag {flag} (it has {:?})", help.flags);
+        assert!(
+            help.flags.contains(flag),
+            "{whence}: `wenda {sub}` has no flag {flag} (it has {:?})",
+            help.flags
+        );
     }
 }
 
@@ -199,7 +239,10 @@ fn generated_config(name: &str) -> BTreeMap<String, String> {
 fn listen_port(args: &[String]) -> i64 {
     let listen = flag_value(args, "--listen").expect("--listen");
     let (host, port) = listen.rsplit_once(':').expect("host:port");
-    assert_eq!(host, "0.0.0.0", "in a container wenda must listen on all interfaces, not {host}");
+    assert_eq!(
+        host, "0.0.0.0",
+        "in a container wenda must listen on all interfaces, not {host}"
+    );
     port.parse().expect("port number")
 }
 
@@ -209,7 +252,12 @@ fn mount<'a>(c: &'a Value, volume: &str) -> Option<(&'a str, bool)> {
         .as_sequence()?
         .iter()
         .find(|m| m["name"].as_str() == Some(volume))
-        .map(|m| (s(&m["mountPath"], "mountPath"), m["readOnly"].as_bool().unwrap_or(false)))
+        .map(|m| {
+            (
+                s(&m["mountPath"], "mountPath"),
+                m["readOnly"].as_bool().unwrap_or(false),
+            )
+        })
 }
 
 fn volume<'a>(pod: &'a Value, name: &str) -> &'a Value {
@@ -229,14 +277,24 @@ fn volume_holding<'a>(c: &'a Value, path: &str) -> Option<(&'a str, bool)> {
             path == mp || path.starts_with(&format!("{}/", mp.trim_end_matches('/')))
         })
         .max_by_key(|m| m["mountPath"].as_str().unwrap_or_default().len())
-        .map(|m| (s(&m["name"], "name"), m["readOnly"].as_bool().unwrap_or(false)))
+        .map(|m| {
+            (
+                s(&m["name"], "name"),
+                m["readOnly"].as_bool().unwrap_or(false),
+            )
+        })
 }
 
 fn labels_match(selector: &Value, labels: &Value, what: &str) {
-    let selector = selector.as_mapping().unwrap_or_else(|| panic!("{what}: empty selector"));
+    let selector = selector
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{what}: empty selector"));
     assert!(!selector.is_empty(), "{what}: empty selector");
     for (k, v) in selector {
-        assert_eq!(&labels[k], v, "{what}: selector {k:?}={v:?} does not match the pod labels");
+        assert_eq!(
+            &labels[k], v,
+            "{what}: selector {k:?}={v:?} does not match the pod labels"
+        );
     }
 }
 
@@ -246,35 +304,66 @@ fn labels_match(selector: &Value, labels: &Value, what: &str) {
 fn kustomization_lists_every_manifest_and_each_parses() {
     let k = kustomization();
     assert_eq!(k["kind"].as_str(), Some("Kustomization"));
-    let listed: BTreeSet<String> =
-        seq(&k["resources"], "resources").iter().map(|r| s(r, "resource").to_string()).collect();
+    let listed: BTreeSet<String> = seq(&k["resources"], "resources")
+        .iter()
+        .map(|r| s(r, "resource").to_string())
+        .collect();
     for name in &listed {
         let path = base_dir().join(name);
-        assert!(path.is_file(), "kustomization lists {name}, which does not exist");
+        assert!(
+            path.is_file(),
+            "kustomization lists {name}, which does not exist"
+        );
         for doc in load_all(&path) {
             for key in ["apiVersion", "kind"] {
-                assert!(doc[key].as_str().is_some_and(|v| !v.is_empty()), "{name}: no {key}");
+                assert!(
+                    doc[key].as_str().is_some_and(|v| !v.is_empty()),
+                    "{name}: no {key}"
+                );
             }
-            assert!(doc["metadata"]["name"].as_str().is_some_and(|v| !v.is_empty()), "{name}: no metadata.name");
+            assert!(
+                doc["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|v| !v.is_empty()),
+                "{name}: no metadata.name"
+            );
         }
     }
     // No manifest left out by mistake.
     for entry in std::fs::read_dir(base_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name.ends_with(".yaml") && name != "kustomization.yaml" {
-            assert!(listed.contains(&name), "{name} is in deploy/k8s/base but not in kustomization.yaml");
+            assert!(
+                listed.contains(&name),
+                "{name} is in deploy/k8s/base but not in kustomization.yaml"
+            );
         }
     }
-    for kind in
-        ["Deployment", "Service", "PersistentVolumeClaim", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Job"]
-    {
-        assert!(resources().iter().any(|(_, v)| v["kind"].as_str() == Some(kind)), "no {kind} in the kustomization");
+    for kind in [
+        "Deployment",
+        "Service",
+        "PersistentVolumeClaim",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "Job",
+    ] {
+        assert!(
+            resources()
+                .iter()
+                .any(|(_, v)| v["kind"].as_str() == Some(kind)),
+            "no {kind} in the kustomization"
+        );
     }
     // Every workload uses the image the kustomization sets.
     let image = s(&k["images"][0]["name"], "images[0].name");
     for kind in ["Deployment", "Job"] {
         for c in containers(pod_spec(&resource(kind))) {
-            assert_eq!(c["image"].as_str(), Some(image), "{kind} container {:?}: image", c["name"]);
+            assert_eq!(
+                c["image"].as_str(),
+                Some(image),
+                "{kind} container {:?}: image",
+                c["name"]
+            );
         }
     }
 }
@@ -292,7 +381,11 @@ fn deployment_ports_probes_and_services_agree() {
     assert_eq!(ports[0]["name"].as_str(), Some("grpc"));
     let container_port = i(&ports[0]["containerPort"], "containerPort");
     assert_eq!(container_port, GRPC_PORT);
-    assert_eq!(listen_port(&args), container_port, "--listen port and containerPort differ");
+    assert_eq!(
+        listen_port(&args),
+        container_port,
+        "--listen port and containerPort differ"
+    );
 
     for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
         let grpc = &wenda[probe]["grpc"];
@@ -300,10 +393,16 @@ fn deployment_ports_probes_and_services_agree() {
         assert_eq!(i(&grpc["port"], probe), container_port, "{probe} port");
         assert!(wenda[probe]["httpGet"].is_null() && wenda[probe]["exec"].is_null());
     }
-    assert_eq!(wenda["readinessProbe"]["grpc"]["service"].as_str(), Some(READINESS_SERVICE));
+    assert_eq!(
+        wenda["readinessProbe"]["grpc"]["service"].as_str(),
+        Some(READINESS_SERVICE)
+    );
 
     // Shutdown: NOT_SERVING, then up to 10 s of draining, after the preStop sleep.
-    let grace = i(&pod["terminationGracePeriodSeconds"], "terminationGracePeriodSeconds");
+    let grace = i(
+        &pod["terminationGracePeriodSeconds"],
+        "terminationGracePeriodSeconds",
+    );
     let pre_stop: i64 = wenda["lifecycle"]["preStop"]["exec"]["command"]
         .as_sequence()
         .and_then(|c| c.last())
@@ -315,11 +414,24 @@ fn deployment_ports_probes_and_services_agree() {
     );
 
     let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
-    labels_match(&deployment["spec"]["selector"]["matchLabels"], pod_labels, "Deployment selector");
-    let services: Vec<Value> =
-        resources().into_iter().map(|(_, v)| v).filter(|v| v["kind"].as_str() == Some("Service")).collect();
-    assert!(services.iter().any(|svc| svc["spec"]["type"].as_str().unwrap_or("ClusterIP") == "ClusterIP"
-        && svc["spec"]["clusterIP"].as_str() != Some("None")));
+    labels_match(
+        &deployment["spec"]["selector"]["matchLabels"],
+        pod_labels,
+        "Deployment selector",
+    );
+    let services: Vec<Value> = resources()
+        .into_iter()
+        .map(|(_, v)| v)
+        .filter(|v| v["kind"].as_str() == Some("Service"))
+        .collect();
+    assert!(
+        services
+            .iter()
+            .any(
+                |svc| svc["spec"]["type"].as_str().unwrap_or("ClusterIP") == "ClusterIP"
+                    && svc["spec"]["clusterIP"].as_str() != Some("None")
+            )
+    );
     for svc in &services {
         let what = format!("Service {}", s(&svc["metadata"]["name"], "name"));
         labels_match(&svc["spec"]["selector"], pod_labels, &what);
@@ -332,8 +444,8 @@ fn deployment_ports_probes_and_services_agree() {
         let target = match &p["targetPort"] {
             Value::Number(n) => n.as_i64().unwrap(),
             Value::String(name) => {
-                let named =
-                    ports_named(wenda, name).unwrap_or_else(|| panic!("{what}: no container port named {name}"));
+                let named = ports_named(wenda, name)
+                    .unwrap_or_else(|| panic!("{what}: no container port named {name}"));
                 i(&named["containerPort"], "containerPort")
             }
             other => panic!("{what}: targetPort {other:?}"),
@@ -343,7 +455,10 @@ fn deployment_ports_probes_and_services_agree() {
 }
 
 fn ports_named<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
-    c["ports"].as_sequence()?.iter().find(|p| p["name"].as_str() == Some(name))
+    c["ports"]
+        .as_sequence()?
+        .iter()
+        .find(|p| p["name"].as_str() == Some(name))
 }
 
 #[test]
@@ -358,7 +473,10 @@ fn manifest_flags_and_wenda_env_are_real_flags() {
         assert!(!runs.is_empty(), "{kind}: no container runs wenda");
         for (sub, c) in runs {
             let whence = format!("{kind} container {}", s(&c["name"], "name"));
-            assert!(["serve", "index"].contains(&sub), "{whence}: unexpected subcommand {sub}");
+            assert!(
+                ["serve", "index"].contains(&sub),
+                "{whence}: unexpected subcommand {sub}"
+            );
             assert_real_flags(sub, &args(c), &whence);
             for e in c["env"].as_sequence().into_iter().flatten() {
                 assert_real_env(sub, s(&e["name"], "env name"), &whence);
@@ -370,9 +488,16 @@ fn manifest_flags_and_wenda_env_are_real_flags() {
                 .flatten()
                 .map(|f| s(&f["configMapRef"]["name"], "envFrom configMapRef"))
                 .collect();
-            assert_eq!(from, ["wenda-config"], "{whence}: must take the shared settings from wenda-config");
+            assert_eq!(
+                from,
+                ["wenda-config"],
+                "{whence}: must take the shared settings from wenda-config"
+            );
             for key in config.keys() {
-                assert!(key.starts_with("WENDA_"), "wenda-config: {key} is not a wenda setting");
+                assert!(
+                    key.starts_with("WENDA_"),
+                    "wenda-config: {key} is not a wenda setting"
+                );
                 assert_real_env(sub, key, &format!("wenda-config used by {whence}"));
                 checked += 1;
             }
@@ -380,10 +505,18 @@ fn manifest_flags_and_wenda_env_are_real_flags() {
     }
     assert!(checked > 10, "too few settings checked: {checked}");
     // The settings that shape the stored index are shared, not set per container.
-    for key in ["WENDA_MODEL", "WENDA_CHUNK_TOKENS", "WENDA_CHUNK_OVERLAP", "WENDA_CENTER_LANGUAGES"] {
+    for key in [
+        "WENDA_MODEL",
+        "WENDA_CHUNK_TOKENS",
+        "WENDA_CHUNK_OVERLAP",
+        "WENDA_CENTER_LANGUAGES",
+    ] {
         assert!(config.contains_key(key), "wenda-config must pin {key}");
     }
-    assert_eq!(config.get("WENDA_MODELS").map(String::as_str), Some(dockerfile_models_dir().as_str()));
+    assert_eq!(
+        config.get("WENDA_MODELS").map(String::as_str),
+        Some(dockerfile_models_dir().as_str())
+    );
 }
 
 /// The Dockerfile's instructions (continuation lines joined).
@@ -402,7 +535,9 @@ fn dockerfile() -> Vec<(String, String)> {
             continue;
         }
         current.push_str(t);
-        let (instr, rest) = current.split_once(char::is_whitespace).unwrap_or((&current, ""));
+        let (instr, rest) = current
+            .split_once(char::is_whitespace)
+            .unwrap_or((&current, ""));
         out.push((instr.to_ascii_uppercase(), rest.trim().to_string()));
         current.clear();
     }
@@ -417,12 +552,20 @@ fn runtime_stage() -> Vec<(String, String)> {
 }
 
 fn exec_form(rest: &str) -> Vec<String> {
-    serde_json::from_str(rest).unwrap_or_else(|e| panic!("not an exec-form JSON array: {rest}: {e}"))
+    serde_json::from_str(rest)
+        .unwrap_or_else(|e| panic!("not an exec-form JSON array: {rest}: {e}"))
 }
 
 fn dockerfile_cmd() -> Vec<String> {
     let stage = runtime_stage();
-    exec_form(&stage.iter().rev().find(|(i, _)| i == "CMD").expect("CMD in the runtime stage").1)
+    exec_form(
+        &stage
+            .iter()
+            .rev()
+            .find(|(i, _)| i == "CMD")
+            .expect("CMD in the runtime stage")
+            .1,
+    )
 }
 
 fn dockerfile_models_dir() -> String {
@@ -432,34 +575,76 @@ fn dockerfile_models_dir() -> String {
 #[test]
 fn dockerfile_cmd_uses_real_flags_and_matches_the_image() {
     let stage = runtime_stage();
-    let get = |name: &str| stage.iter().filter(|(i, _)| i == name).map(|(_, r)| r.clone()).collect::<Vec<_>>();
-    assert!(get("FROM")[0].contains("debian:bookworm-slim") || get("FROM")[0].contains("RUNTIME_IMAGE"));
-    assert!(dockerfile().iter().any(|(i, r)| i == "ARG" && r == "RUNTIME_IMAGE=debian:bookworm-slim"));
+    let get = |name: &str| {
+        stage
+            .iter()
+            .filter(|(i, _)| i == name)
+            .map(|(_, r)| r.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        get("FROM")[0].contains("debian:bookworm-slim") || get("FROM")[0].contains("RUNTIME_IMAGE")
+    );
+    assert!(
+        dockerfile()
+            .iter()
+            .any(|(i, r)| i == "ARG" && r == "RUNTIME_IMAGE=debian:bookworm-slim")
+    );
 
-    assert_eq!(exec_form(&get("ENTRYPOINT").last().expect("ENTRYPOINT").clone()), ["/usr/local/bin/wenda"]);
+    assert_eq!(
+        exec_form(&get("ENTRYPOINT").last().expect("ENTRYPOINT").clone()),
+        ["/usr/local/bin/wenda"]
+    );
     let cmd = dockerfile_cmd();
     assert_eq!(cmd[0], "serve");
     assert_real_flags("serve", &cmd, "Dockerfile CMD");
-    assert_eq!(get("EXPOSE"), [listen_port(&cmd).to_string()], "EXPOSE and the CMD's --listen port differ");
+    assert_eq!(
+        get("EXPOSE"),
+        [listen_port(&cmd).to_string()],
+        "EXPOSE and the CMD's --listen port differ"
+    );
 
     // Non-root, and the uid the pods run as.
     let user = get("USER").last().cloned().expect("USER");
-    let uid: i64 = user.split(':').next().unwrap().parse().expect("numeric USER (runAsNonRoot needs a number)");
+    let uid: i64 = user
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("numeric USER (runAsNonRoot needs a number)");
     assert_ne!(uid, 0);
     for kind in ["Deployment", "Job"] {
-        assert_eq!(i(&pod_spec(&resource(kind))["securityContext"]["runAsUser"], "runAsUser"), uid, "{kind} runAsUser");
+        assert_eq!(
+            i(
+                &pod_spec(&resource(kind))["securityContext"]["runAsUser"],
+                "runAsUser"
+            ),
+            uid,
+            "{kind} runAsUser"
+        );
     }
 
     // The binary and the model folder end up where ENTRYPOINT and --models point.
     let copies = get("COPY");
-    assert!(copies.iter().any(|c| c.starts_with("--from=") && c.ends_with(" /usr/local/bin/wenda")));
+    assert!(
+        copies
+            .iter()
+            .any(|c| c.starts_with("--from=") && c.ends_with(" /usr/local/bin/wenda"))
+    );
     let models = dockerfile_models_dir();
     assert!(
-        copies.iter().any(|c| c.starts_with("--from=") && c.ends_with(&format!(" {models}"))),
+        copies
+            .iter()
+            .any(|c| c.starts_with("--from=") && c.ends_with(&format!(" {models}"))),
         "no COPY into {models}"
     );
     // Every run-time model file is staged for that COPY.
-    let run = dockerfile().into_iter().filter(|(i, _)| i == "RUN").map(|(_, r)| r).collect::<Vec<_>>().join("\n");
+    let run = dockerfile()
+        .into_iter()
+        .filter(|(i, _)| i == "RUN")
+        .map(|(_, r)| r)
+        .collect::<Vec<_>>()
+        .join("\n");
     for needed in [
         "models/multilingual-e5-small.toml",
         "models/lexicon.toml",
@@ -472,18 +657,35 @@ fn dockerfile_cmd_uses_real_flags_and_matches_the_image() {
     assert!(run.contains("make setup") && run.contains("cargo build --release --locked"));
     // The data directory in the CMD is the declared volume and the pods' mount.
     let data_dir = flag_value(&cmd, "--data-dir").expect("--data-dir");
-    assert!(get("VOLUME").iter().any(|v| v.contains(&format!("\"{data_dir}\""))), "VOLUME {data_dir}");
+    assert!(
+        get("VOLUME")
+            .iter()
+            .any(|v| v.contains(&format!("\"{data_dir}\""))),
+        "VOLUME {data_dir}"
+    );
     let deployment = resource("Deployment");
-    assert_eq!(flag_value(&args(container(pod_spec(&deployment), "wenda")), "--data-dir"), Some(data_dir));
+    assert_eq!(
+        flag_value(
+            &args(container(pod_spec(&deployment), "wenda")),
+            "--data-dir"
+        ),
+        Some(data_dir)
+    );
 }
 
 #[test]
 fn index_job_builds_into_the_pvc_and_servers_only_copy_it() {
     let pvc = resource("PersistentVolumeClaim");
     let claim = s(&pvc["metadata"]["name"], "pvc name");
-    let modes: Vec<&str> = seq(&pvc["spec"]["accessModes"], "accessModes").iter().map(|m| s(m, "mode")).collect();
+    let modes: Vec<&str> = seq(&pvc["spec"]["accessModes"], "accessModes")
+        .iter()
+        .map(|m| s(m, "mode"))
+        .collect();
     // Writer and readers mount it at once, from any node.
-    assert!(modes.contains(&"ReadWriteMany") || modes.contains(&"ReadOnlyMany"), "{modes:?}");
+    assert!(
+        modes.contains(&"ReadWriteMany") || modes.contains(&"ReadOnlyMany"),
+        "{modes:?}"
+    );
 
     let job = resource("Job");
     let job_pod = pod_spec(&job);
@@ -493,7 +695,10 @@ fn index_job_builds_into_the_pvc_and_servers_only_copy_it() {
     let (sub, indexer) = indexers[0];
     assert_eq!(sub, "index");
     let job_args = args(indexer);
-    assert!(flag_value(&job_args, "--corpus").is_some(), "the Job indexes a corpus");
+    assert!(
+        flag_value(&job_args, "--corpus").is_some(),
+        "the Job indexes a corpus"
+    );
 
     let pvc_volumes = |pod: &Value| -> Vec<String> {
         seq(&pod["volumes"], "volumes")
@@ -516,40 +721,63 @@ fn index_job_builds_into_the_pvc_and_servers_only_copy_it() {
     let deployment = resource("Deployment");
     let pod = pod_spec(&deployment);
     let server_pvc = pvc_volumes(pod);
-    assert_eq!(server_pvc.len(), 1, "the Deployment mounts the claim {claim}");
-    assert_eq!(volume(pod, &server_pvc[0])["persistentVolumeClaim"]["readOnly"].as_bool(), Some(true));
+    assert_eq!(
+        server_pvc.len(),
+        1,
+        "the Deployment mounts the claim {claim}"
+    );
+    assert_eq!(
+        volume(pod, &server_pvc[0])["persistentVolumeClaim"]["readOnly"].as_bool(),
+        Some(true)
+    );
 
     // redb: one process per data directory, and never on the shared volume.
     // Both wenda processes keep their database on a pod-local emptyDir.
-    for (what, pod, c, pvc_name) in
-        [("Job", job_pod, indexer, &job_pvc[0]), ("Deployment", pod, container(pod, "wenda"), &server_pvc[0])]
-    {
+    for (what, pod, c, pvc_name) in [
+        ("Job", job_pod, indexer, &job_pvc[0]),
+        ("Deployment", pod, container(pod, "wenda"), &server_pvc[0]),
+    ] {
         let data_dir = flag_value(&args(c), "--data-dir").expect("--data-dir");
-        let (vol, read_only) =
-            volume_holding(c, &data_dir).unwrap_or_else(|| panic!("{what}: --data-dir {data_dir} is not a volume"));
+        let (vol, read_only) = volume_holding(c, &data_dir)
+            .unwrap_or_else(|| panic!("{what}: --data-dir {data_dir} is not a volume"));
         assert!(!read_only, "{what}: the data dir must be writable");
-        assert!(volume(pod, vol)["emptyDir"].is_mapping(), "{what}: data dir on {vol}, not a pod-local emptyDir");
-        assert!(mount(c, pvc_name).is_none(), "{what}: the wenda process must not mount the shared claim");
+        assert!(
+            volume(pod, vol)["emptyDir"].is_mapping(),
+            "{what}: data dir on {vol}, not a pod-local emptyDir"
+        );
+        assert!(
+            mount(c, pvc_name).is_none(),
+            "{what}: the wenda process must not mount the shared claim"
+        );
     }
     // Servers read the claim only read-only, in the copying init container.
     for c in containers(pod) {
         if let Some((_, read_only)) = mount(c, &server_pvc[0]) {
-            assert!(read_only, "Deployment container {:?} mounts the claim writable", c["name"]);
+            assert!(
+                read_only,
+                "Deployment container {:?} mounts the claim writable",
+                c["name"]
+            );
         }
     }
     let copier = container(pod, "copy-index");
     let script = s(&copier["command"][2], "copy-index script");
     let (index_path, _) = mount(copier, &server_pvc[0]).expect("copy-index mounts the claim");
-    assert!(script.contains(&format!("{index_path}/current")), "copy-index reads {index_path}/current");
+    assert!(
+        script.contains(&format!("{index_path}/current")),
+        "copy-index reads {index_path}/current"
+    );
     let publish = container(job_pod, "publish");
     let (publish_path, ro) = mount(publish, &job_pvc[0]).expect("publish mounts the claim");
     assert!(!ro);
     assert!(
-        s(&publish["command"][2], "publish script")
-            .contains(&format!("mv -T {publish_path}/.current.tmp {publish_path}/current"))
+        s(&publish["command"][2], "publish script").contains(&format!(
+            "mv -T {publish_path}/.current.tmp {publish_path}/current"
+        ))
     );
     assert!(
-        job["spec"]["parallelism"].as_i64().unwrap_or(1) == 1 && job["spec"]["completions"].as_i64().unwrap_or(1) == 1
+        job["spec"]["parallelism"].as_i64().unwrap_or(1) == 1
+            && job["spec"]["completions"].as_i64().unwrap_or(1) == 1
     );
 }
 
@@ -559,21 +787,51 @@ fn pods_run_as_non_root_with_read_only_root_filesystems() {
         let workload = resource(kind);
         let pod = pod_spec(&workload);
         let sc = &pod["securityContext"];
-        assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true), "{kind}: runAsNonRoot");
+        assert_eq!(
+            sc["runAsNonRoot"].as_bool(),
+            Some(true),
+            "{kind}: runAsNonRoot"
+        );
         assert!(i(&sc["runAsUser"], "runAsUser") > 0, "{kind}: runAsUser");
-        assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false), "{kind}");
+        assert_eq!(
+            pod["automountServiceAccountToken"].as_bool(),
+            Some(false),
+            "{kind}"
+        );
         for c in containers(pod) {
             let what = format!("{kind} container {:?}", c["name"]);
             let csc = &c["securityContext"];
-            assert_eq!(csc["readOnlyRootFilesystem"].as_bool(), Some(true), "{what}: readOnlyRootFilesystem");
-            assert_eq!(csc["allowPrivilegeEscalation"].as_bool(), Some(false), "{what}");
+            assert_eq!(
+                csc["readOnlyRootFilesystem"].as_bool(),
+                Some(true),
+                "{what}: readOnlyRootFilesystem"
+            );
+            assert_eq!(
+                csc["allowPrivilegeEscalation"].as_bool(),
+                Some(false),
+                "{what}"
+            );
             // A container may not undo the pod's non-root settings.
             assert_ne!(csc["runAsUser"].as_i64(), Some(0), "{what}: runs as root");
-            assert_ne!(csc["runAsNonRoot"].as_bool(), Some(false), "{what}: runAsNonRoot false");
-            assert_eq!(csc["capabilities"]["drop"][0].as_str(), Some("ALL"), "{what}: capabilities");
+            assert_ne!(
+                csc["runAsNonRoot"].as_bool(),
+                Some(false),
+                "{what}: runAsNonRoot false"
+            );
+            assert_eq!(
+                csc["capabilities"]["drop"][0].as_str(),
+                Some("ALL"),
+                "{what}: capabilities"
+            );
             for limit in ["cpu", "memory"] {
-                assert!(!c["resources"]["limits"][limit].is_null(), "{what}: no {limit} limit");
-                assert!(!c["resources"]["requests"][limit].is_null(), "{what}: no {limit} request");
+                assert!(
+                    !c["resources"]["limits"][limit].is_null(),
+                    "{what}: no {limit} limit"
+                );
+                assert!(
+                    !c["resources"]["requests"][limit].is_null(),
+                    "{what}: no {limit} request"
+                );
             }
         }
     }
@@ -585,10 +843,17 @@ fn pdb_and_hpa_target_the_deployment() {
     let name = s(&deployment["metadata"]["name"], "name");
     let labels = &deployment["spec"]["template"]["metadata"]["labels"];
     let pdb = resource("PodDisruptionBudget");
-    labels_match(&pdb["spec"]["selector"]["matchLabels"], labels, "PodDisruptionBudget");
+    labels_match(
+        &pdb["spec"]["selector"]["matchLabels"],
+        labels,
+        "PodDisruptionBudget",
+    );
     let hpa = resource("HorizontalPodAutoscaler");
     assert_eq!(hpa["apiVersion"].as_str(), Some("autoscaling/v2"));
-    assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"].as_str(), Some("Deployment"));
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["kind"].as_str(),
+        Some("Deployment")
+    );
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"].as_str(), Some(name));
     let min = i(&hpa["spec"]["minReplicas"], "minReplicas");
     assert!(min >= 2 && i(&hpa["spec"]["maxReplicas"], "maxReplicas") >= min);
@@ -597,11 +862,18 @@ fn pdb_and_hpa_target_the_deployment() {
         assert!(max_unavailable < min);
     }
     let metrics = seq(&hpa["spec"]["metrics"], "metrics");
-    assert!(metrics.iter().any(|m| m["resource"]["name"].as_str() == Some("cpu")));
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m["resource"]["name"].as_str() == Some("cpu"))
+    );
     // CPU utilisation needs a CPU request on the server container.
     assert!(!container(pod_spec(&deployment), "wenda")["resources"]["requests"]["cpu"].is_null());
     // The HPA owns the replica count; a fixed one would be reset by every apply.
-    assert!(deployment["spec"]["replicas"].is_null(), "Deployment sets spec.replicas while an HPA scales it");
+    assert!(
+        deployment["spec"]["replicas"].is_null(),
+        "Deployment sets spec.replicas while an HPA scales it"
+    );
 }
 
 /// Every `WENDA_*` name anywhere under deploy/ (manifests, overlays,
@@ -620,20 +892,34 @@ fn every_wenda_variable_named_in_deploy_is_real() {
     }
     let mut files = Vec::new();
     walk(&deploy_dir(), &mut files);
-    let known: BTreeSet<&String> = help("serve").env.iter().chain(help("index").env.iter()).collect();
+    let known: BTreeSet<&String> = help("serve")
+        .env
+        .iter()
+        .chain(help("index").env.iter())
+        .collect();
     let mut seen = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         for (at, _) in text.match_indices("WENDA_") {
-            let name: String = text[at..].chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
             if name.len() > "WENDA_".len() && !name.ends_with('_') {
-                assert!(known.contains(&name), "{}: {name} is not a variable of wenda serve or index", file.display());
+                assert!(
+                    known.contains(&name),
+                    "{}: {name} is not a variable of wenda serve or index",
+                    file.display()
+                );
                 seen.insert(name);
             }
         }
     }
     for expected in ["WENDA_THREADS", "WENDA_CHUNK_TOKENS", "WENDA_TOKENS_FILE"] {
-        assert!(seen.contains(expected), "deploy/ no longer mentions {expected}: {seen:?}");
+        assert!(
+            seen.contains(expected),
+            "deploy/ no longer mentions {expected}: {seen:?}"
+        );
     }
 }
 
@@ -642,17 +928,26 @@ fn every_wenda_variable_named_in_deploy_is_real() {
 /// only says it was skipped).
 #[test]
 fn kustomize_renders_the_base() {
-    let out = match Command::new("kubectl").args(["kustomize"]).arg(base_dir()).output() {
+    let out = match Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(base_dir())
+        .output()
+    {
         Ok(out) => out,
         Err(e) => {
             eprintln!("kubectl not available ({e}); skipping the kustomize render");
             return;
         }
     };
-    assert!(out.status.success(), "kubectl kustomize failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rendered = String::from_utf8(out.stdout).unwrap();
-    let docs: Vec<Value> =
-        serde_yaml_ng::Deserializer::from_str(&rendered).map(|d| Value::deserialize(d).unwrap()).collect();
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&rendered)
+        .map(|d| Value::deserialize(d).unwrap())
+        .collect();
     let kinds: BTreeSet<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     for kind in [
         "ConfigMap",
@@ -663,23 +958,41 @@ fn kustomize_renders_the_base() {
         "HorizontalPodAutoscaler",
         "Job",
     ] {
-        assert!(kinds.contains(kind), "rendered output has no {kind}: {kinds:?}");
+        assert!(
+            kinds.contains(kind),
+            "rendered output has no {kind}: {kinds:?}"
+        );
     }
     let image = format!(
         "{}:{}",
         s(&kustomization()["images"][0]["newName"], "newName"),
         s(&kustomization()["images"][0]["newTag"], "newTag")
     );
-    assert!(rendered.contains(&format!("image: {image}")), "images transformer did not set {image}");
+    assert!(
+        rendered.contains(&format!("image: {image}")),
+        "images transformer did not set {image}"
+    );
 
     // The read-only-api overlay adds the tokens file to the server container.
     let overlay = deploy_dir().join("k8s/overlays/read-only-api");
-    let out = Command::new("kubectl").arg("kustomize").arg(&overlay).output().unwrap();
-    assert!(out.status.success(), "kubectl kustomize overlay failed: {}", String::from_utf8_lossy(&out.stderr));
-    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
-        .map(|d| Value::deserialize(d).unwrap())
-        .collect();
-    let deployment = docs.iter().find(|d| d["kind"].as_str() == Some("Deployment")).expect("Deployment");
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&overlay)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize overlay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> =
+        serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect();
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Deployment"))
+        .expect("Deployment");
     let wenda = container(pod_spec(deployment), "wenda");
     let tokens = seq(&wenda["env"], "env")
         .iter()

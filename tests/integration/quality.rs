@@ -9,20 +9,46 @@ use crate::common;
 
 #[tokio::test]
 async fn dev_set_scores_stay_above_the_floor() {
-    let questions = eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl")).expect("dev questions");
+    let questions = eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl"))
+        .expect("dev questions");
     assert_eq!(questions.len(), 20);
     let engine = common::corpus_engine();
-    let hybrid = eval::evaluate(&engine, &questions, SearchMode::Hybrid).await.unwrap();
+    let hybrid = eval::evaluate(&engine, &questions, SearchMode::Hybrid)
+        .await
+        .unwrap();
     eprintln!("hybrid:\n{hybrid}");
-    assert!(hybrid.overall.hit_at_5 >= 0.85, "hit@5 {}", hybrid.overall.hit_at_5);
-    assert!(hybrid.overall.mrr_at_10 >= 0.65, "MRR@10 {}", hybrid.overall.mrr_at_10);
-    assert!(hybrid.overall.hit_at_1 >= 0.50, "hit@1 {}", hybrid.overall.hit_at_1);
+    assert!(
+        hybrid.overall.hit_at_5 >= 0.85,
+        "hit@5 {}",
+        hybrid.overall.hit_at_5
+    );
+    assert!(
+        hybrid.overall.mrr_at_10 >= 0.65,
+        "MRR@10 {}",
+        hybrid.overall.mrr_at_10
+    );
+    assert!(
+        hybrid.overall.hit_at_1 >= 0.50,
+        "hit@1 {}",
+        hybrid.overall.hit_at_1
+    );
     // Fusion must beat each of its parts.
-    let dense = eval::evaluate(&engine, &questions, SearchMode::Dense).await.unwrap();
-    let lexical = eval::evaluate(&engine, &questions, SearchMode::Lexical).await.unwrap();
-    assert!(hybrid.overall.hit_at_5 > dense.overall.hit_at_5 && hybrid.overall.hit_at_5 > lexical.overall.hit_at_5);
+    let dense = eval::evaluate(&engine, &questions, SearchMode::Dense)
+        .await
+        .unwrap();
+    let lexical = eval::evaluate(&engine, &questions, SearchMode::Lexical)
+        .await
+        .unwrap();
+    assert!(
+        hybrid.overall.hit_at_5 > dense.overall.hit_at_5
+            && hybrid.overall.hit_at_5 > lexical.overall.hit_at_5
+    );
     // Every question language is served.
     for lang in ["en", "zh", "vi"] {
-        assert!(hybrid.per_language[lang].hit_at_5 >= 0.66, "{lang}: {:?}", hybrid.per_language[lang]);
+        assert!(
+            hybrid.per_language[lang].hit_at_5 >= 0.66,
+            "{lang}: {:?}",
+            hybrid.per_language[lang]
+        );
     }
 }

@@ -16,22 +16,38 @@ use crate::common;
 const READ: &str = "read-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
 
-async fn start(engine: Arc<wenda::engine::Engine>, options: ServeOptions) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+async fn start(
+    engine: Arc<wenda::engine::Engine>,
+    options: ServeOptions,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(wenda::server::run_with(listener, async move { Ok(engine) }, async move { let _ = stopped.await; }, options));
+    tokio::spawn(wenda::server::run_with(
+        listener,
+        async move { Ok(engine) },
+        async move {
+            let _ = stopped.await;
+        },
+        options,
+    ));
     (addr, stop)
 }
 
 fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 
 fn search() -> proto::SearchRequest {
-    proto::SearchRequest { query: "OpenStack".into(), top_k: 1, ..Default::default() }
+    proto::SearchRequest {
+        query: "OpenStack".into(),
+        top_k: 1,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -40,25 +56,75 @@ async fn tokens_gate_reads_and_writes_but_not_health() {
     let engine = common::engine(data.path(), None).await;
     let tokens = Tokens::parse(&format!("read {READ}\nadmin {ADMIN}\n")).unwrap();
     let (addr, _stop) = start(engine, ServeOptions { tokens, tls: None }).await;
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
     let mut client = proto::retrieval_client::RetrievalClient::new(channel.clone());
 
-    assert_eq!(client.search(search()).await.unwrap_err().code(), Code::Unauthenticated);
-    assert_eq!(client.search(with_token(search(), "wrong-token-0123456789")).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        client.search(search()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        client
+            .search(with_token(search(), "wrong-token-0123456789"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
     assert!(client.search(with_token(search(), READ)).await.is_ok());
-    assert!(client.info(with_token(proto::InfoRequest {}, READ)).await.is_ok());
+    assert!(
+        client
+            .info(with_token(proto::InfoRequest {}, READ))
+            .await
+            .is_ok()
+    );
 
     let doc = || proto::IngestRequest {
-        documents: vec![proto::Document { id: "a".into(), text: "Một câu ngắn.".into(), ..Default::default() }],
+        documents: vec![proto::Document {
+            id: "a".into(),
+            text: "Một câu ngắn.".into(),
+            ..Default::default()
+        }],
     };
-    assert_eq!(client.ingest(with_token(doc(), READ)).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(
+        client
+            .ingest(with_token(doc(), READ))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
     assert!(client.ingest(with_token(doc(), ADMIN)).await.is_ok());
-    let delete = || proto::DeleteRequest { ids: vec!["a".into()] };
-    assert_eq!(client.delete(with_token(delete(), READ)).await.unwrap_err().code(), Code::PermissionDenied);
-    assert_eq!(client.delete(with_token(delete(), ADMIN)).await.unwrap().into_inner().deleted, 1);
+    let delete = || proto::DeleteRequest {
+        ids: vec!["a".into()],
+    };
+    assert_eq!(
+        client
+            .delete(with_token(delete(), READ))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        client
+            .delete(with_token(delete(), ADMIN))
+            .await
+            .unwrap()
+            .into_inner()
+            .deleted,
+        1
+    );
 
     // Probes need no token.
-    let status = HealthClient::new(channel).check(HealthCheckRequest { service: "wenda.v1.Retrieval".into() }).await.unwrap();
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "wenda.v1.Retrieval".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!(status.into_inner().status, 1);
 }
 
@@ -70,15 +136,38 @@ async fn tls_serves_encrypted_clients_only() {
         key_pem: cert.signing_key.serialize_pem().into_bytes(),
         client_ca_pem: None,
     };
-    let (addr, _stop) = start(common::corpus_engine(), ServeOptions { tokens: Tokens::default(), tls: Some(tls) }).await;
+    let (addr, _stop) = start(
+        common::corpus_engine(),
+        ServeOptions {
+            tokens: Tokens::default(),
+            tls: Some(tls),
+        },
+    )
+    .await;
 
-    let tls_client = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(cert.cert.pem())).domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://{addr}")).unwrap().tls_config(tls_client).unwrap().connect().await.unwrap();
-    let response = proto::retrieval_client::RetrievalClient::new(channel).search(search()).await.unwrap();
+    let tls_client = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(cert.cert.pem()))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls_client)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let response = proto::retrieval_client::RetrievalClient::new(channel)
+        .search(search())
+        .await
+        .unwrap();
     assert_eq!(response.into_inner().passages.len(), 1);
 
     // A plaintext client gets nothing.
-    let plain = Channel::from_shared(format!("http://{addr}")).unwrap().connect_lazy();
-    let err = proto::retrieval_client::RetrievalClient::new(plain).search(search()).await.unwrap_err();
+    let plain = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let err = proto::retrieval_client::RetrievalClient::new(plain)
+        .search(search())
+        .await
+        .unwrap_err();
     assert_ne!(err.code(), Code::Ok);
 }
