@@ -53,13 +53,16 @@ pub struct StoredPassage {
     pub sentences: Vec<(usize, usize)>,
 }
 
+/// A passage with its vector, as stored.
+pub type PassageRow = (StoredPassage, Vec<f32>);
+
 /// One atomic change.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     /// Documents to remove with their passages and vectors.
     pub delete: Vec<String>,
     /// Documents to insert or replace, with passages and vectors.
-    pub put: Vec<(StoredDocument, Vec<(StoredPassage, Vec<f32>)>)>,
+    pub put: Vec<(StoredDocument, Vec<PassageRow>)>,
     /// Drop every passage and vector first (a rebuild).
     pub clear_passages: bool,
     pub meta: Vec<(String, String)>,
@@ -69,7 +72,7 @@ pub struct WriteBatch {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub documents: Vec<StoredDocument>,
-    pub passages: Vec<(StoredPassage, Vec<f32>)>,
+    pub passages: Vec<PassageRow>,
     pub meta: BTreeMap<String, String>,
 }
 

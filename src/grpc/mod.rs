@@ -160,7 +160,9 @@ impl Retrieval for RetrievalService {
             Ok(proto::EmbedKind::Unspecified | proto::EmbedKind::Query) => EmbedKind::Query,
             Ok(proto::EmbedKind::Passage) => EmbedKind::Passage,
             Err(_) => {
-                return Err(Error::invalid("kind", format!("unknown embed kind {}", r.kind)).into());
+                return Err(
+                    Error::invalid("kind", format!("unknown embed kind {}", r.kind)).into(),
+                );
             }
         };
         let embedded = engine.embed(r.texts, kind).await?;

@@ -369,7 +369,7 @@ pub(crate) mod tests {
                 for c in &chunks {
                     prop_assert!(c.char_start < c.char_end && c.char_end <= chars.len());
                     prop_assert_eq!(original_slice(&original, c), c.text.clone());
-                    for k in c.char_start..c.char_end { covered[k] = true; }
+                    covered[c.char_start..c.char_end].iter_mut().for_each(|k| *k = true);
                 }
                 for (k, ch) in chars.iter().enumerate() {
                     prop_assert!(covered[k] || ch.is_whitespace(), "char {} {:?} in no chunk", k, ch);

@@ -355,23 +355,24 @@ fn mark_markdown(chars: &[char], from: usize, edits: &mut Edits) {
             }
         }
         line_start = c == '\n';
-        if c == '!' && chars.get(i + 1) == Some(&'[') {
-            if let Some(link) = md_link(chars, i + 1) {
-                if !edits.is_touched(i..i + 1) {
-                    edits.drop(i..link.end);
-                    i = link.end;
-                    continue;
-                }
-            }
+        if c == '!'
+            && chars.get(i + 1) == Some(&'[')
+            && let Some(link) = md_link(chars, i + 1)
+            && !edits.is_touched(i..i + 1)
+        {
+            edits.drop(i..link.end);
+            i = link.end;
+            continue;
         }
-        if c == '[' && !edits.is_touched(i..i + 1) {
-            if let Some(link) = md_link(chars, i) {
-                edits.drop(i..i + 1);
-                edits.drop(link.text_end..link.end);
-                // Link text may itself hold markup; continue scanning inside it.
-                i += 1;
-                continue;
-            }
+        if c == '['
+            && !edits.is_touched(i..i + 1)
+            && let Some(link) = md_link(chars, i)
+        {
+            edits.drop(i..i + 1);
+            edits.drop(link.text_end..link.end);
+            // Link text may itself hold markup; continue scanning inside it.
+            i += 1;
+            continue;
         }
         if (c == '*' || c == '_') && chars.get(i + 1) == Some(&c) && !edits.is_touched(i..i + 2) {
             edits.drop(i..i + 2);
@@ -441,14 +442,9 @@ fn title_allowed(chars: &[char], target_start: usize, at: usize) -> bool {
 }
 
 fn starts_with(chars: &[char], at: usize, pat: &str) -> bool {
-    let mut j = at;
-    for p in pat.chars() {
-        if chars.get(j) != Some(&p) {
-            return false;
-        }
-        j += 1;
-    }
-    true
+    pat.chars()
+        .enumerate()
+        .all(|(k, p)| chars.get(at + k) == Some(&p))
 }
 
 fn find(chars: &[char], from: usize, pat: &str) -> Option<usize> {
