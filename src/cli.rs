@@ -102,6 +102,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let options = serve_options(&args)?;
+    if let Some(addr) = args.metrics_listen {
+        crate::metrics::start(addr)
+            .await
+            .with_context(|| format!("starting metrics on {addr}"))?;
+    }
     if !options.tokens.is_enabled() && !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "no --tokens-file: every caller may ingest and delete");
     }

@@ -184,6 +184,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "WENDA_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9090); off when unset.
+    #[arg(long, env = "WENDA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Bearer tokens, one `read TOKEN` or `admin TOKEN` per line; without
     /// it, every caller may do everything.
     #[arg(long, env = "WENDA_TOKENS_FILE")]

@@ -383,7 +383,10 @@ fn worker(
             .collect();
         let _enter = jobs[0].span.enter();
         debug!(jobs = jobs.len(), texts = prefixed.len(), "embedding batch");
+        let started = std::time::Instant::now();
         let result = backend.embed(&prefixed);
+        metrics::histogram!("wenda_embed_duration_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("wenda_embed_batch_size").record(prefixed.len() as f64);
         drop(_enter);
         match result {
             Ok(vectors) => {

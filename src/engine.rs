@@ -344,6 +344,7 @@ impl Engine {
             .get(META_NEXT_ID)
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
+        publish_gauges(&passages, &snapshot.documents);
         info!(
             documents = snapshot.documents.len(),
             passages = passages.len(),
@@ -427,7 +428,7 @@ impl Engine {
     }
 
     /// Returns the passages that best answer `query`.
-    #[instrument(skip_all, fields(mode = ?query.mode, top_k = query.top_k))]
+    #[instrument(skip_all, fields(mode = ?query.mode, top_k = query.top_k, embed_ms, search_ms, rank_ms))]
     pub async fn search(&self, query: SearchQuery) -> Result<SearchResults> {
         validate_search(&query)?;
         let _permit = self.permit()?;
@@ -506,6 +507,11 @@ impl Engine {
             .collect();
         drop(state);
         let rank_ms = ms(rank_started);
+        let span = tracing::Span::current();
+        span.record("embed_ms", embed_ms);
+        span.record("search_ms", search_ms);
+        span.record("rank_ms", rank_ms);
+        tracing::debug!(hits = hits.len(), "search done");
         Ok(SearchResults {
             hits,
             query_language,
@@ -911,6 +917,21 @@ impl Engine {
             index_kind: state.index.kind().to_string(),
             chunker_version: ingest::CHUNKER_VERSION.to_string(),
         }
+    }
+}
+
+/// Documents and passages per language, for the metrics endpoint.
+fn publish_gauges(passages: &HashMap<u64, StoredPassage>, documents: &[StoredDocument]) {
+    let mut per_language: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for d in documents {
+        per_language.entry(d.language.as_str()).or_default().0 += 1.0;
+    }
+    for p in passages.values() {
+        per_language.entry(p.language.as_str()).or_default().1 += 1.0;
+    }
+    for (language, (docs, chunks)) in per_language {
+        metrics::gauge!("wenda_documents", "language" => language.to_string()).set(docs);
+        metrics::gauge!("wenda_passages", "language" => language.to_string()).set(chunks);
     }
 }
 

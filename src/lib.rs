@@ -14,6 +14,7 @@
 //! - [`lexicon`]: Chinese↔English dictionary translations for lexical matching across languages.
 //! - [`store`]: documents, passages and vectors in redb.
 //! - [`manifest`]: what the data directory's index was built with; the HNSW dump.
+//! - [`metrics`]: Prometheus metrics on their own HTTP listener.
 //! - [`config`]: command-line flags and environment variables.
 //! - [`cli`]: the `index`, `embed`, `ask` and `eval` commands.
 //! - [`auth`]: optional bearer tokens with read and admin roles.
@@ -32,6 +33,7 @@ pub mod ingest;
 pub mod lexical;
 pub mod lexicon;
 pub mod manifest;
+pub mod metrics;
 pub mod rank;
 pub mod server;
 pub mod store;

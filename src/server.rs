@@ -122,7 +122,16 @@ pub async fn run_with(
         builder = builder.tls_config(config)?;
     }
     let server = builder
-        .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
+        .trace_fn(|req| {
+            // A caller's x-request-id is kept so logs join across services.
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{:016x}", next_request_id()));
+            tracing::info_span!("rpc", path = %req.uri().path(), request_id = %request_id)
+        })
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -179,6 +188,21 @@ pub async fn run_with(
         ),
     }
     loaded
+}
+
+/// A process-unique request number, for requests without an x-request-id.
+fn next_request_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Mixed with the start time so ids differ across restarts.
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default()
+    });
+    start.rotate_left(20) ^ n
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -118,9 +118,9 @@ fn summary_to_proto(s: engine::DocumentSummary) -> proto::DocumentSummary {
     }
 }
 
-#[tonic::async_trait]
-impl Retrieval for RetrievalService {
-    async fn search(
+// The RPC bodies; the `Retrieval` impl below wraps each with metrics.
+impl RetrievalService {
+    async fn do_search(
         &self,
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
@@ -150,7 +150,7 @@ impl Retrieval for RetrievalService {
         }))
     }
 
-    async fn embed(
+    async fn do_embed(
         &self,
         request: Request<proto::EmbedRequest>,
     ) -> Result<Response<proto::EmbedResponse>, Status> {
@@ -181,7 +181,7 @@ impl Retrieval for RetrievalService {
         }))
     }
 
-    async fn ingest(
+    async fn do_ingest(
         &self,
         request: Request<proto::IngestRequest>,
     ) -> Result<Response<proto::IngestResponse>, Status> {
@@ -212,7 +212,7 @@ impl Retrieval for RetrievalService {
         }))
     }
 
-    async fn delete(
+    async fn do_delete(
         &self,
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
@@ -223,7 +223,7 @@ impl Retrieval for RetrievalService {
         }))
     }
 
-    async fn list_documents(
+    async fn do_list_documents(
         &self,
         request: Request<proto::ListDocumentsRequest>,
     ) -> Result<Response<proto::ListDocumentsResponse>, Status> {
@@ -237,7 +237,7 @@ impl Retrieval for RetrievalService {
         }))
     }
 
-    async fn get_document(
+    async fn do_get_document(
         &self,
         request: Request<proto::GetDocumentRequest>,
     ) -> Result<Response<proto::GetDocumentResponse>, Status> {
@@ -262,7 +262,7 @@ impl Retrieval for RetrievalService {
         }))
     }
 
-    async fn info(
+    async fn do_info(
         &self,
         request: Request<proto::InfoRequest>,
     ) -> Result<Response<proto::InfoResponse>, Status> {
@@ -279,5 +279,79 @@ impl Retrieval for RetrievalService {
             chunker_version: i.chunker_version,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }))
+    }
+}
+
+/// Runs an RPC body and records its count and duration by status code.
+async fn observed<T>(
+    method: &'static str,
+    body: impl std::future::Future<Output = Result<Response<T>, Status>>,
+) -> Result<Response<T>, Status> {
+    let started = std::time::Instant::now();
+    let result = body.await;
+    let code = result
+        .as_ref()
+        .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+    crate::metrics::record_rpc(method, code, started);
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match code {
+        tonic::Code::Ok => tracing::info!(method, ms, "rpc finished"),
+        tonic::Code::Internal | tonic::Code::Unknown => {
+            tracing::error!(method, ?code, ms, "rpc failed")
+        }
+        _ => tracing::info!(method, ?code, ms, "rpc refused"),
+    }
+    result
+}
+
+#[tonic::async_trait]
+impl Retrieval for RetrievalService {
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        observed("Search", self.do_search(request)).await
+    }
+
+    async fn embed(
+        &self,
+        request: Request<proto::EmbedRequest>,
+    ) -> Result<Response<proto::EmbedResponse>, Status> {
+        observed("Embed", self.do_embed(request)).await
+    }
+
+    async fn ingest(
+        &self,
+        request: Request<proto::IngestRequest>,
+    ) -> Result<Response<proto::IngestResponse>, Status> {
+        observed("Ingest", self.do_ingest(request)).await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
+        observed("Delete", self.do_delete(request)).await
+    }
+
+    async fn list_documents(
+        &self,
+        request: Request<proto::ListDocumentsRequest>,
+    ) -> Result<Response<proto::ListDocumentsResponse>, Status> {
+        observed("ListDocuments", self.do_list_documents(request)).await
+    }
+
+    async fn get_document(
+        &self,
+        request: Request<proto::GetDocumentRequest>,
+    ) -> Result<Response<proto::GetDocumentResponse>, Status> {
+        observed("GetDocument", self.do_get_document(request)).await
+    }
+
+    async fn info(
+        &self,
+        request: Request<proto::InfoRequest>,
+    ) -> Result<Response<proto::InfoResponse>, Status> {
+        observed("Info", self.do_info(request)).await
     }
 }

@@ -14,6 +14,7 @@ use crate::common;
 struct ServeProcess {
     child: Child,
     addr: SocketAddr,
+    metrics: SocketAddr,
 }
 
 impl Drop for ServeProcess {
@@ -36,6 +37,8 @@ impl ServeProcess {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--threads",
             "1",
             "--models",
@@ -53,18 +56,30 @@ impl ServeProcess {
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["fields"]["message"] == "listening"
+                    && (v["fields"]["message"] == "listening"
+                        || v["fields"]["message"] == "metrics listening")
                 {
-                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_string());
+                    let addr = v["fields"]["addr"].as_str().unwrap_or_default().to_string();
+                    let _ = tx.send((v["fields"]["message"] == "metrics listening", addr));
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server logs its address")
-            .parse()
-            .unwrap();
-        Self { child, addr }
+        let (mut addr, mut metrics) = (None, None);
+        while addr.is_none() || metrics.is_none() {
+            let (is_metrics, a) = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("server logs its addresses");
+            if is_metrics {
+                metrics = Some(a.parse().unwrap());
+            } else {
+                addr = Some(a.parse().unwrap());
+            }
+        }
+        Self {
+            child,
+            addr: addr.unwrap(),
+            metrics: metrics.unwrap(),
+        }
     }
 
     fn url(&self) -> String {
@@ -153,6 +168,27 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
     let out = String::from_utf8(python.stdout).unwrap();
     assert!(out.contains("[1]") && out.contains(".txt"), "{out}");
 
+    // The chatbot-backend example: a context block with numbered citations.
+    let chatbot = Command::new(common::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/chatbot_context.py"))
+        .args([
+            "--server",
+            &server.addr.to_string(),
+            "Who is the COO of the OpenInfra Foundation?",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        chatbot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chatbot.stderr)
+    );
+    let out = String::from_utf8(chatbot.stdout).unwrap();
+    assert!(
+        out.contains("Context:\n[1] ") && out.contains("Sources:\n[1] "),
+        "{out}"
+    );
+
     // wenda ask --json.
     let ask = Command::new(common::wenda_bin())
         .args([
@@ -171,6 +207,30 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
     );
     let json: serde_json::Value = serde_json::from_slice(&ask.stdout).unwrap();
     assert!(!json["passages"].as_array().unwrap().is_empty());
+
+    // Prometheus metrics on their own listener.
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(server.metrics).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).unwrap();
+        body
+    };
+    for expected in [
+        "wenda_requests_total{method=\"Search\",code=\"Ok\"}",
+        "wenda_request_duration_seconds_bucket{method=\"Search\",code=\"Ok\"",
+        "wenda_passages{language=\"zh\"}",
+        "wenda_embed_batch_size",
+        "wenda_build_info{version=",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from:\n{metrics}"
+        );
+    }
 
     // SIGTERM: NOT_SERVING, drain, exit 0.
     let mut server = server;

@@ -171,3 +171,68 @@ async fn tls_serves_encrypted_clients_only() {
         .unwrap_err();
     assert_ne!(err.code(), Code::Ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_at_once_and_deadlines_are_honoured() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = common::default_config(data.path());
+    config.max_in_flight = 2;
+    let engine = common::engine_with(config, Some(&common::corpus_dir())).await;
+    let (addr, _stop) = start(engine, ServeOptions::default()).await;
+    let url = format!("http://{addr}");
+
+    // 24 concurrent searches against 2 slots: some are refused at once.
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = proto::retrieval_client::RetrievalClient::connect(url)
+                .await
+                .unwrap();
+            let q = format!("OpenStack question number {i}");
+            let started = std::time::Instant::now();
+            let result = client
+                .search(proto::SearchRequest {
+                    query: q,
+                    top_k: 3,
+                    ..Default::default()
+                })
+                .await;
+            (result.map(|_| ()).map_err(|s| s.code()), started.elapsed())
+        }));
+    }
+    let mut ok = 0;
+    let mut shed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (Ok(()), _) => ok += 1,
+            (Err(Code::ResourceExhausted), elapsed) => {
+                shed += 1;
+                assert!(
+                    elapsed < std::time::Duration::from_secs(2),
+                    "shedding took {elapsed:?}"
+                );
+            }
+            (Err(code), _) => panic!("unexpected {code:?}"),
+        }
+    }
+    assert!(ok >= 2 && shed >= 1, "ok {ok}, shed {shed}");
+
+    // A deadline too short to embed a query: the call fails with a deadline
+    // status and the server goes on serving.
+    let mut client = proto::retrieval_client::RetrievalClient::connect(url)
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(proto::SearchRequest {
+        query: "Who started OpenStack?".into(),
+        top_k: 3,
+        ..Default::default()
+    });
+    request.set_timeout(std::time::Duration::from_micros(200));
+    let err = client.search(request).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(client.search(search()).await.is_ok());
+}
