@@ -64,6 +64,20 @@ impl Tokens {
         Self::parse(&text).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
     }
 
+    /// Adds the comma-separated tokens in `WENDA_READ_TOKENS` and
+    /// `WENDA_ADMIN_TOKENS`: environment only, never flags, since command
+    /// lines are visible to every user of the machine.
+    pub fn add_from_env(&mut self) -> Result<()> {
+        for (var, role) in [("WENDA_READ_TOKENS", Role::Read), ("WENDA_ADMIN_TOKENS", Role::Admin)] {
+            if let Ok(list) = std::env::var(var) {
+                for token in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    self.add(role, token).map_err(|e| Error::invalid(var, e.to_string()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Adds one token.
     pub fn add(&mut self, role: Role, token: &str) -> Result<()> {
         if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(char::is_whitespace) {

@@ -117,10 +117,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::server::ServeOptions> {
     let read =
         |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let tokens = match &args.tokens_file {
+    let mut tokens = match &args.tokens_file {
         Some(path) => crate::auth::Tokens::load(path)?,
         None => crate::auth::Tokens::default(),
     };
+    tokens.add_from_env()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(crate::server::TlsOptions {
             cert_pem: read(cert)?,

@@ -187,8 +187,9 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9090); off when unset.
     #[arg(long, env = "WENDA_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Bearer tokens, one `read TOKEN` or `admin TOKEN` per line; without
-    /// it, every caller may do everything.
+    /// Bearer tokens, one `read TOKEN` or `admin TOKEN` per line (tokens may
+    /// also come from WENDA_READ_TOKENS and WENDA_ADMIN_TOKENS, comma
+    /// separated); with none, every caller may do everything.
     #[arg(long, env = "WENDA_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
     /// TLS certificate chain (PEM); with --tls-key, serves TLS only.

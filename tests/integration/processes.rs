@@ -470,3 +470,20 @@ async fn sigkill_during_a_stream_of_ingests_loses_nothing_acknowledged() {
         list.documents.len()
     );
 }
+
+#[test]
+fn tokens_from_the_environment_are_read_and_checked() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(common::wenda_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--models"])
+        .arg(common::models_dir())
+        .arg("--data-dir")
+        .arg(data.path())
+        .env("WENDA_ADMIN_TOKENS", "a-good-admin-token-123,short")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WENDA_ADMIN_TOKENS") && !stderr.contains("a-good-admin-token-123"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
