@@ -484,6 +484,9 @@ fn tokens_from_the_environment_are_read_and_checked() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("WENDA_ADMIN_TOKENS") && !stderr.contains("a-good-admin-token-123"), "{stderr}");
+    assert!(
+        stderr.contains("WENDA_ADMIN_TOKENS") && !stderr.contains("a-good-admin-token-123"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"));
 }

@@ -236,3 +236,75 @@ async fn overload_is_shed_at_once_and_deadlines_are_honoured() {
     );
     assert!(client.search(search()).await.is_ok());
 }
+
+#[tokio::test]
+async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let issue = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = issue("localhost");
+    let (client_cert, client_key) = issue("client");
+    let tls = TlsOptions {
+        cert_pem: server_cert.into_bytes(),
+        key_pem: server_key.into_bytes(),
+        client_ca_pem: Some(ca.pem().into_bytes()),
+    };
+    let (addr, _stop) = start(
+        common::corpus_engine(),
+        ServeOptions {
+            tokens: Tokens::default(),
+            tls: Some(tls),
+        },
+    )
+    .await;
+    let url = format!("https://{addr}");
+    let base = || {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca.pem()))
+            .domain_name("localhost")
+    };
+
+    // With a certificate from the CA: served.
+    let with_cert = base().identity(tonic::transport::Identity::from_pem(
+        client_cert,
+        client_key,
+    ));
+    let channel = Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(with_cert)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert!(
+        proto::retrieval_client::RetrievalClient::new(channel)
+            .search(search())
+            .await
+            .is_ok()
+    );
+
+    // Without one: refused during the handshake or the first call.
+    let refused = match Channel::from_shared(url)
+        .unwrap()
+        .tls_config(base())
+        .unwrap()
+        .connect()
+        .await
+    {
+        Err(_) => true,
+        Ok(channel) => proto::retrieval_client::RetrievalClient::new(channel)
+            .search(search())
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client without a certificate was served");
+}
