@@ -68,10 +68,14 @@ impl Tokens {
     /// `WENDA_ADMIN_TOKENS`: environment only, never flags, since command
     /// lines are visible to every user of the machine.
     pub fn add_from_env(&mut self) -> Result<()> {
-        for (var, role) in [("WENDA_READ_TOKENS", Role::Read), ("WENDA_ADMIN_TOKENS", Role::Admin)] {
+        for (var, role) in [
+            ("WENDA_READ_TOKENS", Role::Read),
+            ("WENDA_ADMIN_TOKENS", Role::Admin),
+        ] {
             if let Ok(list) = std::env::var(var) {
                 for token in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                    self.add(role, token).map_err(|e| Error::invalid(var, e.to_string()))?;
+                    self.add(role, token)
+                        .map_err(|e| Error::invalid(var, e.to_string()))?;
                 }
             }
         }

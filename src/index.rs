@@ -116,7 +116,7 @@ impl Default for IndexConfig {
         Self {
             kind: IndexKind::Auto,
             hnsw: HnswParams::default(),
-            exact_threshold: 20_000,
+            exact_threshold: 10_000,
         }
     }
 }
