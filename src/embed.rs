@@ -316,32 +316,34 @@ impl Embedder {
 
     /// Embeds texts; waits on the embedder thread without blocking the runtime.
     pub async fn embed(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Vec<EmbeddedText>> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(Job {
-            texts,
-            kind,
-            span: Span::current(),
-            reply,
-        })?;
-        rx.await
+        let reply = self.submit(texts, kind)?;
+        reply
+            .await
             .map_err(|_| Error::Unavailable("embedder stopped".into()))?
     }
 
     /// Embeds texts from synchronous code (not from inside the async runtime).
     pub fn embed_blocking(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Vec<EmbeddedText>> {
+        let reply = self.submit(texts, kind)?;
+        reply
+            .blocking_recv()
+            .map_err(|_| Error::Unavailable("embedder stopped".into()))?
+    }
+
+    /// Queues a job; the receiver gets its result.
+    fn submit(
+        &self,
+        texts: Vec<String>,
+        kind: EmbedKind,
+    ) -> Result<oneshot::Receiver<Result<Vec<EmbeddedText>>>> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job {
+        let job = Job {
             texts,
             kind,
             span: Span::current(),
             reply,
-        })?;
-        rx.blocking_recv()
-            .map_err(|_| Error::Unavailable("embedder stopped".into()))?
-    }
-
-    fn submit(&self, job: Job) -> Result<()> {
-        self.jobs.try_send(job).map_err(|e| match e {
+        };
+        self.jobs.try_send(job).map(|()| rx).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => Error::Overloaded("embedding queue is full".into()),
             mpsc::TrySendError::Disconnected(_) => Error::Unavailable("embedder stopped".into()),
         })

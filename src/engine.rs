@@ -633,33 +633,22 @@ impl Engine {
                 .collect();
             let present: HashSet<&str> = scan.files.iter().map(|f| f.id.as_str()).collect();
             for file in &scan.files {
-                match state.documents.get(&file.id) {
-                    Some(d) if d.content_hash == ingest::content_hash(&file.text) => {
-                        report.unchanged += 1
-                    }
-                    Some(_) => {
-                        report.updated += 1;
-                        todo.push((
-                            DocumentInput {
-                                id: file.id.clone(),
-                                text: file.text.clone(),
-                                ..Default::default()
-                            },
-                            Origin::Corpus,
-                        ));
-                    }
-                    None => {
-                        report.added += 1;
-                        todo.push((
-                            DocumentInput {
-                                id: file.id.clone(),
-                                text: file.text.clone(),
-                                ..Default::default()
-                            },
-                            Origin::Corpus,
-                        ));
-                    }
+                let existing = state.documents.get(&file.id);
+                if existing.is_some_and(|d| d.content_hash == ingest::content_hash(&file.text)) {
+                    report.unchanged += 1;
+                    continue;
                 }
+                if existing.is_some() {
+                    report.updated += 1;
+                } else {
+                    report.added += 1;
+                }
+                let input = DocumentInput {
+                    id: file.id.clone(),
+                    text: file.text.clone(),
+                    ..Default::default()
+                };
+                todo.push((input, Origin::Corpus));
             }
             // A file that is now unreadable keeps its last good version:
             // nothing already accepted is lost to a transient error.

@@ -86,21 +86,17 @@ pub async fn run_with(
     options: ServeOptions,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    health
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
+    set_health(&health, ServingStatus::NotServing).await;
 
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    // Both reflection versions: grpcurl before 1.9 and Python's
+    // grpcio-reflection speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let (engine_tx, engine_rx) = watch::channel::<Option<Arc<Engine>>>(None);
     let retrieval = RetrievalServer::new(RetrievalService::loading(
@@ -147,8 +143,7 @@ pub async fn run_with(
             tokio::select! {
                 loaded = engine => {
                     engine_tx.send_replace(Some(loaded?));
-                    health.set_service_status("", ServingStatus::Serving).await;
-                    health.set_service_status(SERVICE_NAME, ServingStatus::Serving).await;
+                    set_health(&health, ServingStatus::Serving).await;
                     info!("serving");
                     shutdown.await;
                 }
@@ -159,12 +154,7 @@ pub async fn run_with(
         .await;
         // Tell load balancers first, then stop accepting and drain. An engine
         // that failed to load stops the server the same way.
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        health
-            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-            .await;
+        set_health(&health, ServingStatus::NotServing).await;
         info!("shutting down: draining requests in flight");
         let _ = stop_tx.send(true);
         loaded
@@ -188,6 +178,12 @@ pub async fn run_with(
         ),
     }
     loaded
+}
+
+/// Sets the status of both names probes ask for: "" and the service.
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
 }
 
 /// A process-unique request number, for requests without an x-request-id.
