@@ -17,7 +17,11 @@ const QUERIES: u64 = 200;
 fn clustered(seed: u64) -> Vec<f32> {
     let centre = unit(1_000_000 + seed % 200);
     let noise = unit(seed.wrapping_mul(7919));
-    let v: Vec<f32> = centre.iter().zip(&noise).map(|(c, n)| c + 0.35 * n).collect();
+    let v: Vec<f32> = centre
+        .iter()
+        .zip(&noise)
+        .map(|(c, n)| c + 0.35 * n)
+        .collect();
     let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
     v.into_iter().map(|a| a / n).collect()
 }
