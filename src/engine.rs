@@ -484,6 +484,7 @@ impl Engine {
         let rank_started = Instant::now();
         let fused: Vec<Candidate> =
             rank::fuse(query.mode, &dense, &lexical, self.config.lexical_weight);
+        let highlight_terms = rank::highlight_terms(&query.query, &state.lexical);
         let hits: Vec<SearchHit> = fused
             .into_iter()
             .filter(|c| c.score >= query.min_score)
@@ -492,8 +493,7 @@ impl Engine {
             .filter_map(|(i, c)| {
                 let passage = state.passages.get(&c.id)?.clone();
                 let doc = state.documents.get(&passage.doc_id)?;
-                let highlights =
-                    rank::highlights(&passage, &doc.text, &query.query, &state.lexical);
+                let highlights = rank::highlights(&passage, &doc.text, &highlight_terms);
                 Some(SearchHit {
                     title: doc.title.clone(),
                     source: doc.source.clone(),

@@ -142,17 +142,11 @@ pub fn fuse(
     out
 }
 
-/// The sentences of `passage` sharing the most query terms, weighted by
-/// rarity in the corpus; at most two, in the passage's order of relevance.
-pub fn highlights(
-    passage: &StoredPassage,
-    document_text: &str,
-    query: &str,
-    lexical: &LexicalIndex,
-) -> Vec<Highlight> {
-    // The query's translations count too, so an English question highlights
-    // the Chinese sentence that names 腾讯.
-    let query_terms: HashSet<String> = TermTokenizer
+/// The terms highlights look for: the query's, and its translations, so an
+/// English question highlights the Chinese sentence that names 腾讯.
+/// Computed once per query, not once per hit.
+pub fn highlight_terms(query: &str, lexical: &LexicalIndex) -> HashSet<String> {
+    TermTokenizer
         .terms(query)
         .into_iter()
         .chain(
@@ -161,7 +155,16 @@ pub fn highlights(
                 .iter()
                 .flat_map(|w| TermTokenizer.terms(w)),
         )
-        .collect();
+        .collect()
+}
+
+/// The sentences of `passage` sharing the most query terms, weighted by
+/// rarity in the corpus; at most two, in the passage's order of relevance.
+pub fn highlights(
+    passage: &StoredPassage,
+    document_text: &str,
+    query_terms: &HashSet<String>,
+) -> Vec<Highlight> {
     if query_terms.is_empty() {
         return Vec::new();
     }
