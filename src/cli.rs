@@ -17,16 +17,23 @@ use crate::proto;
 pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Result<Arc<Engine>> {
     args.validate()?;
     let embedder_config = args.model.embedder_config();
-    let (embedder, counter) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let counter = TokenizerCounter::load(&embedder_config)?;
-        let embedder = Embedder::start(embedder_config)?;
-        Ok((embedder, counter))
-    })
-    .await??;
-    let mut config = args.engine_config();
-    if let Some(path) = args.lexicon_path() {
+    // The model, the chunker's tokenizer and the dictionary load side by
+    // side: start-up takes the longest of the three, not their sum.
+    let counter_config = embedder_config.clone();
+    let counter = tokio::task::spawn_blocking(move || TokenizerCounter::load(&counter_config));
+    let model = tokio::task::spawn_blocking(move || Embedder::start(embedder_config));
+    let lexicon = args.lexicon_path().map(|path| {
         let explicit = args.lexicon.is_some();
-        match tokio::task::spawn_blocking(move || crate::lexicon::Lexicon::load(&path)).await? {
+        (
+            explicit,
+            tokio::task::spawn_blocking(move || crate::lexicon::Lexicon::load(&path)),
+        )
+    });
+    let embedder = model.await??;
+    let counter = counter.await??;
+    let mut config = args.engine_config();
+    if let Some((explicit, loading)) = lexicon {
+        match loading.await? {
             Ok(lexicon) => config.lexicon = Some(Arc::new(lexicon)),
             Err(err) if explicit => return Err(err.into()),
             Err(err) => {
@@ -128,7 +135,15 @@ fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::server::ServeOptions
             key_pem: read(key)?,
             client_ca_pem: args.tls_client_ca.as_deref().map(read).transpose()?,
         }),
-        _ => None,
+        // Clap enforces the pairs on the command line, but not for values
+        // from the config file: never fall back to plaintext silently.
+        (Some(_), None) | (None, Some(_)) => {
+            anyhow::bail!("--tls-cert and --tls-key must be given together")
+        }
+        (None, None) if args.tls_client_ca.is_some() => {
+            anyhow::bail!("--tls-client-ca needs --tls-cert and --tls-key")
+        }
+        (None, None) => None,
     };
     Ok(crate::server::ServeOptions { tokens, tls })
 }

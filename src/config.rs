@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::embed::EmbedderConfig;
+use crate::embed::{EmbedderConfig, Precision};
 use crate::engine::{EngineConfig, SearchMode};
 use crate::index::{HnswParams, IndexConfig, IndexKind};
 use crate::ingest::ChunkConfig;
@@ -20,6 +20,14 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = "WENDA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// TOML file of flag values, keys being the long flags in snake_case
+    /// (`data_dir = "/var/lib/wenda"`); flags and WENDA_* variables override it.
+    #[arg(long, env = "WENDA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317);
+    /// needs a binary built with `--features otel`.
+    #[arg(long, env = "WENDA_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +61,10 @@ pub struct ModelArgs {
     /// Model name (a manifest `<models>/<name>.toml`).
     #[arg(long, env = "WENDA_MODEL", default_value = "multilingual-e5-small")]
     pub model: String,
+    /// Which ONNX file runs: int8 (quantized by `make setup`) or the fp32 original.
+    /// An index built with one precision is re-embedded when served with the other.
+    #[arg(long, env = "WENDA_PRECISION", value_enum, default_value_t = Precision::default())]
+    pub precision: Precision,
     /// ONNX Runtime threads; 0 means one per core.
     #[arg(long, env = "WENDA_THREADS", default_value_t = 0)]
     pub threads: usize,
@@ -70,6 +82,7 @@ impl ModelArgs {
     pub fn embedder_config(&self) -> EmbedderConfig {
         let mut c = EmbedderConfig::new(&self.models);
         c.model = self.model.clone();
+        c.precision = self.precision;
         c.threads = self.threads;
         c.onnxruntime_lib = self.onnxruntime_lib.clone();
         c.verify_files = !self.accept_existing_model;
@@ -122,6 +135,10 @@ pub struct EngineArgs {
     /// Requests in flight before RESOURCE_EXHAUSTED.
     #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = 64)]
     pub max_in_flight: usize,
+    /// Query vectors kept for repeated questions (least recently used
+    /// dropped first); 0 turns the cache off.
+    #[arg(long, env = "WENDA_QUERY_CACHE", default_value_t = 1024)]
+    pub query_cache: usize,
 }
 
 impl EngineArgs {
@@ -175,6 +192,7 @@ impl EngineArgs {
         c.center_languages = self.center_languages;
         c.max_in_flight = self.max_in_flight;
         c.lexical_weight = self.lexical_weight;
+        c.query_cache = self.query_cache;
         c
     }
 }

@@ -65,6 +65,8 @@ pub struct EngineConfig {
     pub lexicon: Option<Arc<crate::lexicon::Lexicon>>,
     /// Weight of the lexical ranking against the dense one in hybrid fusion.
     pub lexical_weight: f32,
+    /// Query vectors cached for repeated questions; 0 turns the cache off.
+    pub query_cache: usize,
 }
 
 impl EngineConfig {
@@ -78,6 +80,7 @@ impl EngineConfig {
             center_languages: true,
             lexicon: None,
             lexical_weight: 1.0,
+            query_cache: 1024,
         }
     }
 }
@@ -207,29 +210,92 @@ struct State {
     lexical: LexicalIndex,
     /// Per-language mean passage vector, for removing language identity.
     centroids: rank::LanguageCentroids,
+    /// Passages the centroids and the lexical statistics were estimated
+    /// from, and passages added or removed in place since then.
+    estimated_from: usize,
+    changed_since_estimate: usize,
     next_passage_id: u64,
     generation: u64,
+    /// Whole-state rebuilds since start-up (for tests and logs).
+    rebuilds: u64,
+}
+
+/// Writes changing more than this share of the passages the centroids were
+/// estimated from rebuild the whole state: centroids and BM25 statistics are
+/// re-estimated, so they never drift more than this from the true ones.
+const MAX_DRIFT: f32 = 0.25;
+
+impl State {
+    /// Applies a committed write in place: removed and replaced documents'
+    /// passages leave the index, new ones are centred with the current
+    /// centroids and inserted.
+    fn apply_write(&mut self, batch: WriteBatch, center: bool) -> Result<()> {
+        let replaced: Vec<String> = batch.put.iter().map(|(d, _)| d.id.clone()).collect();
+        for id in batch.delete.iter().chain(&replaced) {
+            if let Some(old) = self.documents.remove(id) {
+                for pid in old.passage_ids {
+                    self.passages.remove(&pid);
+                    self.index.remove(pid);
+                    self.lexical.remove(pid);
+                    self.changed_since_estimate += 1;
+                }
+            }
+        }
+        for (doc, rows) in batch.put {
+            for (passage, vector) in rows {
+                let vector = if center {
+                    self.centroids.center(&vector, &passage.language)
+                } else {
+                    vector
+                };
+                self.index.insert(passage.id, vector)?;
+                self.lexical.upsert(passage.id, &passage.text);
+                self.passages.insert(passage.id, passage);
+                self.changed_since_estimate += 1;
+            }
+            self.documents.insert(doc.id.clone(), doc);
+        }
+        Ok(())
+    }
+
+    /// Passages the write would add or remove.
+    fn passages_changed_by(&self, batch: &WriteBatch) -> usize {
+        let removed: usize = batch
+            .delete
+            .iter()
+            .chain(batch.put.iter().map(|(d, _)| &d.id))
+            .filter_map(|id| self.documents.get(id))
+            .map(|d| d.passage_ids.len())
+            .sum();
+        removed + batch.put.iter().map(|(_, rows)| rows.len()).sum::<usize>()
+    }
 }
 
 pub struct Engine {
     embedder: Embedder,
     counter: Arc<dyn TokenCounter>,
     store: Arc<Store>,
-    state: RwLock<State>,
+    state: Arc<RwLock<State>>,
     /// One writer at a time, so the store and the index change together.
     writer: tokio::sync::Mutex<()>,
     /// Writes waiting for `writer`; more are turned away at once.
     write_queue: Semaphore,
     permits: Arc<Semaphore>,
+    /// Query text -> its raw (uncentred) vector. A chatbot asks the same
+    /// questions again and again; a hit skips the model, the dominant cost.
+    query_cache: Option<quick_cache::sync::Cache<String, Arc<Vec<f32>>>>,
     config: EngineConfig,
 }
 
 /// The model and chunker the stored passages were made with; when either
 /// changes, stored documents are re-chunked and re-embedded.
 fn layout_fingerprint(embedder: &Embedder, chunk: &ChunkConfig) -> String {
+    // The precision is named as well as hashed (the fingerprint covers only
+    // the files loaded): vectors from int8 and fp32 never share an index.
     format!(
-        "{}|{}|{}|{}/{}",
+        "{}|{}|{}|{}|{}/{}",
         embedder.manifest().name,
+        embedder.manifest().precision,
         embedder.manifest().fingerprint(),
         ingest::CHUNKER_VERSION,
         chunk.max_tokens,
@@ -282,9 +348,11 @@ impl Engine {
             embedder,
             counter,
             store: Arc::new(store),
-            state: RwLock::new(state),
+            state: Arc::new(RwLock::new(state)),
             writer: tokio::sync::Mutex::new(()),
             write_queue: Semaphore::new(limits::MAX_QUEUED_WRITES),
+            query_cache: (config.query_cache > 0)
+                .then(|| quick_cache::sync::Cache::new(config.query_cache)),
             config,
         };
         if stale {
@@ -353,6 +421,7 @@ impl Engine {
             "index loaded"
         );
         Ok(State {
+            estimated_from: passages.len(),
             documents: snapshot
                 .documents
                 .into_iter()
@@ -360,10 +429,12 @@ impl Engine {
                 .collect(),
             passages,
             index,
+            changed_since_estimate: 0,
             lexical,
             centroids,
             next_passage_id,
             generation,
+            rebuilds: 0,
         })
     }
 
@@ -442,11 +513,7 @@ impl Engine {
 
         let needs_dense = query.mode != SearchMode::Lexical;
         let query_vector = if needs_dense {
-            let mut out = self
-                .embedder
-                .embed(vec![query.query.clone()], EmbedKind::Query)
-                .await?;
-            Some(out.remove(0).vector)
+            Some(self.query_vector(&query.query).await?)
         } else {
             None
         };
@@ -468,7 +535,7 @@ impl Engine {
                 let v = if self.config.center_languages {
                     state.centroids.center(v, &query_language)
                 } else {
-                    v.clone()
+                    v.to_vec()
                 };
                 rank::dense_candidates(state.index.as_ref(), &v, pool, &passes)
             }
@@ -523,6 +590,24 @@ impl Engine {
                 total_ms: ms(started),
             },
         })
+    }
+
+    /// The query's vector, from the cache when it was asked before.
+    async fn query_vector(&self, text: &str) -> Result<Arc<Vec<f32>>> {
+        if let Some(vector) = self.query_cache.as_ref().and_then(|c| c.get(text)) {
+            metrics::counter!("wenda_query_cache_hits_total").increment(1);
+            return Ok(vector);
+        }
+        let mut out = self
+            .embedder
+            .embed(vec![text.to_string()], EmbedKind::Query)
+            .await?;
+        let vector = Arc::new(out.remove(0).vector);
+        if let Some(cache) = &self.query_cache {
+            metrics::counter!("wenda_query_cache_misses_total").increment(1);
+            cache.insert(text.to_string(), vector.clone());
+        }
+        Ok(vector)
     }
 
     /// Embeds texts as the index does.
@@ -778,15 +863,55 @@ impl Engine {
 
         // Durable first: only a committed change reaches the index.
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.write(batch))
+        let batch = tokio::task::spawn_blocking(move || store.write(&batch).map(|()| batch))
             .await
             .map_err(|e| Error::Storage(e.to_string()))??;
-        self.reload_state(next_id, generation).await
+        self.update_state(batch, next_id, generation).await
     }
 
-    /// Brings the in-memory state up to the committed store. Re-reading the
-    /// snapshot keeps one code path for start-up and updates, and the store is
-    /// the single source of truth.
+    /// Brings the in-memory state up to a committed write: in place when the
+    /// write is small against the index, else by re-reading the whole store
+    /// (a rebuild, a first load, or enough changes that the language
+    /// centroids and BM25 statistics should be estimated afresh).
+    async fn update_state(&self, batch: WriteBatch, next_id: u64, generation: u64) -> Result<()> {
+        let in_place = !batch.clear_passages && {
+            let state = self.read_state();
+            let drift = state.changed_since_estimate + state.passages_changed_by(&batch);
+            let passages_after =
+                state.passages.len() + batch.put.iter().map(|(_, r)| r.len()).sum::<usize>();
+            state.estimated_from > 0
+                && drift as f32 <= MAX_DRIFT * state.estimated_from as f32
+                && index_kind_for(&self.config.index, passages_after) == state.index.kind()
+        };
+        if !in_place {
+            return self.reload_state(next_id, generation).await;
+        }
+        let shared = self.state.clone();
+        let config = self.config.clone();
+        let embedder = self.embedder.clone();
+        let applied = tokio::task::spawn_blocking(move || -> Result<()> {
+            {
+                let mut state = shared.write().unwrap_or_else(|e| e.into_inner());
+                state.apply_write(batch, config.center_languages)?;
+                state.next_passage_id = next_id;
+                state.generation = generation;
+                publish_gauges(&state.passages, state.documents.values());
+            }
+            let state = shared.read().unwrap_or_else(|e| e.into_inner());
+            persist_manifest(&config, &embedder, &state)
+        })
+        .await
+        .map_err(|e| Error::Index(e.to_string()))?;
+        if let Err(err) = applied {
+            // The store has the write; a full reload brings memory up to it.
+            tracing::warn!(%err, "in-place index update failed; reloading the index");
+            return self.reload_state(next_id, generation).await;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the whole committed store into a fresh state and swaps it in;
+    /// the store is the single source of truth.
     async fn reload_state(&self, next_id: u64, generation: u64) -> Result<()> {
         let store = self.store.clone();
         let snapshot = tokio::task::spawn_blocking(move || store.snapshot())
@@ -794,11 +919,13 @@ impl Engine {
             .map_err(|e| Error::Storage(e.to_string()))??;
         let config = self.config.clone();
         let embedder = self.embedder.clone();
+        let rebuilds = self.read_state().rebuilds;
         let fresh = tokio::task::spawn_blocking(move || -> Result<State> {
             let mut fresh =
                 Self::load_state(&config, embedder.manifest().dimension, snapshot, None)?;
             fresh.next_passage_id = next_id;
             fresh.generation = generation;
+            fresh.rebuilds = rebuilds + 1;
             persist_manifest(&config, &embedder, &fresh)?;
             Ok(fresh)
         })
@@ -910,7 +1037,10 @@ impl Engine {
 }
 
 /// Documents and passages per language, for the metrics endpoint.
-fn publish_gauges(passages: &HashMap<u64, StoredPassage>, documents: &[StoredDocument]) {
+fn publish_gauges<'a>(
+    passages: &HashMap<u64, StoredPassage>,
+    documents: impl IntoIterator<Item = &'a StoredDocument>,
+) {
     let mut per_language: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
     for d in documents {
         per_language.entry(d.language.as_str()).or_default().0 += 1.0;
@@ -922,6 +1052,16 @@ fn publish_gauges(passages: &HashMap<u64, StoredPassage>, documents: &[StoredDoc
         metrics::gauge!("wenda_documents", "language" => language.to_string()).set(docs);
         metrics::gauge!("wenda_passages", "language" => language.to_string()).set(chunks);
     }
+}
+
+/// The `VectorStore::kind` that `index::build` picks for this many passages.
+fn index_kind_for(config: &IndexConfig, passages: usize) -> &'static str {
+    let graph = match config.kind {
+        crate::index::IndexKind::Exact => false,
+        crate::index::IndexKind::Hnsw => true,
+        crate::index::IndexKind::Auto => passages >= config.exact_threshold,
+    };
+    if graph { "hnsw" } else { "exact" }
 }
 
 /// Writes the manifest for `state`, with a fresh HNSW dump when the index is
@@ -1213,6 +1353,119 @@ mod tests {
         );
         assert_eq!(engine.info().documents, 1);
         assert!(matches!(engine.get_document("a"), Err(Error::NotFound(_))));
+    }
+
+    async fn top(engine: &Engine, query: &str, mode: SearchMode) -> Vec<String> {
+        let query = SearchQuery {
+            query: query.into(),
+            mode,
+            top_k: 3,
+            ..Default::default()
+        };
+        let hits = engine.search(query).await.unwrap().hits;
+        hits.into_iter().map(|h| h.passage.doc_id).collect()
+    }
+
+    /// Small writes update the index in place; the result is the one a
+    /// restart (a full load of the store) gives.
+    #[tokio::test]
+    async fn small_writes_update_in_place_and_match_a_fresh_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        let doc = |i: usize| DocumentInput {
+            id: format!("d{i:02}"),
+            text: format!("Document {i} talks about topic{i} and shared words."),
+            ..Default::default()
+        };
+        engine.ingest((0..40).map(doc).collect()).await.unwrap();
+        let rebuilds = engine.read_state().rebuilds;
+
+        engine.ingest(vec![doc(40)]).await.unwrap();
+        engine.delete(vec!["d03".into()]).await.unwrap();
+        let replacement = DocumentInput {
+            text: "Document five now talks about the Mekong.".into(),
+            ..doc(5)
+        };
+        engine.ingest(vec![replacement]).await.unwrap();
+        assert_eq!(
+            engine.read_state().rebuilds,
+            rebuilds,
+            "small writes must not rebuild the whole index"
+        );
+
+        assert_eq!(top(&engine, "topic40", SearchMode::Lexical).await[0], "d40");
+        assert_eq!(top(&engine, "Mekong", SearchMode::Lexical).await[0], "d05");
+        assert!(
+            !top(&engine, "topic3", SearchMode::Lexical)
+                .await
+                .contains(&"d03".to_string())
+        );
+        assert!(engine.get_document("d03").is_err());
+
+        let queries = ["Document 40 topic40", "Mekong", "topic17 shared"];
+        let mut before = Vec::new();
+        for q in queries {
+            before.push(top(&engine, q, SearchMode::Dense).await[0].clone());
+        }
+        let info = engine.info();
+        drop(engine);
+        let reopened = self::engine(dir.path()).await;
+        assert_eq!(reopened.info().passages, info.passages);
+        for (q, expected) in queries.iter().zip(before) {
+            assert_eq!(
+                top(&reopened, q, SearchMode::Dense).await[0],
+                expected,
+                "{q}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn repeated_queries_reuse_the_cached_vector() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        engine
+            .ingest(vec![DocumentInput {
+                id: "a".into(),
+                text: "Mekong river flows south.".into(),
+                ..Default::default()
+            }])
+            .await
+            .unwrap();
+        let cache = engine.query_cache.as_ref().unwrap();
+        let first = top(&engine, "Mekong", SearchMode::Dense).await;
+        assert_eq!(cache.len(), 1);
+        let cached = cache.get("Mekong").unwrap();
+        let again = top(&engine, "Mekong", SearchMode::Dense).await;
+        assert_eq!(first, again);
+        assert!(Arc::ptr_eq(&cached, &cache.get("Mekong").unwrap()));
+        top(&engine, "Mekong", SearchMode::Lexical).await;
+        top(&engine, "river", SearchMode::Hybrid).await;
+        assert_eq!(cache.len(), 2, "lexical searches embed nothing");
+
+        let mut config = EngineConfig::new(dir.path().join("nocache"));
+        config.query_cache = 0;
+        let uncached = Engine::open(config, testing::embedder(), Arc::new(ApproxCounter))
+            .await
+            .unwrap();
+        assert!(uncached.query_cache.is_none());
+    }
+
+    /// Writes that change a large share of the index re-estimate everything.
+    #[tokio::test]
+    async fn large_writes_rebuild_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        let doc = |i: usize| DocumentInput {
+            id: format!("d{i}"),
+            text: format!("Document {i} about topic{i}."),
+            ..Default::default()
+        };
+        engine.ingest((0..4).map(doc).collect()).await.unwrap();
+        let rebuilds = engine.read_state().rebuilds;
+        engine.ingest((4..8).map(doc).collect()).await.unwrap();
+        assert_eq!(engine.read_state().rebuilds, rebuilds + 1);
+        assert_eq!(engine.read_state().estimated_from, 8);
     }
 
     #[tokio::test]

@@ -1,15 +1,14 @@
-//! Vector search behind the [`VectorStore`] trait: an `hnsw_rs` graph for
-//! large corpora and an exact scan for small ones, where scanning every
-//! vector is both exact and cheaper than walking a graph.
+//! Vector search behind the [`VectorStore`] trait: an `hnsw_rs` graph for large
+//! corpora and an exact scan for small ones, where scanning every vector is
+//! both exact and cheaper than walking a graph.
 //!
 //! The trait is also the seam for scaling out: a distributed engine (a
 //! Qdrant cluster, see docs/scaling.md) would be another implementation.
 
 use std::collections::{HashMap, HashSet};
-
 use std::path::Path;
 
-use hnsw_rs::prelude::{AnnT, DistCosine, Hnsw, HnswIo};
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
 use crate::error::{Error, Result};
 
@@ -51,8 +50,7 @@ pub enum IndexKind {
     Hnsw,
 }
 
-/// HNSW parameters, validated before hnsw_rs sees them (it exits the process
-/// when M is over 256).
+/// HNSW parameters, validated before a graph is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HnswParams {
     /// Links per node (M): 4 to 256.
@@ -67,7 +65,7 @@ impl Default for HnswParams {
     fn default() -> Self {
         Self {
             m: 16,
-            ef_construction: 200,
+            ef_construction: 100,
             ef_search: 64,
         }
     }
@@ -152,8 +150,78 @@ pub fn build(
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Dot product in 16 independent lanes, so the compiler vectorises it.
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 16];
+    let (chunks_a, chunks_b) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in chunks_a.zip(chunks_b) {
+        for j in 0..16 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut width = 8;
+    while width > 0 {
+        for j in 0..width {
+            acc[j] += acc[j + width];
+        }
+        width /= 2;
+    }
+    acc[0] + tail
+}
+
+/// Dot product with AVX2 and FMA: four 8-lane accumulators.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let n = a.len().min(b.len());
+    let blocks = n / 32;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for block in 0..blocks {
+        for (k, lane) in acc.iter_mut().enumerate() {
+            let at = block * 32 + k * 8;
+            // SAFETY: at + 8 <= blocks * 32 <= n, the length of both slices.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(a.as_ptr().add(at)),
+                    _mm256_loadu_ps(b.as_ptr().add(at)),
+                )
+            };
+            *lane = _mm256_fmadd_ps(x, y, *lane);
+        }
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut lanes = [0f32; 8];
+    // SAFETY: `lanes` holds exactly 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+    let tail: f32 = a[blocks * 32..n]
+        .iter()
+        .zip(&b[blocks * 32..n])
+        .map(|(x, y)| x * y)
+        .sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Dot product (cosine for unit vectors); with AVX2 and FMA when the CPU
+/// has them (several times faster than the SSE2 baseline the crate is
+/// compiled for; results differ from it in the last bits).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b)
 }
 
 /// Keeps the best `k` hits, best first.
@@ -245,22 +313,103 @@ impl VectorStore for ExactIndex {
     }
 }
 
+/// Cosine distance (1 − dot) for the unit vectors the index holds: one dot
+/// product a comparison where hnsw_rs's `DistCosine` computes three (the two
+/// norms as well), and clamped at 0 where its `DistDot` asserts (rounding
+/// can put a vector's dot with itself a hair above 1).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UnitCosine;
+
+impl Distance<f32> for UnitCosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+type Graph = Hnsw<'static, f32, UnitCosine>;
+
+/// The files hnsw_rs writes for a dump: `<basename>.<suffix>`.
+const DUMP_SUFFIXES: [&str; 2] = ["hnsw.graph", "hnsw.data"];
+
+/// Length and CRC-32 of a file, read in 1 MiB blocks.
+fn file_crc32(path: &Path) -> std::io::Result<(u64, u32)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut block = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            return Ok((bytes, hasher.finalize()));
+        }
+        bytes += n as u64;
+        hasher.update(&block[..n]);
+    }
+}
+
+/// Both dump files are there with the length and CRC-32 the dump recorded.
+fn check_dump_files(
+    dir: &Path,
+    dump: &crate::manifest::HnswDump,
+) -> std::result::Result<(), String> {
+    for suffix in DUMP_SUFFIXES {
+        let name = format!("{}.{suffix}", dump.basename);
+        let expected = dump
+            .files
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| format!("dump records no checksum for {name}"))?;
+        let (bytes, crc32) = file_crc32(&dir.join(&name)).map_err(|e| format!("{name}: {e}"))?;
+        if (bytes, crc32) != (expected.bytes, expected.crc32) {
+            return Err(format!("{name} is damaged (length or CRC-32 differs)"));
+        }
+    }
+    Ok(())
+}
+
 /// An hnsw_rs graph with tombstones for removals, and an exact side list
 /// for points the graph cannot reach from its entry point (hnsw_rs can
 /// leave some unreachable: upstream issue #37), so every live vector stays
 /// findable.
+///
+/// The graph holds the only full copy of each vector (hnsw_rs keeps every
+/// point's data); rebuilds and compaction read them back out of it.
 pub struct HnswIndex {
     params: HnswParams,
     dimension: usize,
-    graph: Hnsw<'static, f32, DistCosine>,
-    vectors: HashMap<u64, Vec<f32>>,
+    graph: Graph,
+    /// Live passage ids; a removed id stays in the graph as a tombstone.
+    live: HashSet<u64>,
     removed: HashSet<u64>,
     unreachable: ExactIndex,
 }
 
+fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = dot(&v, &v).sqrt();
+    if norm > 0.0 && (norm - 1.0).abs() > 1e-6 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+fn new_graph(params: HnswParams, capacity: usize) -> Graph {
+    // hnsw_rs's own layer limit; a point reaches layer l with probability
+    // M^-l, so 16 layers are never filled.
+    let max_layer = 16;
+    Hnsw::new(
+        params.m,
+        capacity.max(1024),
+        max_layer,
+        params.ef_construction,
+        UnitCosine,
+    )
+}
+
 impl HnswIndex {
-    /// Builds the graph in parallel, then checks every point is found by its
-    /// own vector and moves the ones that are not to the exact side list.
+    /// Builds the graph on every core, then checks every point is found by
+    /// its own vector and moves the ones that are not to the exact side list.
+    /// Vectors are L2-normalised on the way in.
     pub fn build(
         params: HnswParams,
         dimension: usize,
@@ -270,17 +419,30 @@ impl HnswIndex {
         for (_, v) in &items {
             check_dimension(dimension, v)?;
         }
+        let mut live = HashSet::with_capacity(items.len());
+        for (id, _) in &items {
+            if !live.insert(*id) {
+                return Err(Error::Index(format!("passage id {id} given twice")));
+            }
+        }
+        let items: Vec<(u64, Vec<f32>)> = items
+            .into_iter()
+            .map(|(id, v)| (id, normalize(v)))
+            .collect();
         let graph = new_graph(params, items.len());
         let refs: Vec<(&[f32], usize)> = items
             .iter()
             .map(|(id, v)| (v.as_slice(), *id as usize))
             .collect();
         graph.parallel_insert_slice(&refs);
+        drop(refs);
+        // The graph copied every vector in; ours go now.
+        drop(items);
         let mut index = Self {
             params,
             dimension,
             graph,
-            vectors: items.into_iter().collect(),
+            live,
             removed: HashSet::new(),
             unreachable: ExactIndex::new(dimension),
         };
@@ -288,30 +450,54 @@ impl HnswIndex {
         Ok(index)
     }
 
-    /// Points not found by their own vector; they move to the exact list.
+    /// Points not found by their own vector move to the exact list. The
+    /// self-searches run on every core: at a million points they are about
+    /// as costly as the build.
     fn repair_unreachable(&mut self) -> Result<usize> {
-        let lost: Vec<u64> = self
-            .vectors
-            .iter()
-            .filter(|(id, v)| !self.finds_itself(**id, v))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &lost {
-            if self.unreachable.position.contains_key(id) {
-                continue;
-            }
-            self.unreachable.insert(*id, self.vectors[id].clone())?;
+        let points = self.points();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = points.len().div_ceil(threads).max(1);
+        let this: &Self = self;
+        let lost: Vec<(u64, Vec<f32>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = points
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .filter(|p| {
+                                let id = p.get_origin_id() as u64;
+                                this.live.contains(&id)
+                                    && !this.unreachable.position.contains_key(&id)
+                                    && !this.finds_itself(id, p.get_v())
+                            })
+                            .map(|p| (p.get_origin_id() as u64, p.get_v().to_vec()))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        let count = lost.len();
+        for (id, v) in lost {
+            self.unreachable.insert(id, v)?;
         }
-        if !lost.is_empty() {
-            tracing::warn!(
-                points = lost.len(),
+        if count > 0 {
+            tracing::info!(
+                points = count,
                 "hnsw points unreachable from the entry point; searched exactly"
             );
         }
-        Ok(lost.len())
+        Ok(count)
     }
 
-    /// Loads a graph dumped by [`VectorStore::dump`] for exactly `items`.
+    /// Loads a graph dumped by [`VectorStore::dump`] for exactly `items`:
+    /// the same ids with the same vectors (as normalised by a build), so a
+    /// dump is never used with other vectors (e.g. after the language
+    /// centring changed). A damaged or foreign dump is an error, never a
+    /// crash: the caller rebuilds.
     pub fn load(
         params: HnswParams,
         dimension: usize,
@@ -320,32 +506,60 @@ impl HnswIndex {
         items: &[(u64, Vec<f32>)],
     ) -> Result<Self> {
         params.validate()?;
-        // hnsw_rs ties the loaded graph's lifetime to its loader; the loader
-        // is small and a graph is loaded once per start, so it is leaked to
-        // give the graph a 'static lifetime.
-        let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &dump.basename)));
-        let graph: Hnsw<'static, f32, DistCosine> = loader
-            .load_hnsw()
-            .map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
-        if graph.get_nb_point() != items.len() || graph.get_max_nb_connection() as usize != params.m
+        let unusable = |why: String| Error::Index(format!("{}: {why}", dir.display()));
+        check_dump_files(dir, dump).map_err(unusable)?;
+        // hnsw_rs asserts on some malformed files instead of returning an
+        // error; a panic there must not take the server down.
+        let loaded = std::panic::catch_unwind(|| {
+            // hnsw_rs ties the loaded graph's lifetime to its loader; the
+            // loader is small and a graph is loaded once per start, so it is
+            // leaked to give the graph a 'static lifetime.
+            let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &dump.basename)));
+            loader.load_hnsw::<f32, UnitCosine>()
+        });
+        let graph: Graph = match loaded {
+            Ok(Ok(graph)) => graph,
+            Ok(Err(err)) => return Err(unusable(err.to_string())),
+            Err(_) => return Err(unusable("malformed hnsw dump".into())),
+        };
+        if graph.get_nb_point() != items.len()
+            || graph.get_max_nb_connection() as usize != params.m
+            || graph.get_point_indexation().get_data_dimension() != dimension
         {
-            return Err(Error::Index(
+            return Err(unusable(
                 "dump does not match the stored vectors or parameters".into(),
             ));
         }
+        let wanted: HashMap<u64, &[f32]> =
+            items.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+        for point in graph.get_point_indexation() {
+            let id = point.get_origin_id() as u64;
+            let same = wanted.get(&id).is_some_and(|v| {
+                v.len() == dimension
+                    && point
+                        .get_v()
+                        .iter()
+                        .zip(normalize(v.to_vec()))
+                        .all(|(a, b)| (a - b).abs() <= 1e-6)
+            });
+            if !same {
+                return Err(unusable(format!(
+                    "dump holds another vector for passage {id}, or one not stored"
+                )));
+            }
+        }
         let mut unreachable = ExactIndex::new(dimension);
-        let vectors: HashMap<u64, Vec<f32>> = items.iter().cloned().collect();
         for id in &dump.unreachable {
-            let v = vectors
+            let v = wanted
                 .get(id)
-                .ok_or_else(|| Error::Index(format!("dump names unknown passage {id}")))?;
-            unreachable.insert(*id, v.clone())?;
+                .ok_or_else(|| unusable(format!("dump names unknown passage {id}")))?;
+            unreachable.insert(*id, normalize(v.to_vec()))?;
         }
         Ok(Self {
             params,
             dimension,
             graph,
-            vectors,
+            live: wanted.into_keys().collect(),
             removed: HashSet::new(),
             unreachable,
         })
@@ -360,30 +574,49 @@ impl HnswIndex {
             .is_some_and(|n| n.d_id as u64 == id || n.distance <= 1e-6)
     }
 
+    /// Every point of the graph, tombstones included.
+    fn points(&self) -> Vec<std::sync::Arc<hnsw_rs::hnsw::Point<'static, f32>>> {
+        // hnsw_rs's point iterator unwraps the entry point, which an empty
+        // graph does not have.
+        if self.graph.get_nb_point() == 0 {
+            return Vec::new();
+        }
+        self.graph.get_point_indexation().into_iter().collect()
+    }
+
+    /// Copies of the live vectors (normalised), in no particular order.
+    pub fn items(&self) -> Vec<(u64, Vec<f32>)> {
+        self.points()
+            .into_iter()
+            .filter(|p| self.live.contains(&(p.get_origin_id() as u64)))
+            .map(|p| (p.get_origin_id() as u64, p.get_v().to_vec()))
+            .collect()
+    }
+
+    /// Changes the search-time candidate list size.
+    pub fn set_ef_search(&mut self, ef_search: usize) -> Result<()> {
+        let params = HnswParams {
+            ef_search,
+            ..self.params
+        };
+        params.validate()?;
+        self.params = params;
+        Ok(())
+    }
+
+    /// Points on the exact side list.
+    pub fn unreachable_len(&self) -> usize {
+        self.unreachable.len()
+    }
+
     /// Rebuilds without the removed points once they are a quarter of the graph.
     fn compact_if_needed(&mut self) -> Result<()> {
         if self.removed.len() * 4 < self.graph.get_nb_point().max(64) {
             return Ok(());
         }
-        let items: Vec<(u64, Vec<f32>)> = self
-            .vectors
-            .iter()
-            .map(|(id, v)| (*id, v.clone()))
-            .collect();
-        *self = Self::build(self.params, self.dimension, items)?;
+        *self = Self::build(self.params, self.dimension, self.items())?;
         Ok(())
     }
-}
-
-fn new_graph(params: HnswParams, capacity: usize) -> Hnsw<'static, f32, DistCosine> {
-    let max_layer = 16;
-    Hnsw::new(
-        params.m,
-        capacity.max(1024),
-        max_layer,
-        params.ef_construction,
-        DistCosine {},
-    )
 }
 
 impl VectorStore for HnswIndex {
@@ -392,25 +625,26 @@ impl VectorStore for HnswIndex {
     }
 
     fn len(&self) -> usize {
-        self.vectors.len()
+        self.live.len()
     }
 
     fn insert(&mut self, id: u64, vector: Vec<f32>) -> Result<()> {
         check_dimension(self.dimension, &vector)?;
-        if self.vectors.contains_key(&id) || self.removed.contains(&id) {
+        if self.live.contains(&id) || self.removed.contains(&id) {
             // A removed id still has a node in the graph: ids are never reused.
             return Err(Error::Index(format!("passage id {id} was already used")));
         }
+        let vector = normalize(vector);
         self.graph.insert_slice((&vector, id as usize));
         if !self.finds_itself(id, &vector) {
-            self.unreachable.insert(id, vector.clone())?;
+            self.unreachable.insert(id, vector)?;
         }
-        self.vectors.insert(id, vector);
+        self.live.insert(id);
         Ok(())
     }
 
     fn remove(&mut self, id: u64) {
-        if self.vectors.remove(&id).is_some() {
+        if self.live.remove(&id) {
             self.removed.insert(id);
             self.unreachable.remove(id);
             if let Err(err) = self.compact_if_needed() {
@@ -420,6 +654,10 @@ impl VectorStore for HnswIndex {
     }
 
     fn search(&self, query: &[f32], k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<ScoredId> {
+        if k == 0 || self.live.is_empty() {
+            return Vec::new();
+        }
+        let query = normalize(query.to_vec());
         let pass = |id: &usize| {
             let id = *id as u64;
             !self.removed.contains(&id) && filter(id)
@@ -427,7 +665,7 @@ impl VectorStore for HnswIndex {
         let ef = self.params.ef_search.max(k);
         let mut hits: Vec<ScoredId> = self
             .graph
-            .search_filter(query, k, ef, Some(&pass))
+            .search_filter(&query, k, ef, Some(&pass))
             .into_iter()
             .map(|n| ScoredId {
                 id: n.d_id as u64,
@@ -437,13 +675,13 @@ impl VectorStore for HnswIndex {
         let seen: HashSet<u64> = hits.iter().map(|h| h.id).collect();
         hits.extend(
             self.unreachable
-                .search(query, k, &|id| filter(id) && !seen.contains(&id)),
+                .search(&query, k, &|id| filter(id) && !seen.contains(&id)),
         );
         top_k(hits, k)
     }
 
     fn dump(&self, dir: &Path) -> Result<Option<crate::manifest::HnswDump>> {
-        if !self.removed.is_empty() || self.vectors.is_empty() {
+        if !self.removed.is_empty() || self.live.is_empty() {
             // Tombstones live outside the graph (a dump would resurrect
             // them), and an empty graph is cheaper to build than to load.
             return Ok(None);
@@ -452,8 +690,13 @@ impl VectorStore for HnswIndex {
             .graph
             .file_dump(dir, "index")
             .map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
-        for entry in std::fs::read_dir(dir)? {
-            std::fs::File::open(entry?.path())?.sync_all()?;
+        let mut files = Vec::new();
+        for suffix in DUMP_SUFFIXES {
+            let name = format!("{basename}.{suffix}");
+            let path = dir.join(&name);
+            std::fs::File::open(&path)?.sync_all()?;
+            let (bytes, crc32) = file_crc32(&path)?;
+            files.push(crate::manifest::DumpFile { name, bytes, crc32 });
         }
         let mut unreachable: Vec<u64> = self.unreachable.ids.clone();
         unreachable.sort_unstable();
@@ -461,6 +704,7 @@ impl VectorStore for HnswIndex {
             dir: String::new(),
             basename,
             unreachable,
+            files,
         }))
     }
 }
@@ -579,6 +823,161 @@ mod tests {
                 assert_eq!(hits[0].id, *id, "point {id} not found by its own vector");
             }
         }
+    }
+
+    /// Unit vectors in `clusters` groups (noise 0.5 of a centre's length).
+    fn clustered(n: u64, dim: usize, clusters: u64) -> Vec<(u64, Vec<f32>)> {
+        (0..n)
+            .map(|i| {
+                let centre = random_unit(1_000_000 + i % clusters, dim);
+                let noise = random_unit(7919 * (i + 1), dim);
+                let v: Vec<f32> = centre
+                    .iter()
+                    .zip(&noise)
+                    .map(|(c, e)| c + 0.5 * e)
+                    .collect();
+                (i, normalize(v))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dot_agrees_with_the_plain_sum() {
+        for len in [0, 1, 7, 31, 32, 33, 384, 385] {
+            let a = random_unit(len as u64 + 3, len.max(1));
+            let b = random_unit(len as u64 + 4, len.max(1));
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-5, "len {len}");
+            assert!((dot_lanes(&a, &b) - plain).abs() < 1e-5, "len {len}");
+        }
+    }
+
+    #[test]
+    fn hnsw_recall_on_clustered_data_at_default_parameters() {
+        let (dim, n) = (64, 4000);
+        let data = clustered(n, dim, 40);
+        let mut exact = ExactIndex::new(dim);
+        for (id, v) in &data {
+            exact.insert(*id, v.clone()).unwrap();
+        }
+        let hnsw = HnswIndex::build(HnswParams::default(), dim, data).unwrap();
+        assert_eq!(hnsw.len(), n as usize);
+        let queries = clustered(200, dim, 40);
+        let mut found = 0;
+        for (_, q) in &queries {
+            let truth: HashSet<u64> = exact
+                .search(q, 10, &|_| true)
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            found += hnsw
+                .search(q, 10, &|_| true)
+                .iter()
+                .filter(|h| truth.contains(&h.id))
+                .count();
+        }
+        let recall = found as f32 / (10 * queries.len()) as f32;
+        assert!(recall >= 0.98, "recall@10 {recall}");
+    }
+
+    #[test]
+    fn dump_and_load_round_trip_and_reject_other_vectors() {
+        let (dim, n) = (48, 3000);
+        let data = clustered(n, dim, 30);
+        let params = HnswParams::default();
+        let hnsw = HnswIndex::build(params, dim, data.clone()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dump = hnsw.dump(dir.path()).unwrap().unwrap();
+        let queries = clustered(100, dim, 30);
+        let before: Vec<Vec<ScoredId>> = queries
+            .iter()
+            .map(|(_, q)| hnsw.search(q, 10, &|id| id % 3 != 0))
+            .collect();
+
+        // The vectors come back out of the graph; the loaded graph, given
+        // them in another order than they were built in, answers the same.
+        let mut items = hnsw.items();
+        assert_eq!(items.len(), n as usize);
+        items.reverse();
+        let loaded = HnswIndex::load(params, dim, dir.path(), &dump, &items).unwrap();
+        assert_eq!(loaded.len(), n as usize);
+        for ((_, q), b) in queries.iter().zip(&before) {
+            assert_eq!(&loaded.search(q, 10, &|id| id % 3 != 0), b);
+        }
+
+        // Other vectors under the same ids, another M, missing ids: refused.
+        let mut other = data.clone();
+        other[17].1 = random_unit(99, dim);
+        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &other).is_err());
+        let m8 = HnswParams { m: 8, ..params };
+        assert!(HnswIndex::load(m8, dim, dir.path(), &dump, &data).is_err());
+        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data[1..]).is_err());
+        let mut renamed = data.clone();
+        renamed[0].0 = 10 * n;
+        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &renamed).is_err());
+        // A truncated or foreign file is an error (the engine rebuilds), not
+        // a crash and not trusted.
+        for suffix in ["hnsw.graph", "hnsw.data"] {
+            let file = dir.path().join(format!("{}.{suffix}", dump.basename));
+            let bytes = std::fs::read(&file).unwrap();
+            std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+            assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
+            std::fs::write(&file, b"not a graph").unwrap();
+            assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
+            std::fs::write(&file, &bytes).unwrap();
+        }
+        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_ok());
+
+        // The loaded graph takes new points, and they are found.
+        let mut loaded = loaded;
+        for k in 0..50 {
+            let (id, v) = (n + 100 + k, random_unit(500_000 + k, dim));
+            loaded.insert(id, v.clone()).unwrap();
+            assert_eq!(loaded.search(&v, 1, &|_| true)[0].id, id);
+        }
+        assert_eq!(loaded.len(), n as usize + 50);
+    }
+
+    #[test]
+    fn an_empty_graph_takes_points_and_finds_them() {
+        let mut hnsw = HnswIndex::build(HnswParams::default(), 16, Vec::new()).unwrap();
+        assert!(hnsw.is_empty() && hnsw.items().is_empty());
+        assert!(hnsw.search(&random_unit(1, 16), 5, &|_| true).is_empty());
+        assert!(
+            hnsw.dump(tempfile::tempdir().unwrap().path())
+                .unwrap()
+                .is_none()
+        );
+        for (id, v) in items(40, 16) {
+            hnsw.insert(id, v).unwrap();
+        }
+        assert_eq!(hnsw.len(), 40);
+        for (id, v) in items(40, 16) {
+            assert_eq!(hnsw.search(&v, 1, &|_| true)[0].id, id);
+        }
+    }
+
+    #[test]
+    fn build_normalises_vectors_and_scores_are_cosines() {
+        let data: Vec<(u64, Vec<f32>)> = items(300, 16)
+            .into_iter()
+            .map(|(id, v)| (id, v.into_iter().map(|x| 3.0 * x).collect()))
+            .collect();
+        let mut hnsw = HnswIndex::build(HnswParams::default(), 16, data.clone()).unwrap();
+        for (id, v) in hnsw.items() {
+            assert!((dot(&v, &v) - 1.0).abs() < 1e-5, "point {id}");
+        }
+        // Scores are cosines whatever the query's length.
+        let hit = hnsw.search(&data[5].1, 1, &|_| true)[0];
+        assert_eq!(hit.id, 5);
+        assert!((hit.score - 1.0).abs() < 1e-5);
+        assert!(hnsw.set_ef_search(0).is_err());
+        hnsw.set_ef_search(128).unwrap();
+        assert_eq!(hnsw.search(&data[7].1, 1, &|_| true)[0].id, 7);
+        // A duplicate id in a build is refused, not silently merged.
+        let mut twice = data.clone();
+        twice.push(data[0].clone());
+        assert!(HnswIndex::build(HnswParams::default(), 16, twice).is_err());
     }
 
     #[test]

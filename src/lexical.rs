@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
-use bm25::{Document, SearchEngine, SearchEngineBuilder};
+use bm25::{Embedder, EmbedderBuilder, Scorer};
 use jieba_rs::Jieba;
 
 use crate::lexicon::Lexicon;
@@ -164,11 +164,14 @@ impl bm25::Tokenizer for TermTokenizer {
     }
 }
 
-/// A BM25 index of passages by id, with optional query translation.
+/// A BM25 index of passages by id, with optional query translation. It
+/// holds term weights only, not the passage texts (the engine has those).
 pub struct LexicalIndex {
-    engine: Arc<SearchEngine<u64, u32, TermTokenizer>>,
+    embedder: Embedder<u32, TermTokenizer>,
+    scorer: Scorer<u64, u32>,
     /// Every term of the indexed passages: translations are kept only when
-    /// they can match something.
+    /// they can match something. Terms of removed passages stay: such a
+    /// term only adds a translation that matches nothing.
     vocabulary: HashSet<String>,
     lexicon: Option<Arc<Lexicon>>,
 }
@@ -186,21 +189,43 @@ impl LexicalIndex {
         passages: impl Iterator<Item = (u64, &'a str)>,
         lexicon: Option<Arc<Lexicon>>,
     ) -> Self {
-        let docs: Vec<Document<u64>> = passages.map(|(id, text)| Document::new(id, text)).collect();
-        let vocabulary = docs
-            .iter()
-            .flat_map(|d| TermTokenizer.terms(&d.contents))
-            .collect();
-        let engine = SearchEngineBuilder::<u64, u32, TermTokenizer>::with_tokenizer_and_documents(
-            TermTokenizer,
-            docs,
-        )
-        .build();
+        let passages: Vec<(u64, &str)> = passages.collect();
+        let mut vocabulary = HashSet::new();
+        let mut total_terms = 0usize;
+        for (_, text) in &passages {
+            let terms = TermTokenizer.terms(text);
+            total_terms += terms.len();
+            vocabulary.extend(terms);
+        }
+        let avgdl = if passages.is_empty() {
+            0.0 // the crate's fallback
+        } else {
+            total_terms as f32 / passages.len() as f32
+        };
+        let embedder = EmbedderBuilder::<u32, TermTokenizer>::with_avgdl(avgdl).build();
+        let mut scorer = Scorer::new();
+        for (id, text) in &passages {
+            scorer.upsert(id, embedder.embed(text));
+        }
         Self {
-            engine: Arc::new(engine),
+            embedder,
+            scorer,
             vocabulary,
             lexicon,
         }
+    }
+
+    /// Adds or replaces one passage. The average passage length stays that
+    /// of the last build; the engine rebuilds the index after enough changes
+    /// for it to drift.
+    pub fn upsert(&mut self, id: u64, text: &str) {
+        self.vocabulary.extend(TermTokenizer.terms(text));
+        self.scorer.upsert(&id, self.embedder.embed(text));
+    }
+
+    /// Removes one passage, if present.
+    pub fn remove(&mut self, id: u64) {
+        self.scorer.remove(&id);
     }
 
     /// Dictionary translations of the query's terms that occur in the index.
@@ -225,12 +250,12 @@ impl LexicalIndex {
             format!("{query} {}", translations.join(" "))
         };
         let mut hits: Vec<LexicalHit> = self
-            .engine
-            .search(&expanded, None)
+            .scorer
+            .matches(&self.embedder.embed(&expanded))
             .into_iter()
-            .filter(|r| r.score > 0.0 && filter(r.document.id))
+            .filter(|r| r.score > 0.0 && filter(r.id))
             .map(|r| LexicalHit {
-                id: r.document.id,
+                id: r.id,
                 score: r.score,
             })
             .collect();

@@ -16,6 +16,8 @@
 //! - [`manifest`]: what the data directory's index was built with; the HNSW dump.
 //! - [`metrics`]: Prometheus metrics on their own HTTP listener.
 //! - [`config`]: command-line flags and environment variables.
+//! - [`config_file`]: the optional TOML config file; its values become the flags' defaults.
+//! - [`telemetry`]: logs on stderr and, with the `otel` feature, span export over OTLP.
 //! - [`cli`]: the `index`, `embed`, `ask` and `eval` commands.
 //! - [`auth`]: optional bearer tokens with read and admin roles.
 //! - [`error`]: the one error type and its mapping to gRPC status codes.
@@ -23,6 +25,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod embed;
 pub mod engine;
 pub mod error;
@@ -37,6 +40,7 @@ pub mod metrics;
 pub mod rank;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 
 /// Code generated from `proto/wenda/v1/wenda.proto`.
 pub mod proto {

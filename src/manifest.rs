@@ -40,6 +40,20 @@ pub struct HnswDump {
     pub basename: String,
     /// Points the graph cannot reach, searched exactly.
     pub unreachable: Vec<u64>,
+    /// Each dump file's name, length and CRC-32, checked before hnsw_rs
+    /// reads the files: it trusts them (a damaged length field can make it
+    /// panic or allocate without bound). Empty in dumps from before the
+    /// check, which are then rebuilt.
+    #[serde(default)]
+    pub files: Vec<DumpFile>,
+}
+
+/// One file of an [`HnswDump`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DumpFile {
+    pub name: String,
+    pub bytes: u64,
+    pub crc32: u32,
 }
 
 impl Manifest {
@@ -109,6 +123,11 @@ mod tests {
                 dir: "hnsw-g3".into(),
                 basename: "index".into(),
                 unreachable: vec![7],
+                files: vec![DumpFile {
+                    name: "index.hnsw.graph".into(),
+                    bytes: 10,
+                    crc32: 0xdead_beef,
+                }],
             }),
         };
         m.write(dir.path()).unwrap();

@@ -126,7 +126,7 @@ impl Store {
     }
 
     /// Applies a batch in one durable transaction.
-    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+    pub fn write(&self, batch: &WriteBatch) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
             let mut documents = txn.open_table(DOCUMENTS)?;
@@ -221,7 +221,7 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             store
-                .write(WriteBatch {
+                .write(&WriteBatch {
                     put: vec![
                         (
                             doc("a", &[1, 2]),
@@ -238,7 +238,7 @@ mod tests {
                 .unwrap();
             // Replacing "a" drops its old passages; deleting "b" drops its one.
             store
-                .write(WriteBatch {
+                .write(&WriteBatch {
                     put: vec![(doc("a", &[4]), vec![(passage(4, "a"), vec![0.25, 0.75])])],
                     delete: vec!["b".into()],
                     ..Default::default()

@@ -7,6 +7,8 @@ mod deploy;
 mod embeddings;
 mod grpc;
 mod ingest;
+#[cfg(feature = "otel")]
+mod otel;
 mod processes;
 mod quality;
 mod security;

@@ -1,19 +1,19 @@
 //! The `wenda` binary as users run it: `serve` on port 0 with outside
-//! clients (grpcurl, Python grpcio, `wenda ask`), graceful SIGTERM, and
-//! SIGKILL during indexing.
+//! clients (grpcurl, Python grpcio, `wenda ask`, `examples/client.rs`),
+//! graceful SIGTERM, and SIGKILL during indexing.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
 
 /// A `wenda serve` process; killed when dropped.
-struct ServeProcess {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct ServeProcess {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     metrics: SocketAddr,
 }
 
@@ -30,6 +30,11 @@ impl ServeProcess {
     }
 
     fn start_with(data_dir: &Path, corpus: Option<&Path>) -> Self {
+        Self::start_with_args(data_dir, corpus, &[])
+    }
+
+    /// `wenda serve` with `extra` flags after the usual ones.
+    pub(crate) fn start_with_args(data_dir: &Path, corpus: Option<&Path>, extra: &[&str]) -> Self {
         let mut cmd = Command::new(common::wenda_bin());
         cmd.args([
             "--log-format",
@@ -49,6 +54,7 @@ impl ServeProcess {
         if let Some(corpus) = corpus {
             cmd.arg("--corpus").arg(corpus);
         }
+        cmd.args(extra);
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -82,12 +88,12 @@ impl ServeProcess {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
 
-async fn wait_serving(url: &str) {
+pub(crate) async fn wait_serving(url: &str) {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut saw_not_serving = false;
@@ -489,4 +495,165 @@ fn tokens_from_the_environment_are_read_and_checked() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"));
+}
+
+/// Builds an example with this test binary's profile and features and
+/// returns its path. `cargo test` builds the examples only when no target
+/// is selected (`--test integration` selects one), so the test builds it
+/// itself; when it is already built this is a quick freshness check.
+fn example_bin(name: &str) -> PathBuf {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args([
+            "build",
+            "--locked",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(["--example", name, "--manifest-path"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    // Cargo gives the test process its package's variables (CARGO_PKG_NAME,
+    // CARGO_MANIFEST_DIR, ...). Build scripts that watch them (ring's does)
+    // would see them change and rebuild half the tree, here and again in
+    // the next ordinary build: the inner cargo gets the outer one's view.
+    for (key, _) in std::env::vars_os() {
+        if let Some(k) = key.to_str()
+            && (k.starts_with("CARGO_PKG_")
+                || matches!(
+                    k,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_MANIFEST_LINKS"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                ))
+        {
+            cargo.env_remove(&key);
+        }
+    }
+    if !cfg!(debug_assertions) {
+        cargo.arg("--release");
+    }
+    if cfg!(feature = "otel") {
+        cargo.args(["--features", "otel"]);
+    }
+    let out = cargo.stderr(Stdio::inherit()).output().expect("run cargo");
+    assert!(out.status.success(), "cargo build --example {name} failed");
+    // Cargo says where the executable is (target dir, profile, platform).
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no executable for example {name}"))
+}
+
+/// `examples/client.rs`, built and run against the real server with bearer
+/// tokens: without a token it fails with one line, with one it prints every
+/// passage the server ranked, with its citation and highlights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_client_example_prints_cited_passages() {
+    use wenda::proto::{self, retrieval_client::RetrievalClient};
+    const TOKEN: &str = "rust-client-read-token-0123";
+    let (client_bin, engine) = tokio::task::spawn_blocking(|| {
+        let bin = example_bin("client");
+        (bin, common::corpus_engine())
+    })
+    .await
+    .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(wenda::server::run_with(
+        listener,
+        async move { Ok(engine) },
+        async move {
+            let _ = stopped.await;
+        },
+        wenda::server::ServeOptions {
+            tokens: wenda::auth::Tokens::parse(&format!("read {TOKEN}\n")).unwrap(),
+            tls: None,
+        },
+    ));
+
+    let question = "Who is the COO of the OpenInfra Foundation?";
+    // What the server answers, straight from a tonic client.
+    let mut expected = tonic::Request::new(proto::SearchRequest {
+        query: question.into(),
+        top_k: 3,
+        ..Default::default()
+    });
+    expected
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let expected = RetrievalClient::connect(url.clone())
+        .await
+        .unwrap()
+        .search(expected)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(expected.passages.len(), 3);
+
+    let run = move |token: Option<&'static str>| {
+        let (client_bin, url) = (client_bin.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(client_bin);
+            cmd.args(["--addr", &url, "--top-k", "3", question])
+                .env_remove("WENDA_TOKEN");
+            if let Some(token) = token {
+                cmd.env("WENDA_TOKEN", token);
+            }
+            cmd.output().unwrap()
+        })
+    };
+
+    let denied = run(None).await.unwrap();
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.starts_with("client: Unauthenticated: ") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+
+    let answered = run(Some(TOKEN)).await.unwrap();
+    assert!(
+        answered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
+    let out = String::from_utf8(answered.stdout).unwrap();
+    assert!(out.starts_with(&format!("Q: {question}  [en]")), "{out}");
+    for p in &expected.passages {
+        let c = p.citation.as_ref().unwrap();
+        for line in [
+            format!("[{}] {:.4}  {}", p.rank, p.score, c.title),
+            format!(
+                "    source: {}  language: {}  chars {}..{}",
+                c.source, c.language, c.char_start, c.char_end
+            ),
+        ] {
+            assert!(out.contains(&line), "{line:?} missing from:\n{out}");
+        }
+        for h in &p.highlights {
+            let line = format!("    » {}  (chars {}..{})", h.text, h.char_start, h.char_end);
+            assert!(out.contains(&line), "{line:?} missing from:\n{out}");
+        }
+    }
+    // The citation points into the real file: the top passage is there.
+    let top = expected.passages[0].citation.as_ref().unwrap();
+    let original = std::fs::read_to_string(common::corpus_dir().join(&top.source)).unwrap();
+    assert!(common::is_subsequence_ignoring_whitespace(
+        &expected.passages[0].text,
+        &common::char_slice(&original, top.char_start as usize, top.char_end as usize)
+    ));
+    assert!(out.contains(&format!(
+        "    {}",
+        expected.passages[0].text.replace('\n', "\n    ")
+    )));
+    let _ = stop.send(());
 }

@@ -1,0 +1,246 @@
+//! The ranking stage alone, on real candidates: the corpus passages embedded
+//! by the real model, the dev questions' dense (language-centred, exact
+//! scan) and lexical (BM25 + translations) candidate lists, 50 each.
+//!
+//! `rank/stage/*` is what `Engine::search` does between its search and its
+//! reply (the `rank_ms` timing): fuse, highlight terms, the top 5 passages
+//! with their highlights. The pieces are measured on their own too, and so
+//! are the search-stage steps around them (centring the query vector, the
+//! candidate searches over the corpus).
+//!
+//! cargo bench --bench rank
+
+mod common;
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use wenda::embed::EmbedKind;
+use wenda::engine::SearchMode;
+use wenda::index::{ExactIndex, ScoredId, VectorStore};
+use wenda::ingest::lang;
+use wenda::lexical::{LexicalHit, LexicalIndex};
+use wenda::rank::{self, LanguageCentroids};
+use wenda::store::StoredPassage;
+
+const TOP_K: usize = 5;
+
+/// One question with everything the rank stage receives.
+struct Case {
+    query: String,
+    language: String,
+    vector: Vec<f32>,
+    dense: Vec<ScoredId>,
+    lexical: Vec<LexicalHit>,
+}
+
+struct Fixture {
+    passages: HashMap<u64, StoredPassage>,
+    documents: HashMap<String, String>,
+    lexical: LexicalIndex,
+    centroids: LanguageCentroids,
+    index: ExactIndex,
+    cases: Vec<Case>,
+}
+
+fn fixture() -> Fixture {
+    let embedder = common::embedder();
+    let counter = common::counter();
+    let mut passages = HashMap::new();
+    let mut documents = HashMap::new();
+    for doc in common::prepared_corpus(&counter) {
+        for (i, c) in doc.chunks.into_iter().enumerate() {
+            let id = passages.len() as u64 + 1;
+            let passage = StoredPassage {
+                id,
+                doc_id: doc.id.clone(),
+                chunk_index: i as u32,
+                text: c.chunk.text,
+                char_start: c.chunk.char_start,
+                char_end: c.chunk.char_end,
+                language: c.language,
+                tokens: c.chunk.tokens as u32,
+                sentences: c.chunk.sentences.iter().map(|r| (r.start, r.end)).collect(),
+            };
+            passages.insert(id, passage);
+        }
+        documents.insert(doc.id, doc.text);
+    }
+    let mut ids: Vec<u64> = passages.keys().copied().collect();
+    ids.sort_unstable();
+    let texts: Vec<String> = ids.iter().map(|id| passages[id].text.clone()).collect();
+    eprintln!("bench: embedding {} corpus passages ...", texts.len());
+    let vectors: Vec<Vec<f32>> = embedder
+        .embed_blocking(texts, EmbedKind::Passage)
+        .expect("embedding the corpus")
+        .into_iter()
+        .map(|e| e.vector)
+        .collect();
+    let centroids = LanguageCentroids::estimate(
+        ids.iter()
+            .zip(&vectors)
+            .map(|(id, v)| (passages[id].language.as_str(), v.as_slice())),
+    );
+    let mut index = ExactIndex::new(vectors[0].len());
+    for (id, v) in ids.iter().zip(&vectors) {
+        index
+            .insert(*id, centroids.center(v, &passages[id].language))
+            .expect("insert");
+    }
+    let lexical = LexicalIndex::build(
+        passages.values().map(|p| (p.id, p.text.as_str())),
+        Some(common::lexicon()),
+    );
+    let pool = rank::candidate_pool(TOP_K);
+    let cases = common::questions()
+        .into_iter()
+        .map(|query| {
+            let language = lang::detect(&query).unwrap_or_default();
+            let vector = embedder
+                .embed_blocking(vec![query.clone()], EmbedKind::Query)
+                .expect("embedding a question")
+                .remove(0)
+                .vector;
+            let centred = centroids.center(&vector, &language);
+            let passes = |id: u64| passages.contains_key(&id);
+            let dense = rank::dense_candidates(&index, &centred, pool, &passes);
+            let lexical = lexical.search(&query, pool, &passes);
+            Case {
+                query,
+                language,
+                vector,
+                dense,
+                lexical,
+            }
+        })
+        .collect();
+    Fixture {
+        passages,
+        documents,
+        lexical,
+        centroids,
+        index,
+        cases,
+    }
+}
+
+/// The engine's rank stage: fuse, highlight terms, the top passages with
+/// their highlights (cloned, as the engine hands them to the reply).
+fn rank_stage(f: &Fixture, case: &Case, mode: SearchMode) -> usize {
+    let (dense, lexical): (&[ScoredId], &[LexicalHit]) = match mode {
+        SearchMode::Dense => (&case.dense, &[]),
+        SearchMode::Lexical => (&[], &case.lexical),
+        SearchMode::Hybrid => (&case.dense, &case.lexical),
+    };
+    let fused = rank::fuse(mode, dense, lexical, 1.0);
+    let terms = rank::highlight_terms(&case.query, &f.lexical);
+    fused
+        .into_iter()
+        .take(TOP_K)
+        .filter_map(|c| {
+            let passage = f.passages.get(&c.id)?.clone();
+            let text = f.documents.get(&passage.doc_id)?;
+            let highlights = rank::highlights(&passage, text, &terms);
+            Some(black_box((passage, highlights)))
+        })
+        .count()
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+    let cases = &f.cases;
+
+    let mut group = c.benchmark_group("rank");
+    for (name, mode) in [
+        ("dense", SearchMode::Dense),
+        ("lexical", SearchMode::Lexical),
+        ("hybrid", SearchMode::Hybrid),
+    ] {
+        let mut next = cases.iter().cycle();
+        group.bench_function(format!("stage/{name}"), |b| {
+            b.iter(|| rank_stage(&f, next.next().expect("cases"), mode))
+        });
+    }
+    let mut next = cases.iter().cycle();
+    group.bench_function("fuse/hybrid", |b| {
+        b.iter(|| {
+            let case = next.next().expect("cases");
+            black_box(rank::fuse(
+                SearchMode::Hybrid,
+                &case.dense,
+                &case.lexical,
+                1.0,
+            ))
+        })
+    });
+    let mut next = cases.iter().cycle();
+    group.bench_function("highlight_terms", |b| {
+        b.iter(|| {
+            black_box(rank::highlight_terms(
+                &next.next().expect("cases").query,
+                &f.lexical,
+            ))
+        })
+    });
+    let prepared: Vec<_> = cases
+        .iter()
+        .map(|case| {
+            let terms = rank::highlight_terms(&case.query, &f.lexical);
+            let top: Vec<&StoredPassage> =
+                rank::fuse(SearchMode::Hybrid, &case.dense, &case.lexical, 1.0)
+                    .iter()
+                    .take(TOP_K)
+                    .map(|c| &f.passages[&c.id])
+                    .collect();
+            (terms, top)
+        })
+        .collect();
+    let mut next = prepared.iter().cycle();
+    group.bench_function("highlights/top5", |b| {
+        b.iter(|| {
+            let (terms, top) = next.next().expect("cases");
+            for p in top {
+                black_box(rank::highlights(p, &f.documents[&p.doc_id], terms));
+            }
+        })
+    });
+    group.finish();
+
+    // The search stage's steps, for scale (the `search_ms` timing).
+    let mut group = c.benchmark_group("search_stage");
+    let mut next = cases.iter().cycle();
+    group.bench_function("center_query", |b| {
+        b.iter(|| {
+            let case = next.next().expect("cases");
+            black_box(f.centroids.center(&case.vector, &case.language))
+        })
+    });
+    let pool = rank::candidate_pool(TOP_K);
+    let passes = |id: u64| f.passages.contains_key(&id);
+    let mut next = cases.iter().cycle();
+    group.bench_function(format!("dense_exact/{}", f.passages.len()), |b| {
+        b.iter(|| {
+            let case = next.next().expect("cases");
+            let v = f.centroids.center(&case.vector, &case.language);
+            black_box(rank::dense_candidates(&f.index, &v, pool, &passes))
+        })
+    });
+    let mut next = cases.iter().cycle();
+    group.bench_function(format!("lexical/{}", f.passages.len()), |b| {
+        b.iter(|| {
+            black_box(
+                f.lexical
+                    .search(&next.next().expect("cases").query, pool, &passes),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = rank;
+    config = common::config();
+    targets = benches
+}
+criterion_main!(rank);
