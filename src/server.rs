@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tracing::info;
@@ -132,9 +132,14 @@ pub async fn run_with(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(retrieval)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        });
+        // TCP_NODELAY: a small reply otherwise waits for the client's delayed
+        // ACK (Nagle), which measured as +43 ms on every unary call.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            },
+        );
     info!(%addr, "listening");
 
     let lifecycle = async move {
