@@ -1,15 +1,14 @@
-//! Vector search behind the [`VectorStore`] trait: an HNSW graph for large
+//! Vector search behind the [`VectorStore`] trait: an `hnsw_rs` graph for large
 //! corpora and an exact scan for small ones, where scanning every vector is
 //! both exact and cheaper than walking a graph.
 //!
 //! The trait is also the seam for scaling out: a distributed engine (a
 //! Qdrant cluster, see docs/scaling.md) would be another implementation.
 
-use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
 use crate::error::{Error, Result};
 
@@ -135,9 +134,8 @@ pub fn build(
         IndexKind::Auto => items.len() >= config.exact_threshold,
     };
     if use_hnsw {
-        let mut items = items;
         if let Some((dir, dump)) = dump {
-            match HnswIndex::load_taking(config.hnsw, dimension, dir, dump, &mut items) {
+            match HnswIndex::load(config.hnsw, dimension, dir, dump, &items) {
                 Ok(index) => return Ok(Box::new(index)),
                 Err(err) => tracing::warn!(%err, "hnsw dump unusable; rebuilding the graph"),
             }
@@ -212,23 +210,6 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     lanes.iter().sum::<f32>() + tail
-}
-
-/// Asks the CPU to start loading `v` into its caches.
-#[inline]
-fn prefetch(v: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in v.chunks(16) {
-        // SAFETY: a prefetch is only a hint and never faults; the address
-        // is inside `v` anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast::<i8>(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
 }
 
 /// Dot product (cosine for unit vectors); with AVX2 and FMA when the CPU
@@ -332,106 +313,76 @@ impl VectorStore for ExactIndex {
     }
 }
 
-/// A hierarchical navigable small-world graph (Malkov and Yashunin, 2016,
-/// as in hnswlib) held compactly: the vectors once, as moved in by the
-/// caller, and the links as flat `u32` arrays, about 140 bytes a point at
-/// M = 16 beside its 1,536-byte vector. hnsw_rs, used before, kept each link
-/// as its own reference-counted allocation (about 3 KB a point), which put a
-/// million passages far above the memory budget (docs/scaling.md).
+/// Cosine distance (1 − dot) for the unit vectors the index holds: one dot
+/// product a comparison where hnsw_rs's `DistCosine` computes three (the two
+/// norms as well), and clamped at 0 where its `DistDot` asserts (rounding
+/// can put a vector's dot with itself a hair above 1).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UnitCosine;
+
+impl Distance<f32> for UnitCosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+type Graph = Hnsw<'static, f32, UnitCosine>;
+
+/// The files hnsw_rs writes for a dump: `<basename>.<suffix>`.
+const DUMP_SUFFIXES: [&str; 2] = ["hnsw.graph", "hnsw.data"];
+
+/// Length and CRC-32 of a file, read in 1 MiB blocks.
+fn file_crc32(path: &Path) -> std::io::Result<(u64, u32)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut block = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            return Ok((bytes, hasher.finalize()));
+        }
+        bytes += n as u64;
+        hasher.update(&block[..n]);
+    }
+}
+
+/// Both dump files are there with the length and CRC-32 the dump recorded.
+fn check_dump_files(
+    dir: &Path,
+    dump: &crate::manifest::HnswDump,
+) -> std::result::Result<(), String> {
+    for suffix in DUMP_SUFFIXES {
+        let name = format!("{}.{suffix}", dump.basename);
+        let expected = dump
+            .files
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| format!("dump records no checksum for {name}"))?;
+        let (bytes, crc32) = file_crc32(&dir.join(&name)).map_err(|e| format!("{name}: {e}"))?;
+        if (bytes, crc32) != (expected.bytes, expected.crc32) {
+            return Err(format!("{name} is damaged (length or CRC-32 differs)"));
+        }
+    }
+    Ok(())
+}
+
+/// An hnsw_rs graph with tombstones for removals, and an exact side list
+/// for points the graph cannot reach from its entry point (hnsw_rs can
+/// leave some unreachable: upstream issue #37), so every live vector stays
+/// findable.
 ///
-/// Removals are tombstones until a quarter of the graph is dead, then the
-/// graph is rebuilt. Points a search for their own vector does not find
-/// (every HNSW can strand a few) are kept on an exact side list, so every
-/// live vector stays findable.
+/// The graph holds the only full copy of each vector (hnsw_rs keeps every
+/// point's data); rebuilds and compaction read them back out of it.
 pub struct HnswIndex {
     params: HnswParams,
     dimension: usize,
-    /// Each point's vector, L2-normalised, by internal number; the only copy.
-    vectors: Vec<Vec<f32>>,
-    /// Passage id of each internal number.
-    ids: Vec<u64>,
-    position: HashMap<u64, u32>,
-    levels: Vec<u8>,
-    /// Layer-0 links, `2M + 1` slots a point: the count, then the links.
-    layer0: Vec<AtomicU32>,
-    /// Links above layer 0, `M + 1` slots a layer; empty for layer-0-only points.
-    upper: Vec<Box<[AtomicU32]>>,
-    /// Entry point and its level (the graph's top layer).
-    entry: Option<(u32, usize)>,
-    /// Writers to one point's links take its stripe; readers never wait.
-    locks: Box<[Mutex<()>]>,
-    visited: Mutex<Vec<Visited>>,
-    /// Tombstoned passage ids, and the same by internal number.
+    graph: Graph,
+    /// Live passage ids; a removed id stays in the graph as a tombstone.
+    live: HashSet<u64>,
     removed: HashSet<u64>,
-    dead: Vec<bool>,
-    /// Internal numbers searched exactly beside the graph.
-    unreachable: Vec<u32>,
-}
-
-const LOCK_STRIPES: usize = 4096;
-const MAX_LEVEL: usize = 15;
-const DUMP_MAGIC: &[u8; 8] = b"WNDHNSW1";
-/// The graph file is `<basename>.hnsw.graph`, the name hnsw_rs used; its own
-/// dumps are told apart by the magic and refused (the graph is then rebuilt).
-const DUMP_SUFFIX: &str = "hnsw.graph";
-
-/// A point and its distance (1 − cosine) to the query.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Cand {
-    d: f32,
-    i: u32,
-}
-
-impl Eq for Cand {}
-
-impl PartialOrd for Cand {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Cand {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.d.total_cmp(&other.d).then(self.i.cmp(&other.i))
-    }
-}
-
-/// Visited marks for one search: a point is visited when its mark equals
-/// the current epoch, so clearing is one increment.
-struct Visited {
-    marks: Vec<u32>,
-    epoch: u32,
-}
-
-impl Visited {
-    fn new(points: usize) -> Self {
-        Self {
-            marks: vec![0; points],
-            epoch: 0,
-        }
-    }
-
-    fn reset(&mut self, points: usize) {
-        if self.marks.len() < points {
-            self.marks.resize(points, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.marks.fill(0);
-            self.epoch = 1;
-        }
-    }
-
-    /// Marks `i`; true when it was not marked yet.
-    fn insert(&mut self, i: u32) -> bool {
-        let mark = &mut self.marks[i as usize];
-        if *mark == self.epoch {
-            false
-        } else {
-            *mark = self.epoch;
-            true
-        }
-    }
+    unreachable: ExactIndex,
 }
 
 fn normalize(mut v: Vec<f32>) -> Vec<f32> {
@@ -442,64 +393,23 @@ fn normalize(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-/// The level of the `n`th point: geometric with ratio 1/M, as in the paper.
-fn draw_level(n: usize, m: usize) -> u8 {
-    let mut x = (n as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 31;
-    let unit = ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-    let level = (-unit.ln() / (m as f64).ln()).floor();
-    level.min(MAX_LEVEL as f64) as u8
-}
-
-/// A fast, order-sensitive hash of the vectors, so a dump is used only with
-/// the vectors it was built for.
-fn checksum<'a>(vectors: impl Iterator<Item = &'a [f32]>) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01B3;
-    let mut lanes = [0xCBF2_9CE4_8422_2325u64; 4];
-    for v in vectors {
-        for chunk in v.chunks(4) {
-            for (lane, x) in lanes.iter_mut().zip(chunk) {
-                *lane = (*lane ^ u64::from(x.to_bits())).wrapping_mul(PRIME);
-            }
-        }
-        lanes[0] = (lanes[0] ^ v.len() as u64).wrapping_mul(PRIME);
-    }
-    lanes
-        .iter()
-        .fold(0u64, |h, l| (h.rotate_left(17) ^ l).wrapping_mul(PRIME))
-}
-
-fn threads_for(jobs: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(jobs.div_ceil(256)).max(1)
+fn new_graph(params: HnswParams, capacity: usize) -> Graph {
+    // hnsw_rs's own layer limit; a point reaches layer l with probability
+    // M^-l, so 16 layers are never filled.
+    let max_layer = 16;
+    Hnsw::new(
+        params.m,
+        capacity.max(1024),
+        max_layer,
+        params.ef_construction,
+        UnitCosine,
+    )
 }
 
 impl HnswIndex {
-    fn empty(params: HnswParams, dimension: usize, capacity: usize) -> Self {
-        let m0 = 2 * params.m;
-        Self {
-            params,
-            dimension,
-            vectors: Vec::with_capacity(capacity),
-            ids: Vec::with_capacity(capacity),
-            position: HashMap::with_capacity(capacity),
-            levels: Vec::with_capacity(capacity),
-            layer0: Vec::with_capacity(capacity * (m0 + 1)),
-            upper: Vec::with_capacity(capacity),
-            entry: None,
-            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-            visited: Mutex::new(Vec::new()),
-            removed: HashSet::new(),
-            dead: Vec::with_capacity(capacity),
-            unreachable: Vec::new(),
-        }
-    }
-
-    /// Builds the graph, inserting on every core, then checks every point
-    /// is found by its own vector and puts the ones that are not on the
-    /// exact side list. The vectors are moved in, not copied.
+    /// Builds the graph on every core, then checks every point is found by
+    /// its own vector and moves the ones that are not to the exact side list.
+    /// Vectors are L2-normalised on the way in.
     pub fn build(
         params: HnswParams,
         dimension: usize,
@@ -509,454 +419,85 @@ impl HnswIndex {
         for (_, v) in &items {
             check_dimension(dimension, v)?;
         }
-        let mut index = Self::empty(params, dimension, items.len());
-        for (id, v) in items {
-            index.push_point(id, normalize(v))?;
+        let mut live = HashSet::with_capacity(items.len());
+        for (id, _) in &items {
+            if !live.insert(*id) {
+                return Err(Error::Index(format!("passage id {id} given twice")));
+            }
         }
-        let started = std::time::Instant::now();
-        index.link_from(0);
-        let linked = started.elapsed();
-        let unreachable = index.repair_unreachable();
-        tracing::debug!(
-            points = index.ids.len(),
-            unreachable,
-            link_ms = linked.as_millis() as u64,
-            check_ms = (started.elapsed() - linked).as_millis() as u64,
-            "hnsw graph built"
-        );
+        let items: Vec<(u64, Vec<f32>)> = items
+            .into_iter()
+            .map(|(id, v)| (id, normalize(v)))
+            .collect();
+        let graph = new_graph(params, items.len());
+        let refs: Vec<(&[f32], usize)> = items
+            .iter()
+            .map(|(id, v)| (v.as_slice(), *id as usize))
+            .collect();
+        graph.parallel_insert_slice(&refs);
+        drop(refs);
+        // The graph copied every vector in; ours go now.
+        drop(items);
+        let mut index = Self {
+            params,
+            dimension,
+            graph,
+            live,
+            removed: HashSet::new(),
+            unreachable: ExactIndex::new(dimension),
+        };
+        index.repair_unreachable()?;
         Ok(index)
     }
 
-    /// Appends an unlinked point.
-    fn push_point(&mut self, id: u64, vector: Vec<f32>) -> Result<()> {
-        if self.position.contains_key(&id) || self.removed.contains(&id) {
-            // A removed id still has a node in the graph: ids are never reused.
-            return Err(Error::Index(format!("passage id {id} was already used")));
-        }
-        let n = self.ids.len();
-        if n >= u32::MAX as usize {
-            return Err(Error::Index("hnsw graph is full".into()));
-        }
-        let level = draw_level(n, self.params.m);
-        self.position.insert(id, n as u32);
-        self.ids.push(id);
-        self.vectors.push(vector);
-        self.levels.push(level);
-        self.dead.push(false);
-        let m0 = 2 * self.params.m;
-        self.layer0.extend((0..=m0).map(|_| AtomicU32::new(0)));
-        self.upper.push(
-            (0..usize::from(level) * (self.params.m + 1))
-                .map(|_| AtomicU32::new(0))
-                .collect(),
-        );
-        Ok(())
-    }
-
-    /// Links the points numbered `start..` into the graph: a point above
-    /// the current top first and alone (it becomes the entry point), the
-    /// rest on every core (the entry point then no longer changes).
-    fn link_from(&mut self, start: usize) {
-        let end = self.ids.len();
-        if start >= end {
-            return;
-        }
-        let highest = (start..end)
-            .max_by_key(|&i| (self.levels[i], std::cmp::Reverse(i)))
-            .expect("not empty");
-        let level = usize::from(self.levels[highest]);
-        // The new top point is linked first and alone, and becomes the entry.
-        let handled = match self.entry {
-            None => {
-                self.entry = Some((highest as u32, level));
-                Some(highest)
-            }
-            Some((entry, top)) if level > top => {
-                let mut visited = Visited::new(end);
-                self.link_point(highest as u32, entry, top, &mut visited);
-                self.entry = Some((highest as u32, level));
-                Some(highest)
-            }
-            Some(_) => None,
-        };
-        let (entry, top) = self.entry.expect("set above");
-        let rest: Vec<u32> = (start..end)
-            .filter(|&i| Some(i) != handled)
-            .map(|i| i as u32)
-            .collect();
-        let threads = threads_for(rest.len());
-        if threads == 1 {
-            let mut visited = Visited::new(end);
-            for &i in &rest {
-                self.link_point(i, entry, top, &mut visited);
-            }
-            return;
-        }
-        let next = AtomicUsize::new(0);
-        let this = &*self;
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    let mut visited = Visited::new(end);
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = rest.get(k) else { break };
-                        this.link_point(i, entry, top, &mut visited);
-                        if (k + 1).is_multiple_of(100_000) {
-                            tracing::debug!(linked = k + 1, of = rest.len(), "hnsw build");
-                        }
-                    }
-                });
-            }
-        });
-    }
-
-    fn lock(&self, i: u32) -> std::sync::MutexGuard<'_, ()> {
-        self.locks[i as usize % LOCK_STRIPES]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The count slot and link slots of point `i` at `layer`.
-    fn slots(&self, i: u32, layer: usize) -> &[AtomicU32] {
-        if layer == 0 {
-            let width = 2 * self.params.m + 1;
-            &self.layer0[i as usize * width..(i as usize + 1) * width]
-        } else {
-            let width = self.params.m + 1;
-            &self.upper[i as usize][(layer - 1) * width..layer * width]
-        }
-    }
-
-    /// Reads the links of `i` at `layer` into `out`. Lock-free: a list being
-    /// rewritten may be read half old, half new, but every entry is a point.
-    fn read_links(&self, i: u32, layer: usize, out: &mut Vec<u32>) {
-        let slots = self.slots(i, layer);
-        let count = (slots[0].load(Ordering::Acquire) as usize).min(slots.len() - 1);
-        out.clear();
-        out.extend(slots[1..=count].iter().map(|s| s.load(Ordering::Relaxed)));
-    }
-
-    fn write_links(&self, i: u32, layer: usize, links: &[u32]) {
-        let slots = self.slots(i, layer);
-        for (slot, &n) in slots[1..].iter().zip(links) {
-            slot.store(n, Ordering::Relaxed);
-        }
-        slots[0].store(links.len() as u32, Ordering::Release);
-    }
-
-    fn distance(&self, query: &[f32], i: u32) -> f32 {
-        1.0 - dot(query, &self.vectors[i as usize])
-    }
-
-    /// Greedy descent through one layer from `from`.
-    fn greedy(&self, query: &[f32], mut from: Cand, layer: usize, links: &mut Vec<u32>) -> Cand {
-        loop {
-            let mut moved = false;
-            self.read_links(from.i, layer, links);
-            for &n in links.iter() {
-                let d = self.distance(query, n);
-                if d < from.d {
-                    from = Cand { d, i: n };
-                    moved = true;
-                }
-            }
-            if !moved {
-                return from;
-            }
-        }
-    }
-
-    /// Best-first search of one layer: the `ef` nearest points that pass
-    /// `pass` (all when `None`), nearest first. Points that fail `pass` are
-    /// still walked through.
-    fn search_layer(
-        &self,
-        query: &[f32],
-        entries: &[Cand],
-        ef: usize,
-        layer: usize,
-        visited: &mut Visited,
-        pass: Option<&dyn Fn(u32) -> bool>,
-    ) -> Vec<Cand> {
-        let passes = |i: u32| pass.is_none_or(|p| p(i));
-        let mut candidates: BinaryHeap<std::cmp::Reverse<Cand>> = BinaryHeap::new();
-        let mut results: BinaryHeap<Cand> = BinaryHeap::with_capacity(ef + 1);
-        for &e in entries {
-            if visited.insert(e.i) {
-                candidates.push(std::cmp::Reverse(e));
-                if passes(e.i) {
-                    results.push(e);
-                    if results.len() > ef {
-                        results.pop();
-                    }
-                }
-            }
-        }
-        let mut links = Vec::with_capacity(2 * self.params.m);
-        while let Some(std::cmp::Reverse(c)) = candidates.pop() {
-            if results.len() >= ef && results.peek().is_some_and(|w| c.d > w.d) {
-                break;
-            }
-            self.read_links(c.i, layer, &mut links);
-            // Fetch every new neighbour's vector at once: the distances are
-            // bound by memory latency, one 1.5 KB vector after another.
-            links.retain(|&n| visited.insert(n));
-            for &n in &links {
-                prefetch(&self.vectors[n as usize]);
-            }
-            for &n in &links {
-                let d = self.distance(query, n);
-                if results.len() < ef || results.peek().is_some_and(|w| d < w.d) {
-                    let cand = Cand { d, i: n };
-                    candidates.push(std::cmp::Reverse(cand));
-                    if passes(n) {
-                        results.push(cand);
-                        if results.len() > ef {
-                            results.pop();
-                        }
-                    }
-                }
-            }
-        }
-        results.into_sorted_vec()
-    }
-
-    /// hnswlib's neighbour heuristic: from candidates nearest first, keep one
-    /// when it is nearer to the base point than to every one kept so far.
-    fn select(&self, candidates: &[Cand], m: usize) -> Vec<u32> {
-        let mut kept: Vec<u32> = Vec::with_capacity(m);
-        for c in candidates {
-            if kept.len() >= m {
-                break;
-            }
-            let v = &self.vectors[c.i as usize];
-            if kept.iter().all(|&r| self.distance(v, r) >= c.d) {
-                kept.push(c.i);
-            }
-        }
-        kept
-    }
-
-    /// Links point `i` into every layer up to its level, from `entry` at `top`.
-    fn link_point(&self, i: u32, entry: u32, top: usize, visited: &mut Visited) {
-        let query = &self.vectors[i as usize];
-        let level = usize::from(self.levels[i as usize]);
-        let mut links = Vec::with_capacity(2 * self.params.m + 1);
-        let mut from = Cand {
-            d: self.distance(query, entry),
-            i: entry,
-        };
-        for layer in (level + 1..=top).rev() {
-            from = self.greedy(query, from, layer, &mut links);
-        }
-        let mut entries = vec![from];
-        for layer in (0..=level.min(top)).rev() {
-            visited.reset(self.ids.len());
-            let mut found = self.search_layer(
-                query,
-                &entries,
-                self.params.ef_construction,
-                layer,
-                visited,
-                None,
-            );
-            found.retain(|c| c.i != i);
-            let chosen = self.select(&found, self.params.m);
-            {
-                let _guard = self.lock(i);
-                self.write_links(i, layer, &chosen);
-            }
-            let capacity = if layer == 0 {
-                2 * self.params.m
-            } else {
-                self.params.m
-            };
-            for &n in &chosen {
-                let _guard = self.lock(n);
-                self.read_links(n, layer, &mut links);
-                if links.contains(&i) {
-                    continue;
-                }
-                if links.len() < capacity {
-                    links.push(i);
-                    self.write_links(n, layer, &links);
-                } else {
-                    self.add_to_full_list(n, i, layer, &links);
-                }
-            }
-            if !found.is_empty() {
-                entries = found;
-            }
-        }
-    }
-
-    /// Adds `i` to `n`'s full list `links` the way the neighbour heuristic
-    /// would, in about 2 × capacity distance computations instead of
-    /// capacity²/2 for re-running it: `i` stays out when a nearer link is
-    /// nearer to `i` than `n` is; otherwise it goes in and pushes out the
-    /// farther links it is nearer to than `n` is, then the farthest links if
-    /// the list is still over capacity.
-    fn add_to_full_list(&self, n: u32, i: u32, layer: usize, links: &[u32]) {
-        let base = &self.vectors[n as usize];
-        let new = &self.vectors[i as usize];
-        let d_new = self.distance(base, i);
-        let mut kept: Vec<Cand> = Vec::with_capacity(links.len() + 1);
-        for &c in links {
-            prefetch(&self.vectors[c as usize]);
-        }
-        for &c in links {
-            let d = self.distance(base, c);
-            let to_new = self.distance(new, c);
-            if d < d_new && to_new < d_new {
-                return;
-            }
-            if !(d > d_new && to_new < d) {
-                kept.push(Cand { d, i: c });
-            }
-        }
-        kept.push(Cand { d: d_new, i });
-        let capacity = self.slots(n, layer).len() - 1;
-        if kept.len() > capacity {
-            kept.sort_unstable();
-            kept.truncate(capacity);
-        }
-        let ids: Vec<u32> = kept.iter().map(|c| c.i).collect();
-        self.write_links(n, layer, &ids);
-    }
-
-    fn take_visited(&self) -> Visited {
-        let pooled = self.visited.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        pooled.unwrap_or_else(|| Visited::new(self.ids.len()))
-    }
-
-    fn return_visited(&self, visited: Visited) {
-        let mut pool = self.visited.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < 8 {
-            pool.push(visited);
-        }
-    }
-
-    /// The `ef` nearest points to a normalised query that pass `pass`.
-    fn search_graph(
-        &self,
-        query: &[f32],
-        ef: usize,
-        pass: Option<&dyn Fn(u32) -> bool>,
-    ) -> Vec<Cand> {
-        let Some((entry, top)) = self.entry else {
-            return Vec::new();
-        };
-        let mut links = Vec::with_capacity(2 * self.params.m);
-        let mut from = Cand {
-            d: self.distance(query, entry),
-            i: entry,
-        };
-        for layer in (1..=top).rev() {
-            from = self.greedy(query, from, layer, &mut links);
-        }
-        let mut visited = self.take_visited();
-        visited.reset(self.ids.len());
-        let found = self.search_layer(query, &[from], ef, 0, &mut visited, pass);
-        self.return_visited(visited);
-        found
-    }
-
-    /// True when a top-1 search for point `i`'s vector (as a query would
-    /// run it) returns `i`, or an identical vector. Tried with a candidate
-    /// list of 4 first, which finds nearly every point at a small part of
-    /// the cost (a point that is found with 4 is found with more).
-    fn finds_itself(&self, i: u32) -> bool {
-        let found = |ef: usize| {
-            self.search_graph(&self.vectors[i as usize], ef, None)
-                .first()
-                .is_some_and(|c| c.i == i || c.d <= 1e-6)
-        };
-        found(self.params.ef_search.min(4)) || found(self.params.ef_search)
-    }
-
-    /// Puts the points not found by their own vector on the exact list,
-    /// checking on every core.
-    fn repair_unreachable(&mut self) -> usize {
-        let mut lost = self.lost_points();
-        if !lost.is_empty() {
-            // Most lost points have no way in: every neighbour pruned them
-            // from its list. Give them one where a near point has room (the
-            // neighbour heuristic leaves most layer-0 lists short of 2M), then
-            // look again at every point, since new links change search paths.
-            for &i in &lost {
-                self.link_back(i);
-            }
-            lost = self.lost_points();
-        }
-        if !lost.is_empty() {
-            tracing::warn!(
-                points = lost.len(),
-                "hnsw points not found by their own vector; searched exactly"
-            );
-        }
-        let count = lost.len();
-        self.unreachable = lost;
-        count
-    }
-
-    /// Live points a search for their own vector does not find, in order;
-    /// checked on every core.
-    fn lost_points(&self) -> Vec<u32> {
-        let n = self.ids.len();
-        let next = AtomicUsize::new(0);
-        let mut lost: Vec<u32> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads_for(n))
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut lost = Vec::new();
-                        loop {
-                            let start = next.fetch_add(1024, Ordering::Relaxed);
-                            if start >= n {
-                                return lost;
-                            }
-                            for i in start..(start + 1024).min(n) {
-                                if !self.dead[i] && !self.finds_itself(i as u32) {
-                                    lost.push(i as u32);
-                                }
-                            }
-                        }
+    /// Points not found by their own vector move to the exact list. The
+    /// self-searches run on every core: at a million points they are about
+    /// as costly as the build.
+    fn repair_unreachable(&mut self) -> Result<usize> {
+        let points = self.points();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = points.len().div_ceil(threads).max(1);
+        let this: &Self = self;
+        let lost: Vec<(u64, Vec<f32>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = points
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .filter(|p| {
+                                let id = p.get_origin_id() as u64;
+                                this.live.contains(&id)
+                                    && !this.unreachable.position.contains_key(&id)
+                                    && !this.finds_itself(id, p.get_v())
+                            })
+                            .map(|p| (p.get_origin_id() as u64, p.get_v().to_vec()))
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();
             workers
                 .into_iter()
-                .flat_map(|w| w.join().expect("reachability check panicked"))
+                .flat_map(|w| w.join().unwrap_or_default())
                 .collect()
         });
-        lost.sort_unstable();
-        lost
-    }
-
-    /// Adds `i` to the layer-0 lists of its nearest points that have room.
-    fn link_back(&self, i: u32) {
-        let query = &self.vectors[i as usize];
-        let mut near = self.search_graph(query, self.params.ef_construction, None);
-        near.retain(|c| c.i != i);
-        let mut own = Vec::new();
-        self.read_links(i, 0, &mut own);
-        let capacity = 2 * self.params.m;
-        let mut links = Vec::with_capacity(capacity);
-        for n in own
-            .into_iter()
-            .chain(near.iter().take(self.params.m).map(|c| c.i))
-        {
-            let _guard = self.lock(n);
-            self.read_links(n, 0, &mut links);
-            if links.len() < capacity && !links.contains(&i) {
-                links.push(i);
-                self.write_links(n, 0, &links);
-            }
+        let count = lost.len();
+        for (id, v) in lost {
+            self.unreachable.insert(id, v)?;
         }
+        if count > 0 {
+            tracing::info!(
+                points = count,
+                "hnsw points unreachable from the entry point; searched exactly"
+            );
+        }
+        Ok(count)
     }
 
-    /// Loads a graph dumped by [`VectorStore::dump`] for exactly `items`
-    /// (copying their vectors; see [`HnswIndex::load_taking`]).
+    /// Loads a graph dumped by [`VectorStore::dump`] for exactly `items`:
+    /// the same ids with the same vectors (as normalised by a build), so a
+    /// dump is never used with other vectors (e.g. after the language
+    /// centring changed). A damaged or foreign dump is an error, never a
+    /// crash: the caller rebuilds.
     pub fn load(
         params: HnswParams,
         dimension: usize,
@@ -964,145 +505,95 @@ impl HnswIndex {
         dump: &crate::manifest::HnswDump,
         items: &[(u64, Vec<f32>)],
     ) -> Result<Self> {
-        Self::load_taking(params, dimension, dir, dump, &mut items.to_vec())
-    }
-
-    /// Loads a graph dumped by [`VectorStore::dump`] and moves the vectors
-    /// out of `items` into it. The dump holds the links only; it is used
-    /// when it names exactly the ids in `items`, was built with the same M
-    /// and dimension, and its checksum matches the vectors. On success
-    /// `items` is left empty; on failure it keeps its vectors (normalised).
-    pub fn load_taking(
-        params: HnswParams,
-        dimension: usize,
-        dir: &Path,
-        dump: &crate::manifest::HnswDump,
-        items: &mut Vec<(u64, Vec<f32>)>,
-    ) -> Result<Self> {
         params.validate()?;
-        let path = dir.join(format!("{}.{DUMP_SUFFIX}", dump.basename));
-        let bad = |what: &str| Error::Index(format!("{}: {what}", path.display()));
-        let bytes = std::fs::read(&path).map_err(|e| bad(&e.to_string()))?;
-        let mut r = Reader {
-            bytes: &bytes,
-            at: 0,
+        let unusable = |why: String| Error::Index(format!("{}: {why}", dir.display()));
+        check_dump_files(dir, dump).map_err(unusable)?;
+        // hnsw_rs asserts on some malformed files instead of returning an
+        // error; a panic there must not take the server down.
+        let loaded = std::panic::catch_unwind(|| {
+            // hnsw_rs ties the loaded graph's lifetime to its loader; the
+            // loader is small and a graph is loaded once per start, so it is
+            // leaked to give the graph a 'static lifetime.
+            let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &dump.basename)));
+            loader.load_hnsw::<f32, UnitCosine>()
+        });
+        let graph: Graph = match loaded {
+            Ok(Ok(graph)) => graph,
+            Ok(Err(err)) => return Err(unusable(err.to_string())),
+            Err(_) => return Err(unusable("malformed hnsw dump".into())),
         };
-        if r.take(8).ok_or_else(|| bad("truncated"))? != DUMP_MAGIC {
-            return Err(bad("not a wenda hnsw dump"));
-        }
-        let header: Vec<u64> = (0..6)
-            .map(|_| r.u64())
-            .collect::<Option<_>>()
-            .ok_or_else(|| bad("truncated"))?;
-        let [dim, m, n, entry, top, sum] = header[..] else {
-            unreachable!()
-        };
-        if dim as usize != dimension || m as usize != params.m {
-            return Err(bad("dump does not match the dimension or M"));
-        }
-        let n = n as usize;
-        if n != items.len() || n == 0 || entry as usize >= n || top as usize > MAX_LEVEL {
-            return Err(bad("dump does not match the stored vectors"));
-        }
-        let mut index = Self::empty(params, dimension, n);
-        index.entry = Some((entry as u32, top as usize));
-        for _ in 0..n {
-            let id = r.u64().ok_or_else(|| bad("truncated"))?;
-            if index.position.insert(id, index.ids.len() as u32).is_some() {
-                return Err(bad("duplicate id"));
-            }
-            index.ids.push(id);
-        }
-        index.levels = r.take(n).ok_or_else(|| bad("truncated"))?.to_vec();
-        if index.levels.iter().any(|&l| usize::from(l) > top as usize)
-            || usize::from(index.levels[entry as usize]) != top as usize
+        if graph.get_nb_point() != items.len()
+            || graph.get_max_nb_connection() as usize != params.m
+            || graph.get_point_indexation().get_data_dimension() != dimension
         {
-            return Err(bad("bad levels"));
+            return Err(unusable(
+                "dump does not match the stored vectors or parameters".into(),
+            ));
         }
-        let m0 = 2 * params.m;
-        let links = |r: &mut Reader, slots: usize, width: usize| -> Result<Vec<AtomicU32>> {
-            let raw = r.take(slots * 4).ok_or_else(|| bad("truncated"))?;
-            let words: Vec<u32> = raw
-                .chunks_exact(4)
-                .map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes")))
-                .collect();
-            let valid = words.chunks(width).all(|list| {
-                (list[0] as usize) < width
-                    && list[1..=list[0] as usize].iter().all(|&i| (i as usize) < n)
+        let wanted: HashMap<u64, &[f32]> =
+            items.iter().map(|(id, v)| (*id, v.as_slice())).collect();
+        for point in graph.get_point_indexation() {
+            let id = point.get_origin_id() as u64;
+            let same = wanted.get(&id).is_some_and(|v| {
+                v.len() == dimension
+                    && point
+                        .get_v()
+                        .iter()
+                        .zip(normalize(v.to_vec()))
+                        .all(|(a, b)| (a - b).abs() <= 1e-6)
             });
-            if !valid {
-                return Err(bad("bad links"));
+            if !same {
+                return Err(unusable(format!(
+                    "dump holds another vector for passage {id}, or one not stored"
+                )));
             }
-            Ok(words.into_iter().map(AtomicU32::new).collect())
-        };
-        index.layer0 = links(&mut r, n * (m0 + 1), m0 + 1)?;
-        for &level in &index.levels {
-            let slots = usize::from(level) * (params.m + 1);
-            index.upper.push(if slots == 0 {
-                Box::default()
-            } else {
-                links(&mut r, slots, params.m + 1)?.into_boxed_slice()
-            });
         }
-        let unreachable_count = r.u64().ok_or_else(|| bad("truncated"))? as usize;
-        for _ in 0..unreachable_count {
-            let i = r.u64().ok_or_else(|| bad("truncated"))?;
-            if i as usize >= n {
-                return Err(bad("bad unreachable point"));
-            }
-            index.unreachable.push(i as u32);
-        }
-        if r.at != bytes.len() {
-            return Err(bad("trailing bytes"));
-        }
-        // Match the items to the dump's order, and check their vectors.
-        let mut order = vec![usize::MAX; n];
-        for (k, (id, v)) in items.iter_mut().enumerate() {
-            check_dimension(dimension, v)?;
-            let i = *index
-                .position
+        let mut unreachable = ExactIndex::new(dimension);
+        for id in &dump.unreachable {
+            let v = wanted
                 .get(id)
-                .ok_or_else(|| bad(&format!("passage {id} is not in the dump")))?;
-            order[i as usize] = k;
-            *v = normalize(std::mem::take(v));
+                .ok_or_else(|| unusable(format!("dump names unknown passage {id}")))?;
+            unreachable.insert(*id, normalize(v.to_vec()))?;
         }
-        if order.contains(&usize::MAX) {
-            return Err(bad("dump does not match the stored ids"));
-        }
-        if checksum(order.iter().map(|&k| items[k].1.as_slice())) != sum {
-            return Err(bad("dump was built for other vectors"));
-        }
-        index.vectors = order
-            .iter()
-            .map(|&k| std::mem::take(&mut items[k].1))
-            .collect();
-        items.clear();
-        index.dead = vec![false; n];
-        Ok(index)
+        Ok(Self {
+            params,
+            dimension,
+            graph,
+            live: wanted.into_keys().collect(),
+            removed: HashSet::new(),
+            unreachable,
+        })
     }
 
-    /// Hands the live vectors back (moved, not copied), dropping the graph.
-    pub fn into_items(self) -> Vec<(u64, Vec<f32>)> {
-        self.ids
+    /// True when a search for `vector` (as a top-1 query would run it)
+    /// returns `id` first, or an identical vector.
+    fn finds_itself(&self, id: u64, vector: &[f32]) -> bool {
+        self.graph
+            .search(vector, 1, self.params.ef_search)
+            .first()
+            .is_some_and(|n| n.d_id as u64 == id || n.distance <= 1e-6)
+    }
+
+    /// Every point of the graph, tombstones included.
+    fn points(&self) -> Vec<std::sync::Arc<hnsw_rs::hnsw::Point<'static, f32>>> {
+        // hnsw_rs's point iterator unwraps the entry point, which an empty
+        // graph does not have.
+        if self.graph.get_nb_point() == 0 {
+            return Vec::new();
+        }
+        self.graph.get_point_indexation().into_iter().collect()
+    }
+
+    /// Copies of the live vectors (normalised), in no particular order.
+    pub fn items(&self) -> Vec<(u64, Vec<f32>)> {
+        self.points()
             .into_iter()
-            .zip(self.vectors)
-            .zip(self.dead)
-            .filter(|(_, dead)| !dead)
-            .map(|(item, _)| item)
+            .filter(|p| self.live.contains(&(p.get_origin_id() as u64)))
+            .map(|p| (p.get_origin_id() as u64, p.get_v().to_vec()))
             .collect()
     }
 
-    /// Live points with their (normalised) vectors, in internal order.
-    pub fn vectors(&self) -> impl Iterator<Item = (u64, &[f32])> {
-        self.ids
-            .iter()
-            .zip(&self.vectors)
-            .zip(&self.dead)
-            .filter(|(_, dead)| !**dead)
-            .map(|((id, v), _)| (*id, v.as_slice()))
-    }
-
-    /// Changes the search-time candidate list size (validated like the flag).
+    /// Changes the search-time candidate list size.
     pub fn set_ef_search(&mut self, ef_search: usize) -> Result<()> {
         let params = HnswParams {
             ef_search,
@@ -1120,32 +611,11 @@ impl HnswIndex {
 
     /// Rebuilds without the removed points once they are a quarter of the graph.
     fn compact_if_needed(&mut self) -> Result<()> {
-        if self.removed.len() * 4 < self.ids.len().max(64) {
+        if self.removed.len() * 4 < self.graph.get_nb_point().max(64) {
             return Ok(());
         }
-        let (params, dimension) = (self.params, self.dimension);
-        let items = std::mem::replace(self, Self::empty(params, dimension, 0)).into_items();
-        *self = Self::build(params, dimension, items)?;
+        *self = Self::build(self.params, self.dimension, self.items())?;
         Ok(())
-    }
-}
-
-/// Reads a dump's little-endian fields.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
-        let end = self.at.checked_add(len)?;
-        let out = self.bytes.get(self.at..end)?;
-        self.at = end;
-        Some(out)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 }
 
@@ -1155,122 +625,86 @@ impl VectorStore for HnswIndex {
     }
 
     fn len(&self) -> usize {
-        self.ids.len() - self.removed.len()
+        self.live.len()
     }
 
     fn insert(&mut self, id: u64, vector: Vec<f32>) -> Result<()> {
         check_dimension(self.dimension, &vector)?;
-        self.push_point(id, normalize(vector))?;
-        let i = self.ids.len() - 1;
-        self.link_from(i);
-        if !self.finds_itself(i as u32) {
-            self.unreachable.push(i as u32);
+        if self.live.contains(&id) || self.removed.contains(&id) {
+            // A removed id still has a node in the graph: ids are never reused.
+            return Err(Error::Index(format!("passage id {id} was already used")));
         }
+        let vector = normalize(vector);
+        self.graph.insert_slice((&vector, id as usize));
+        if !self.finds_itself(id, &vector) {
+            self.unreachable.insert(id, vector)?;
+        }
+        self.live.insert(id);
         Ok(())
     }
 
     fn remove(&mut self, id: u64) {
-        let Some(&i) = self.position.get(&id) else {
-            return;
-        };
-        if self.dead[i as usize] {
-            return;
-        }
-        self.dead[i as usize] = true;
-        self.removed.insert(id);
-        self.unreachable.retain(|&u| u != i);
-        if let Err(err) = self.compact_if_needed() {
-            tracing::error!(%err, "hnsw compaction failed; removed points stay filtered");
+        if self.live.remove(&id) {
+            self.removed.insert(id);
+            self.unreachable.remove(id);
+            if let Err(err) = self.compact_if_needed() {
+                tracing::error!(%err, "hnsw compaction failed; removed points stay filtered");
+            }
         }
     }
 
     fn search(&self, query: &[f32], k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<ScoredId> {
-        if k == 0 || query.len() != self.dimension {
+        if k == 0 || self.live.is_empty() {
             return Vec::new();
         }
         let query = normalize(query.to_vec());
-        let pass = |i: u32| !self.dead[i as usize] && filter(self.ids[i as usize]);
+        let pass = |id: &usize| {
+            let id = *id as u64;
+            !self.removed.contains(&id) && filter(id)
+        };
         let ef = self.params.ef_search.max(k);
         let mut hits: Vec<ScoredId> = self
-            .search_graph(&query, ef, Some(&pass))
+            .graph
+            .search_filter(&query, k, ef, Some(&pass))
             .into_iter()
-            .take(k)
-            .map(|c| ScoredId {
-                id: self.ids[c.i as usize],
-                score: 1.0 - c.d,
+            .map(|n| ScoredId {
+                id: n.d_id as u64,
+                score: 1.0 - n.distance,
             })
             .collect();
         let seen: HashSet<u64> = hits.iter().map(|h| h.id).collect();
         hits.extend(
             self.unreachable
-                .iter()
-                .filter(|&&i| pass(i) && !seen.contains(&self.ids[i as usize]))
-                .map(|&i| ScoredId {
-                    id: self.ids[i as usize],
-                    score: 1.0 - self.distance(&query, i),
-                }),
+                .search(&query, k, &|id| filter(id) && !seen.contains(&id)),
         );
         top_k(hits, k)
     }
 
     fn dump(&self, dir: &Path) -> Result<Option<crate::manifest::HnswDump>> {
-        let Some((entry, top)) = self.entry else {
-            // An empty graph is cheaper to build than to load.
-            return Ok(None);
-        };
-        if !self.removed.is_empty() {
-            // Tombstones live outside the graph (a dump would resurrect them).
+        if !self.removed.is_empty() || self.live.is_empty() {
+            // Tombstones live outside the graph (a dump would resurrect
+            // them), and an empty graph is cheaper to build than to load.
             return Ok(None);
         }
-        let basename = "index".to_string();
-        let path = dir.join(format!("{basename}.{DUMP_SUFFIX}"));
-        let io = |e: std::io::Error| Error::Index(format!("{}: {e}", path.display()));
-        let file = std::fs::File::create(&path).map_err(io)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let n = self.ids.len();
-        let sum = checksum(self.vectors.iter().map(Vec::as_slice));
-        out.write_all(DUMP_MAGIC).map_err(io)?;
-        for field in [
-            self.dimension as u64,
-            self.params.m as u64,
-            n as u64,
-            u64::from(entry),
-            top as u64,
-            sum,
-        ] {
-            out.write_all(&field.to_le_bytes()).map_err(io)?;
+        let basename = self
+            .graph
+            .file_dump(dir, "index")
+            .map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
+        let mut files = Vec::new();
+        for suffix in DUMP_SUFFIXES {
+            let name = format!("{basename}.{suffix}");
+            let path = dir.join(&name);
+            std::fs::File::open(&path)?.sync_all()?;
+            let (bytes, crc32) = file_crc32(&path)?;
+            files.push(crate::manifest::DumpFile { name, bytes, crc32 });
         }
-        for id in &self.ids {
-            out.write_all(&id.to_le_bytes()).map_err(io)?;
-        }
-        out.write_all(&self.levels).map_err(io)?;
-        for slot in self
-            .layer0
-            .iter()
-            .chain(self.upper.iter().flat_map(|u| u.iter()))
-        {
-            out.write_all(&slot.load(Ordering::Relaxed).to_le_bytes())
-                .map_err(io)?;
-        }
-        out.write_all(&(self.unreachable.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        for &i in &self.unreachable {
-            out.write_all(&u64::from(i).to_le_bytes()).map_err(io)?;
-        }
-        out.into_inner()
-            .map_err(|e| io(e.into_error()))?
-            .sync_all()
-            .map_err(io)?;
-        let mut unreachable: Vec<u64> = self
-            .unreachable
-            .iter()
-            .map(|&i| self.ids[i as usize])
-            .collect();
+        let mut unreachable: Vec<u64> = self.unreachable.ids.clone();
         unreachable.sort_unstable();
         Ok(Some(crate::manifest::HnswDump {
             dir: String::new(),
             basename,
             unreachable,
+            files,
         }))
     }
 }
@@ -1447,7 +881,7 @@ mod tests {
     }
 
     #[test]
-    fn dump_and_load_taking_round_trip_and_reject_other_vectors() {
+    fn dump_and_load_round_trip_and_reject_other_vectors() {
         let (dim, n) = (48, 3000);
         let data = clustered(n, dim, 30);
         let params = HnswParams::default();
@@ -1460,38 +894,39 @@ mod tests {
             .map(|(_, q)| hnsw.search(q, 10, &|id| id % 3 != 0))
             .collect();
 
-        // The vectors come back out of the graph and go into the loaded one,
-        // in another order than they were built in.
-        let mut items = hnsw.into_items();
+        // The vectors come back out of the graph; the loaded graph, given
+        // them in another order than they were built in, answers the same.
+        let mut items = hnsw.items();
         assert_eq!(items.len(), n as usize);
         items.reverse();
-        let loaded = HnswIndex::load_taking(params, dim, dir.path(), &dump, &mut items).unwrap();
-        assert!(items.is_empty(), "vectors moved, not copied");
+        let loaded = HnswIndex::load(params, dim, dir.path(), &dump, &items).unwrap();
         assert_eq!(loaded.len(), n as usize);
         for ((_, q), b) in queries.iter().zip(&before) {
             assert_eq!(&loaded.search(q, 10, &|id| id % 3 != 0), b);
         }
 
-        // Other vectors under the same ids, another M, missing ids: refused,
-        // and the caller keeps its vectors to rebuild from.
+        // Other vectors under the same ids, another M, missing ids: refused.
         let mut other = data.clone();
         other[17].1 = random_unit(99, dim);
-        assert!(HnswIndex::load_taking(params, dim, dir.path(), &dump, &mut other).is_err());
-        assert_eq!(other.len(), n as usize);
-        assert!(other.iter().all(|(_, v)| v.len() == dim));
+        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &other).is_err());
         let m8 = HnswParams { m: 8, ..params };
         assert!(HnswIndex::load(m8, dim, dir.path(), &dump, &data).is_err());
         assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data[1..]).is_err());
         let mut renamed = data.clone();
         renamed[0].0 = 10 * n;
         assert!(HnswIndex::load(params, dim, dir.path(), &dump, &renamed).is_err());
-        // A truncated or foreign file is refused, not trusted.
-        let file = dir.path().join(format!("{}.{DUMP_SUFFIX}", dump.basename));
-        let bytes = std::fs::read(&file).unwrap();
-        std::fs::write(&file, &bytes[..bytes.len() - 5]).unwrap();
-        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
-        std::fs::write(&file, b"index.hnsw.graph from hnsw_rs").unwrap();
-        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
+        // A truncated or foreign file is an error (the engine rebuilds), not
+        // a crash and not trusted.
+        for suffix in ["hnsw.graph", "hnsw.data"] {
+            let file = dir.path().join(format!("{}.{suffix}", dump.basename));
+            let bytes = std::fs::read(&file).unwrap();
+            std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+            assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
+            std::fs::write(&file, b"not a graph").unwrap();
+            assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
+            std::fs::write(&file, &bytes).unwrap();
+        }
+        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_ok());
 
         // The loaded graph takes new points, and they are found.
         let mut loaded = loaded;
@@ -1504,23 +939,45 @@ mod tests {
     }
 
     #[test]
-    fn build_moves_vectors_and_normalises_them() {
+    fn an_empty_graph_takes_points_and_finds_them() {
+        let mut hnsw = HnswIndex::build(HnswParams::default(), 16, Vec::new()).unwrap();
+        assert!(hnsw.is_empty() && hnsw.items().is_empty());
+        assert!(hnsw.search(&random_unit(1, 16), 5, &|_| true).is_empty());
+        assert!(
+            hnsw.dump(tempfile::tempdir().unwrap().path())
+                .unwrap()
+                .is_none()
+        );
+        for (id, v) in items(40, 16) {
+            hnsw.insert(id, v).unwrap();
+        }
+        assert_eq!(hnsw.len(), 40);
+        for (id, v) in items(40, 16) {
+            assert_eq!(hnsw.search(&v, 1, &|_| true)[0].id, id);
+        }
+    }
+
+    #[test]
+    fn build_normalises_vectors_and_scores_are_cosines() {
         let data: Vec<(u64, Vec<f32>)> = items(300, 16)
             .into_iter()
             .map(|(id, v)| (id, v.into_iter().map(|x| 3.0 * x).collect()))
             .collect();
-        let hnsw = HnswIndex::build(HnswParams::default(), 16, data.clone()).unwrap();
-        for (id, v) in hnsw.vectors() {
-            assert!((dot(v, v) - 1.0).abs() < 1e-5, "point {id}");
+        let mut hnsw = HnswIndex::build(HnswParams::default(), 16, data.clone()).unwrap();
+        for (id, v) in hnsw.items() {
+            assert!((dot(&v, &v) - 1.0).abs() < 1e-5, "point {id}");
         }
         // Scores are cosines whatever the query's length.
         let hit = hnsw.search(&data[5].1, 1, &|_| true)[0];
         assert_eq!(hit.id, 5);
         assert!((hit.score - 1.0).abs() < 1e-5);
-        let mut hnsw = hnsw;
         assert!(hnsw.set_ef_search(0).is_err());
         hnsw.set_ef_search(128).unwrap();
-        assert_eq!(hnsw.into_items().len(), 300);
+        assert_eq!(hnsw.search(&data[7].1, 1, &|_| true)[0].id, 7);
+        // A duplicate id in a build is refused, not silently merged.
+        let mut twice = data.clone();
+        twice.push(data[0].clone());
+        assert!(HnswIndex::build(HnswParams::default(), 16, twice).is_err());
     }
 
     #[test]
