@@ -50,20 +50,9 @@ fn fixture() -> Fixture {
     let mut passages = HashMap::new();
     let mut documents = HashMap::new();
     for doc in common::prepared_corpus(&counter) {
-        for (i, c) in doc.chunks.into_iter().enumerate() {
+        for c in doc.chunks {
             let id = passages.len() as u64 + 1;
-            let passage = StoredPassage {
-                id,
-                doc_id: doc.id.clone(),
-                chunk_index: i as u32,
-                text: c.chunk.text,
-                char_start: c.chunk.char_start,
-                char_end: c.chunk.char_end,
-                language: c.language,
-                tokens: c.chunk.tokens as u32,
-                sentences: c.chunk.sentences.iter().map(|r| (r.start, r.end)).collect(),
-            };
-            passages.insert(id, passage);
+            passages.insert(id, StoredPassage::from_chunk(id, &doc.id, c));
         }
         documents.insert(doc.id, doc.text);
     }

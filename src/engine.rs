@@ -820,17 +820,7 @@ impl Engine {
         for (doc, origin) in prepared {
             let mut rows = Vec::with_capacity(doc.chunks.len());
             for c in doc.chunks {
-                let passage = StoredPassage {
-                    id: next_id,
-                    doc_id: doc.id.clone(),
-                    chunk_index: c.chunk.index,
-                    text: c.chunk.text,
-                    char_start: c.chunk.char_start,
-                    char_end: c.chunk.char_end,
-                    language: c.language,
-                    tokens: c.chunk.tokens as u32,
-                    sentences: c.chunk.sentences.iter().map(|r| (r.start, r.end)).collect(),
-                };
+                let passage = StoredPassage::from_chunk(next_id, &doc.id, c);
                 next_id += 1;
                 rows.push((
                     passage,

@@ -53,6 +53,24 @@ pub struct StoredPassage {
     pub sentences: Vec<(usize, usize)>,
 }
 
+impl StoredPassage {
+    /// The stored form of a chunk of document `doc_id`, under passage id `id`.
+    pub fn from_chunk(id: u64, doc_id: &str, chunk: crate::ingest::PreparedChunk) -> Self {
+        let c = chunk.chunk;
+        Self {
+            id,
+            doc_id: doc_id.to_string(),
+            chunk_index: c.index,
+            text: c.text,
+            char_start: c.char_start,
+            char_end: c.char_end,
+            language: chunk.language,
+            tokens: c.tokens as u32,
+            sentences: c.sentences.iter().map(|r| (r.start, r.end)).collect(),
+        }
+    }
+}
+
 /// A passage with its vector, as stored.
 pub type PassageRow = (StoredPassage, Vec<f32>);
 
