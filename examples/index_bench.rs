@@ -297,6 +297,20 @@ impl Ord for Scored {
     }
 }
 
+/// The ids of each query's 10 best hits from `index`, unfiltered.
+fn top_ids(index: &dyn VectorStore, queries: &[Vec<f32>]) -> Vec<Vec<u64>> {
+    queries
+        .iter()
+        .map(|q| {
+            index
+                .search(q, 10, &|_| true)
+                .iter()
+                .map(|h| h.id)
+                .collect()
+        })
+        .collect()
+}
+
 /// The exact top `k` of every query over the index's own vectors, all
 /// queries per pass over the vectors, on every core.
 fn exact_truth(items: &[(u64, Vec<f32>)], queries: &[Vec<f32>], k: usize) -> Vec<Vec<u64>> {
@@ -411,16 +425,7 @@ fn scale(args: &ScaleArgs) -> Value {
     for &ef in &args.efs {
         index.set_ef_search(ef).expect("ef");
         let (started, cpu) = (Instant::now(), cpu_s());
-        let found: Vec<Vec<u64>> = queries
-            .iter()
-            .map(|q| {
-                index
-                    .search(q, 10, &|_| true)
-                    .iter()
-                    .map(|h| h.id)
-                    .collect()
-            })
-            .collect();
+        let found = top_ids(&index, &queries);
         let secs = started.elapsed().as_secs_f64();
         let cpu_secs = cpu_s() - cpu;
         let r = recall(&truth, &found);
@@ -442,16 +447,7 @@ fn scale(args: &ScaleArgs) -> Value {
     }
     index.set_ef_search(args.params.ef_search).expect("ef");
     if default_results.is_empty() {
-        default_results = queries
-            .iter()
-            .map(|q| {
-                index
-                    .search(q, 10, &|_| true)
-                    .iter()
-                    .map(|h| h.id)
-                    .collect()
-            })
-            .collect();
+        default_results = top_ids(&index, &queries);
     }
 
     let dump_dir = args.out.join(format!("dump-{}", args.n));
@@ -474,14 +470,7 @@ fn scale(args: &ScaleArgs) -> Value {
     let same = queries
         .iter()
         .zip(&default_results)
-        .filter(|(q, before)| {
-            let after: Vec<u64> = loaded
-                .search(q, 10, &|_| true)
-                .iter()
-                .map(|h| h.id)
-                .collect();
-            after == **before
-        })
+        .filter(|(q, before)| top_ids(&loaded, std::slice::from_ref(*q))[0] == **before)
         .count();
     let (_, hwm) = rss_mb();
     let _ = std::fs::remove_dir_all(&dump_dir);
@@ -548,22 +537,10 @@ fn small(sizes: &[u64]) -> Value {
         let build_s = started.elapsed().as_secs_f64();
         let queries = mixture.queries(n, 200);
         let started = Instant::now();
-        let truth: Vec<Vec<u64>> = queries
-            .iter()
-            .map(|q| {
-                exact
-                    .search(q, 10, &|_| true)
-                    .iter()
-                    .map(|h| h.id)
-                    .collect()
-            })
-            .collect();
+        let truth = top_ids(&exact, &queries);
         let exact_ms = started.elapsed().as_secs_f64() * 1000.0 / queries.len() as f64;
         let started = Instant::now();
-        let found: Vec<Vec<u64>> = queries
-            .iter()
-            .map(|q| hnsw.search(q, 10, &|_| true).iter().map(|h| h.id).collect())
-            .collect();
+        let found = top_ids(&hnsw, &queries);
         let hnsw_ms = started.elapsed().as_secs_f64() * 1000.0 / queries.len() as f64;
         let r = recall(&truth, &found);
         println!(
