@@ -17,10 +17,12 @@ use crate::proto;
 pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Result<Arc<Engine>> {
     args.validate()?;
     let embedder_config = args.model.embedder_config();
-    // The model, the chunker's tokenizer and the dictionary load side by
-    // side: start-up takes the longest of the three, not their sum.
-    let counter_config = embedder_config.clone();
-    let counter = tokio::task::spawn_blocking(move || TokenizerCounter::load(&counter_config));
+    // The model and the dictionary load side by side. The chunker's
+    // tokenizer loads once the engine is up: with the model's own tokenizer
+    // and session building, it would take a share of the 2 cores that
+    // start-up is waiting on, and an unchanged corpus never chunks (a
+    // changed one loads it at its first count).
+    let counter = TokenizerCounter::unloaded(&embedder_config);
     let model = tokio::task::spawn_blocking(move || Embedder::start(embedder_config));
     let lexicon = args.lexicon_path().map(|path| {
         let explicit = args.lexicon.is_some();
@@ -30,7 +32,6 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
         )
     });
     let embedder = model.await??;
-    let counter = counter.await??;
     let mut config = args.engine_config();
     if let Some((explicit, loading)) = lexicon {
         match loading.await? {
@@ -41,7 +42,7 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
             }
         }
     }
-    let engine = Engine::open(config, embedder, Arc::new(counter))
+    let engine = Engine::open(config, embedder, Arc::new(counter.clone()))
         .await
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     if let Some(corpus) = &args.corpus {
@@ -56,6 +57,7 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
             "corpus synced"
         );
     }
+    counter.preload();
     Ok(Arc::new(engine))
 }
 

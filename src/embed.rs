@@ -279,13 +279,14 @@ pub struct EmbeddedText {
 pub trait EmbedBackend: Send + 'static {
     /// Embeds already-prefixed texts.
     fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
-    /// Tokens of an already-prefixed text, special tokens included, untruncated.
+    /// Tokens of an already-prefixed text, special tokens included: its
+    /// untruncated count, or at least a count above the model's limit when
+    /// the model truncates it.
     fn count_tokens(&self, text: &str) -> usize;
 }
 
 struct FastembedBackend {
     model: fastembed::TextEmbedding,
-    counter: tokenizers::Tokenizer,
     /// Texts per model run: `max_batch` for fp32, 1 for int8 (see `load_fastembed`).
     run_size: usize,
 }
@@ -298,33 +299,80 @@ impl EmbedBackend for FastembedBackend {
     }
 
     fn count_tokens(&self, text: &str) -> usize {
-        self.counter
+        // The model's tokenizer truncates; what it cut off is in the
+        // overflowing pieces, so their lengths say how far over the limit the
+        // text is (each piece counts its own special tokens: close enough for
+        // a count above the limit).
+        self.model
+            .tokenizer
             .encode(text, true)
-            .map(|e| e.len())
+            .map(|e| e.len() + e.get_overflowing().iter().map(|o| o.len()).sum::<usize>())
             .unwrap_or(0)
     }
 }
 
 /// Counts model tokens with the model's own tokenizer, for the chunker.
-pub struct TokenizerCounter(tokenizers::Tokenizer);
+///
+/// Building the tokenizer takes 1.2 s and a start-up over an unchanged corpus
+/// never chunks, so it can load after start-up (`unloaded`, then `preload`):
+/// a count waits for a load under way, or loads it itself.
+#[derive(Clone)]
+pub struct TokenizerCounter {
+    tokenizer: Arc<std::sync::OnceLock<std::result::Result<tokenizers::Tokenizer, Error>>>,
+    path: PathBuf,
+}
 
 impl TokenizerCounter {
     /// Loads `tokenizer.json` of the configured model, without truncation.
     pub fn load(config: &EmbedderConfig) -> Result<Self> {
-        let path = config.model_dir().join("tokenizer.json");
-        let mut tokenizer =
-            tokenizers::Tokenizer::from_file(&path).map_err(|e| missing(&path, &e.to_string()))?;
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| Error::Model(e.to_string()))?;
-        tokenizer.with_padding(None);
-        Ok(Self(tokenizer))
+        let counter = Self::unloaded(config);
+        counter.tokenizer()?;
+        Ok(counter)
+    }
+
+    /// A counter that loads its tokenizer when first used or preloaded.
+    pub fn unloaded(config: &EmbedderConfig) -> Self {
+        Self {
+            tokenizer: Arc::default(),
+            path: config.model_dir().join("tokenizer.json"),
+        }
+    }
+
+    /// Loads the tokenizer on a thread of its own, unless it is loaded.
+    pub fn preload(&self) {
+        let loading = self.clone();
+        std::thread::spawn(move || {
+            if let Err(err) = loading.tokenizer() {
+                tracing::error!(%err, "the chunker's tokenizer did not load");
+            }
+        });
+    }
+
+    fn tokenizer(&self) -> Result<&tokenizers::Tokenizer> {
+        self.tokenizer
+            .get_or_init(|| {
+                let mut tokenizer = tokenizers::Tokenizer::from_file(&self.path)
+                    .map_err(|e| missing(&self.path, &e.to_string()))?;
+                tokenizer
+                    .with_truncation(None)
+                    .map_err(|e| Error::Model(e.to_string()))?;
+                tokenizer.with_padding(None);
+                Ok(tokenizer)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
 impl TokenCounter for TokenizerCounter {
     fn count(&self, text: &str) -> usize {
-        self.0.encode(text, false).map(|e| e.len()).unwrap_or(0)
+        match self.tokenizer() {
+            Ok(tokenizer) => tokenizer.encode(text, false).map(|e| e.len()).unwrap_or(0),
+            // The embedder loaded the same file, so this is all but
+            // unreachable; one token per character over-counts every
+            // script, which keeps passages inside the model's limit.
+            Err(_) => text.chars().count(),
+        }
     }
 }
 
@@ -351,7 +399,6 @@ fn ort_environment(lib: &Path) -> Result<ort::environment::Environment> {
 }
 
 fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<FastembedBackend> {
-    let environment = ort_environment(&config.ort_lib())?;
     let dir = config.model_dir();
     let read = |name: &str| -> Result<Vec<u8>> {
         let path = dir.join(name);
@@ -363,6 +410,24 @@ fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<F
         special_tokens_map_file: read("special_tokens_map.json")?,
         tokenizer_config_file: read("tokenizer_config.json")?,
     };
+    // Building XLM-R's 250,000-piece tokenizer takes 1.2 s, and fastembed
+    // builds it after the ONNX session and then copies it (0.6 s more): 2.2 s
+    // of the start-up budget of 2 s. So the session is built here with a
+    // placeholder tokenizer while another thread builds the real one,
+    // configured as fastembed configures it (`embedding_tokenizer`, checked
+    // against fastembed's own in a test), and swapped in.
+    let (model, tokenizer) = std::thread::scope(|scope| {
+        let tokenizer = scope.spawn(|| {
+            embedding_tokenizer(&files, manifest.max_tokens, &dir.join("tokenizer.json"))
+        });
+        let session = build_session(config, manifest, &read, &files);
+        let tokenizer = tokenizer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Model("the tokenizer loader panicked".into())));
+        (session, tokenizer)
+    });
+    let mut model = model?;
+    model.tokenizer = tokenizer?;
     // Dynamic quantization takes its activation scales per model run, so an
     // int8 vector run in a batch moves with its batch mates and their padding
     // (cosine down to 0.995 against the text alone, models/README.md): a
@@ -375,8 +440,29 @@ fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<F
         Precision::Int8 => 1,
         Precision::Fp32 => config.max_batch,
     };
+    Ok(FastembedBackend { model, run_size })
+}
+
+/// fastembed's model with its ONNX session, and a placeholder tokenizer
+/// (a one-word vocabulary) that `load_fastembed` replaces.
+fn build_session(
+    config: &EmbedderConfig,
+    manifest: &ModelManifest,
+    read: &dyn Fn(&str) -> Result<Vec<u8>>,
+    files: &fastembed::TokenizerFiles,
+) -> Result<fastembed::TextEmbedding> {
+    const PLACEHOLDER_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,
+        "added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,
+        "decoder":null,"model":{"type":"WordLevel","vocab":{"<unk>":0},"unk_token":"<unk>"}}"#;
+    let environment = ort_environment(&config.ort_lib())?;
     let onnx = manifest.onnx_file();
-    let model = fastembed::UserDefinedEmbeddingModel::new(read(onnx)?, files)
+    let placeholder = fastembed::TokenizerFiles {
+        tokenizer_file: PLACEHOLDER_TOKENIZER.as_bytes().to_vec(),
+        config_file: files.config_file.clone(),
+        special_tokens_map_file: files.special_tokens_map_file.clone(),
+        tokenizer_config_file: files.tokenizer_config_file.clone(),
+    };
+    let model = fastembed::UserDefinedEmbeddingModel::new(read(onnx)?, placeholder)
         .with_pooling(fastembed::Pooling::Mean);
     let mut options = fastembed::InitOptionsUserDefined::new()
         .with_environment(environment)
@@ -384,23 +470,103 @@ fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<F
     if config.threads > 0 {
         options = options.with_intra_threads(config.threads);
     }
-    let model =
-        fastembed::TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
-            Error::Model(format!(
-                "{}: cannot load model: {e}; run `make setup`",
-                dir.join(onnx).display()
-            ))
-        })?;
-    let mut counter = model.tokenizer.clone();
-    counter
-        .with_truncation(None)
-        .map_err(|e| Error::Model(e.to_string()))?;
-    counter.with_padding(None);
-    Ok(FastembedBackend {
-        model,
-        counter,
-        run_size,
+    fastembed::TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
+        Error::Model(format!(
+            "{}: cannot load model: {e}; run `make setup`",
+            config.model_dir().join(onnx).display()
+        ))
     })
+}
+
+/// The tokenizer the model runs with, configured as fastembed 7.5's
+/// `load_tokenizer` configures it: truncation at the model's limit, padding
+/// to the longest text of a batch with the model's pad token, and the
+/// special tokens of `special_tokens_map.json` registered as special.
+fn embedding_tokenizer(
+    files: &fastembed::TokenizerFiles,
+    max_tokens: usize,
+    path: &Path,
+) -> Result<tokenizers::Tokenizer> {
+    let bad = |what: &str, why: String| missing(&path.with_file_name(what), &why);
+    let json = |what: &str, bytes: &[u8]| -> Result<serde_json::Value> {
+        serde_json::from_slice(bytes).map_err(|e| bad(what, e.to_string()))
+    };
+    let config = json("config.json", &files.config_file)?;
+    let tokenizer_config = json("tokenizer_config.json", &files.tokenizer_config_file)?;
+    let special_tokens = json("special_tokens_map.json", &files.special_tokens_map_file)?;
+    let mut tokenizer = tokenizers::Tokenizer::from_bytes(&files.tokenizer_file)
+        .map_err(|e| bad("tokenizer.json", e.to_string()))?;
+    let model_limit = tokenizer_config["model_max_length"]
+        .as_f64()
+        .unwrap_or(f64::MAX);
+    let max_length = max_tokens.min(model_limit as usize);
+    let pad = &tokenizer_config["pad_token"];
+    let pad_token = pad
+        .as_str()
+        .or_else(|| pad["content"].as_str())
+        .ok_or_else(|| bad("tokenizer_config.json", "no `pad_token`".into()))?
+        .to_string();
+    let pad_id = config["pad_token_id"]
+        .as_u64()
+        .map(|id| id as u32)
+        .or_else(|| tokenizer.token_to_id(&pad_token))
+        .unwrap_or(0);
+    tokenizer.with_padding(Some(tokenizers::PaddingParams {
+        strategy: tokenizers::PaddingStrategy::BatchLongest,
+        pad_token,
+        pad_id,
+        ..Default::default()
+    }));
+    tokenizer
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length,
+            ..Default::default()
+        }))
+        .map_err(|e| bad("tokenizer.json", e.to_string()))?;
+    for value in special_tokens
+        .as_object()
+        .into_iter()
+        .flat_map(|map| map.values())
+    {
+        let token = match value.as_str() {
+            Some(content) => tokenizers::AddedToken {
+                content: content.to_string(),
+                special: true,
+                ..Default::default()
+            },
+            None => {
+                let flag = |name: &str| value[name].as_bool();
+                let (
+                    Some(content),
+                    Some(single_word),
+                    Some(lstrip),
+                    Some(rstrip),
+                    Some(normalized),
+                ) = (
+                    value["content"].as_str(),
+                    flag("single_word"),
+                    flag("lstrip"),
+                    flag("rstrip"),
+                    flag("normalized"),
+                )
+                else {
+                    continue;
+                };
+                tokenizers::AddedToken {
+                    content: content.to_string(),
+                    special: true,
+                    single_word,
+                    lstrip,
+                    rstrip,
+                    normalized,
+                }
+            }
+        };
+        tokenizer
+            .add_special_tokens([token])
+            .map_err(|e| bad("special_tokens_map.json", e.to_string()))?;
+    }
+    Ok(tokenizer)
 }
 
 struct Job {
@@ -773,5 +939,66 @@ mod tests {
             err.contains("model.onnx") && err.contains("corrupt") && err.contains("make setup"),
             "{err}"
         );
+    }
+
+    /// `load_fastembed` swaps its own tokenizer into fastembed's model: it
+    /// must encode exactly as the one fastembed builds from the same files
+    /// (ids, masks, padding of a batch, truncation at the limit).
+    #[test]
+    fn the_swapped_in_tokenizer_encodes_as_fastembeds_own() {
+        let dir = std::env::var_os("WENDA_MODELS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+            .join("multilingual-e5-small");
+        let read =
+            |name: &str| std::fs::read(dir.join(name)).expect("`make setup` provisions the model");
+        let files = || fastembed::TokenizerFiles {
+            tokenizer_file: read("tokenizer.json"),
+            config_file: read("config.json"),
+            special_tokens_map_file: read("special_tokens_map.json"),
+            tokenizer_config_file: read("tokenizer_config.json"),
+        };
+        let ours = embedding_tokenizer(&files(), 512, &dir.join("tokenizer.json")).unwrap();
+        let lib = dir.parent().unwrap().join("onnxruntime/libonnxruntime.so");
+        let model = fastembed::UserDefinedEmbeddingModel::new(read("model_int8.onnx"), files());
+        let options = fastembed::InitOptionsUserDefined::new()
+            .with_environment(ort_environment(&lib).unwrap())
+            .with_max_length(512)
+            .with_intra_threads(1);
+        let theirs = fastembed::TextEmbedding::try_new_from_user_defined(model, options)
+            .unwrap()
+            .tokenizer;
+
+        assert_eq!(
+            format!("{:?}", ours.get_padding()),
+            format!("{:?}", theirs.get_padding())
+        );
+        assert_eq!(
+            format!("{:?}", ours.get_truncation()),
+            format!("{:?}", theirs.get_truncation())
+        );
+        let texts = vec![
+            "query: OpenInfra 社区有多少名成员？".to_string(),
+            "passage: Linux Foundation đang chủ trì những dự án nào? <mask> </s>".to_string(),
+            "passage: Which projects is the OpenInfra Foundation best known for?".to_string(),
+            format!("passage: {}", "OpenStack 云计算 ".repeat(400)),
+        ];
+        let encode = |t: &tokenizers::Tokenizer| {
+            t.encode_batch(texts.clone(), true)
+                .unwrap()
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.get_ids().to_vec(),
+                        e.get_attention_mask().to_vec(),
+                        e.get_type_ids().to_vec(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (encode(&ours), encode(&theirs));
+        assert_eq!(a, b);
+        assert_eq!(a[3].0.len(), 512, "the long text is truncated at the limit");
+        assert!(a[0].1.contains(&0), "short texts are padded to the longest");
     }
 }
