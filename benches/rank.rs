@@ -123,7 +123,7 @@ fn rank_stage(f: &Fixture, case: &Case, mode: SearchMode) -> usize {
         SearchMode::Hybrid => (&case.dense, &case.lexical),
     };
     let fused = rank::fuse(mode, dense, lexical, 1.0);
-    let terms = rank::highlight_terms(&case.query, &f.lexical);
+    let terms = rank::highlight_terms(&case.query, &f.lexical.translations(&case.query));
     fused
         .into_iter()
         .take(TOP_K)
@@ -166,16 +166,14 @@ fn benches(c: &mut Criterion) {
     let mut next = cases.iter().cycle();
     group.bench_function("highlight_terms", |b| {
         b.iter(|| {
-            black_box(rank::highlight_terms(
-                &next.next().expect("cases").query,
-                &f.lexical,
-            ))
+            let query = &next.next().expect("cases").query;
+            black_box(rank::highlight_terms(query, &f.lexical.translations(query)))
         })
     });
     let prepared: Vec<_> = cases
         .iter()
         .map(|case| {
-            let terms = rank::highlight_terms(&case.query, &f.lexical);
+            let terms = rank::highlight_terms(&case.query, &f.lexical.translations(&case.query));
             let top: Vec<&StoredPassage> =
                 rank::fuse(SearchMode::Hybrid, &case.dense, &case.lexical, 1.0)
                     .iter()

@@ -470,6 +470,7 @@ fn build_session(
     if config.threads > 0 {
         options = options.with_intra_threads(config.threads);
     }
+
     fastembed::TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
         Error::Model(format!(
             "{}: cannot load model: {e}; run `make setup`",

@@ -511,25 +511,43 @@ impl Engine {
         };
         let query_language = lang::detect(&query.query).unwrap_or_default();
 
-        let needs_dense = query.mode != SearchMode::Lexical;
-        let query_vector = if needs_dense {
-            Some(self.query_vector(&query.query).await?)
-        } else {
-            None
+        // The lexical half (dictionary translations, BM25, the highlight
+        // terms) needs no vector: it runs while the embedder thread computes
+        // the query's, and only the dense search waits for it.
+        let pool = rank::candidate_pool(top_k);
+        let lexical_half = || {
+            let started = Instant::now();
+            let state = self.read_state();
+            let translations = state.lexical.translations(&query.query);
+            let lexical = if query.mode != SearchMode::Dense {
+                let passes = |id: u64| passes_filters(&state, &query, id);
+                state
+                    .lexical
+                    .search_translated(&query.query, &translations, pool, &passes)
+            } else {
+                Vec::new()
+            };
+            let terms = rank::highlight_terms(&query.query, &translations);
+            (lexical, terms, started.elapsed())
         };
-        let embed_ms = ms(started);
+        let (query_vector, embed_ms, (lexical, highlight_terms, lexical_time)) =
+            if query.mode == SearchMode::Lexical {
+                (None, ms(started), lexical_half())
+            } else {
+                let embedding = async {
+                    let vector = self.query_vector(&query.query).await;
+                    (vector, ms(started))
+                };
+                // `biased`: the embedding is polled first, so its job is on
+                // the embedder's queue before the lexical half starts.
+                let ((vector, embed_ms), lexical) =
+                    tokio::join!(biased; embedding, async { lexical_half() });
+                (Some(vector?), embed_ms, lexical)
+            };
 
         let search_started = Instant::now();
         let state = self.read_state();
-        let languages: HashSet<&str> = query.languages.iter().map(String::as_str).collect();
-        let doc_ids: HashSet<&str> = query.doc_ids.iter().map(String::as_str).collect();
-        let passes = |id: u64| {
-            state.passages.get(&id).is_some_and(|p| {
-                (languages.is_empty() || languages.contains(p.language.as_str()))
-                    && (doc_ids.is_empty() || doc_ids.contains(p.doc_id.as_str()))
-            })
-        };
-        let pool = rank::candidate_pool(top_k);
+        let passes = |id: u64| passes_filters(&state, &query, id);
         let dense = match &query_vector {
             Some(v) => {
                 let v = if self.config.center_languages {
@@ -541,17 +559,12 @@ impl Engine {
             }
             None => Vec::new(),
         };
-        let lexical = if query.mode != SearchMode::Dense {
-            state.lexical.search(&query.query, pool, &passes)
-        } else {
-            Vec::new()
-        };
-        let search_ms = ms(search_started);
+        // Work time of both halves; the lexical half's overlaps `embed_ms`.
+        let search_ms = ms(search_started) + lexical_time.as_secs_f32() * 1000.0;
 
         let rank_started = Instant::now();
         let fused: Vec<Candidate> =
             rank::fuse(query.mode, &dense, &lexical, self.config.lexical_weight);
-        let highlight_terms = rank::highlight_terms(&query.query, &state.lexical);
         let hits: Vec<SearchHit> = fused
             .into_iter()
             .filter(|c| c.score >= query.min_score)
@@ -1136,6 +1149,15 @@ fn summary(d: &StoredDocument) -> DocumentSummary {
         chars: d.text.chars().count() as u64,
         content_hash: d.content_hash.clone(),
     }
+}
+
+/// Whether passage `id` exists and passes the query's language and document
+/// filters (an empty filter passes everything).
+fn passes_filters(state: &State, query: &SearchQuery, id: u64) -> bool {
+    state.passages.get(&id).is_some_and(|p| {
+        (query.languages.is_empty() || query.languages.contains(&p.language))
+            && (query.doc_ids.is_empty() || query.doc_ids.contains(&p.doc_id))
+    })
 }
 
 fn ms(since: Instant) -> f32 {

@@ -117,7 +117,7 @@ const STOPWORDS: &[&str] = &[
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TermTokenizer;
 
-fn is_han(c: char) -> bool {
+pub(crate) fn is_han(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 
@@ -243,7 +243,17 @@ impl LexicalIndex {
     /// The `k` best passages that pass `filter`, best first. The query is
     /// matched together with its translations.
     pub fn search(&self, query: &str, k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<LexicalHit> {
-        let translations = self.translations(query);
+        self.search_translated(query, &self.translations(query), k, filter)
+    }
+
+    /// `search`, with the query's `translations` computed by the caller.
+    pub fn search_translated(
+        &self,
+        query: &str,
+        translations: &[String],
+        k: usize,
+        filter: &dyn Fn(u64) -> bool,
+    ) -> Vec<LexicalHit> {
         let expanded = if translations.is_empty() {
             query.to_string()
         } else {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::engine::{Explanation, Highlight, SearchMode};
 use crate::index::{ScoredId, VectorStore};
-use crate::lexical::{LexicalHit, LexicalIndex, TermTokenizer};
+use crate::lexical::{LexicalHit, TermTokenizer, is_han};
 use crate::store::StoredPassage;
 
 /// Mean passage vector per language.
@@ -145,21 +145,16 @@ pub fn fuse(
 /// The terms highlights look for: the query's, and its translations, so an
 /// English question highlights the Chinese sentence that names 腾讯.
 /// Computed once per query, not once per hit.
-pub fn highlight_terms(query: &str, lexical: &LexicalIndex) -> HashSet<String> {
+pub fn highlight_terms(query: &str, translations: &[String]) -> HashSet<String> {
     TermTokenizer
         .terms(query)
         .into_iter()
-        .chain(
-            lexical
-                .translations(query)
-                .iter()
-                .flat_map(|w| TermTokenizer.terms(w)),
-        )
+        .chain(translations.iter().flat_map(|w| TermTokenizer.terms(w)))
         .collect()
 }
 
-/// The sentences of `passage` sharing the most query terms, weighted by
-/// rarity in the corpus; at most two, in the passage's order of relevance.
+/// The sentences of `passage` mentioning the most query terms, each term
+/// weighted by its length (up to 8 characters); at most two, best first.
 pub fn highlights(
     passage: &StoredPassage,
     document_text: &str,
@@ -168,20 +163,31 @@ pub fn highlights(
     if query_terms.is_empty() {
         return Vec::new();
     }
-    let chars: Vec<char> = document_text.chars().collect();
+    // A sentence inside the passage is cut from the passage's own text (a
+    // few hundred characters), not from the whole document's.
+    let sentence_text = |s: usize, e: usize| -> Option<String> {
+        let (text, from) = if s >= passage.char_start && e <= passage.char_end {
+            (passage.text.as_str(), s - passage.char_start)
+        } else {
+            (document_text, s)
+        };
+        let text: String = text.chars().skip(from).take(e - s).collect();
+        (text.chars().count() == e - s).then_some(text)
+    };
+    let total: f32 = query_terms
+        .iter()
+        .map(|t| t.chars().count().min(8) as f32)
+        .sum();
     let mut scored: Vec<Highlight> = passage
         .sentences
         .iter()
-        .filter(|(s, e)| *s < *e && *e <= chars.len())
-        .map(|&(s, e)| {
-            let text: String = chars[s..e].iter().collect();
-            let terms: HashSet<String> = TermTokenizer.terms(&text).into_iter().collect();
+        .filter(|(s, e)| s < e)
+        .filter_map(|&(s, e)| Some((s, e, sentence_text(s, e)?)))
+        .map(|(s, e, text)| {
+            let lower = text.to_lowercase();
             let matched: f32 = query_terms
-                .intersection(&terms)
-                .map(|t| t.chars().count().min(8) as f32)
-                .sum();
-            let total: f32 = query_terms
                 .iter()
+                .filter(|t| mentions(&lower, t))
                 .map(|t| t.chars().count().min(8) as f32)
                 .sum();
             Highlight {
@@ -202,9 +208,34 @@ pub fn highlights(
     scored
 }
 
+/// Whether the lower-cased `sentence` mentions `term` (a lower-cased term of
+/// `TermTokenizer`): a Chinese term anywhere, since Chinese has no spaces, and
+/// any other as a whole word. Substring tests rather than segmenting every
+/// sentence of every hit again: the segmenter was most of the ranking time.
+fn mentions(sentence: &str, term: &str) -> bool {
+    if term.chars().any(is_han) {
+        return sentence.contains(term);
+    }
+    let in_word = |c: char| c.is_alphanumeric() && !is_han(c);
+    sentence.match_indices(term).any(|(at, m)| {
+        !sentence[..at].chars().next_back().is_some_and(in_word)
+            && !sentence[at + m.len()..].chars().next().is_some_and(in_word)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terms_are_found_as_chinese_substrings_or_whole_other_words() {
+        assert!(mentions("自2018年开始,腾讯成为白金会员", "白金"));
+        assert!(mentions("openinfra基金会", "openinfra"));
+        assert!(mentions("joined (openinfra), 2025", "2025"));
+        assert!(!mentions("openinfra members", "member"));
+        assert!(!mentions("110,000 members", "10"));
+        assert!(!mentions("cloud", "白金"));
+    }
 
     #[test]
     fn centering_removes_the_shared_language_direction() {
