@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
 use crate::config::{AskArgs, EmbedArgs, EngineArgs, EvalArgs, KindArg, ServeArgs};
-use crate::embed::{EmbedKind, Embedder, TokenizerCounter};
+use crate::embed::{EmbedKind, Embedder};
 use crate::engine::{Engine, SearchMode, SyncReport};
 use crate::proto;
 
@@ -17,13 +17,9 @@ use crate::proto;
 pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Result<Arc<Engine>> {
     args.validate()?;
     let embedder_config = args.model.embedder_config();
-    // The model and the dictionary load side by side. The chunker's
-    // tokenizer loads once the engine is up: with the model's own tokenizer
-    // and session building, it would take a share of the 2 cores that
-    // start-up is waiting on, and an unchanged corpus never chunks (a
-    // changed one loads it at its first count).
-    let counter = TokenizerCounter::unloaded(&embedder_config);
-    let model = tokio::task::spawn_blocking(move || Embedder::start(embedder_config));
+    // The model (with the chunker's tokenizer) and the dictionary load side
+    // by side: start-up takes the longer of the two, not their sum.
+    let model = tokio::task::spawn_blocking(move || Embedder::start_with_counter(embedder_config));
     let lexicon = args.lexicon_path().map(|path| {
         let explicit = args.lexicon.is_some();
         (
@@ -31,7 +27,7 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
             tokio::task::spawn_blocking(move || crate::lexicon::Lexicon::load(&path)),
         )
     });
-    let embedder = model.await??;
+    let (embedder, counter) = model.await??;
     let mut config = args.engine_config();
     if let Some((explicit, loading)) = lexicon {
         match loading.await? {
@@ -42,7 +38,7 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
             }
         }
     }
-    let engine = Engine::open(config, embedder, Arc::new(counter.clone()))
+    let engine = Engine::open(config, embedder, Arc::new(counter))
         .await
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     if let Some(corpus) = &args.corpus {
@@ -57,7 +53,6 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
             "corpus synced"
         );
     }
-    counter.preload();
     Ok(Arc::new(engine))
 }
 

@@ -312,67 +312,31 @@ impl EmbedBackend for FastembedBackend {
 }
 
 /// Counts model tokens with the model's own tokenizer, for the chunker.
-///
-/// Building the tokenizer takes 1.2 s and a start-up over an unchanged corpus
-/// never chunks, so it can load after start-up (`unloaded`, then `preload`):
-/// a count waits for a load under way, or loads it itself.
 #[derive(Clone)]
-pub struct TokenizerCounter {
-    tokenizer: Arc<std::sync::OnceLock<std::result::Result<tokenizers::Tokenizer, Error>>>,
-    path: PathBuf,
-}
+pub struct TokenizerCounter(Arc<tokenizers::Tokenizer>);
 
 impl TokenizerCounter {
     /// Loads `tokenizer.json` of the configured model, without truncation.
+    /// (`Embedder::start_with_counter` gives one without a second load.)
     pub fn load(config: &EmbedderConfig) -> Result<Self> {
-        let counter = Self::unloaded(config);
-        counter.tokenizer()?;
-        Ok(counter)
+        let path = config.model_dir().join("tokenizer.json");
+        let tokenizer =
+            tokenizers::Tokenizer::from_file(&path).map_err(|e| missing(&path, &e.to_string()))?;
+        Self::untruncated(tokenizer)
     }
 
-    /// A counter that loads its tokenizer when first used or preloaded.
-    pub fn unloaded(config: &EmbedderConfig) -> Self {
-        Self {
-            tokenizer: Arc::default(),
-            path: config.model_dir().join("tokenizer.json"),
-        }
-    }
-
-    /// Loads the tokenizer on a thread of its own, unless it is loaded.
-    pub fn preload(&self) {
-        let loading = self.clone();
-        std::thread::spawn(move || {
-            if let Err(err) = loading.tokenizer() {
-                tracing::error!(%err, "the chunker's tokenizer did not load");
-            }
-        });
-    }
-
-    fn tokenizer(&self) -> Result<&tokenizers::Tokenizer> {
-        self.tokenizer
-            .get_or_init(|| {
-                let mut tokenizer = tokenizers::Tokenizer::from_file(&self.path)
-                    .map_err(|e| missing(&self.path, &e.to_string()))?;
-                tokenizer
-                    .with_truncation(None)
-                    .map_err(|e| Error::Model(e.to_string()))?;
-                tokenizer.with_padding(None);
-                Ok(tokenizer)
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+    fn untruncated(mut tokenizer: tokenizers::Tokenizer) -> Result<Self> {
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| Error::Model(e.to_string()))?;
+        tokenizer.with_padding(None);
+        Ok(Self(Arc::new(tokenizer)))
     }
 }
 
 impl TokenCounter for TokenizerCounter {
     fn count(&self, text: &str) -> usize {
-        match self.tokenizer() {
-            Ok(tokenizer) => tokenizer.encode(text, false).map(|e| e.len()).unwrap_or(0),
-            // The embedder loaded the same file, so this is all but
-            // unreachable; one token per character over-counts every
-            // script, which keeps passages inside the model's limit.
-            Err(_) => text.chars().count(),
-        }
+        self.0.encode(text, false).map(|e| e.len()).unwrap_or(0)
     }
 }
 
@@ -398,7 +362,12 @@ fn ort_environment(lib: &Path) -> Result<ort::environment::Environment> {
     Ok(environment)
 }
 
-fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<FastembedBackend> {
+/// The model, and a copy of its tokenizer without truncation or padding (for
+/// the chunker).
+fn load_fastembed(
+    config: &EmbedderConfig,
+    manifest: &ModelManifest,
+) -> Result<(FastembedBackend, TokenizerCounter)> {
     let dir = config.model_dir();
     let read = |name: &str| -> Result<Vec<u8>> {
         let path = dir.join(name);
@@ -412,13 +381,18 @@ fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<F
     };
     // Building XLM-R's 250,000-piece tokenizer takes 1.2 s, and fastembed
     // builds it after the ONNX session and then copies it (0.6 s more): 2.2 s
-    // of the start-up budget of 2 s. So the session is built here with a
-    // placeholder tokenizer while another thread builds the real one,
-    // configured as fastembed configures it (`embedding_tokenizer`, checked
-    // against fastembed's own in a test), and swapped in.
-    let (model, tokenizer) = std::thread::scope(|scope| {
+    // of the start-up budget of 2 s, and the chunker needs a tokenizer too.
+    // So the session is built here with a placeholder tokenizer while
+    // another thread builds the real one once, copies it for the chunker,
+    // and configures it as fastembed would (`embedding_tokenizer`, checked
+    // against fastembed's own in a test) to be swapped in.
+    let (model, tokenizers) = std::thread::scope(|scope| {
         let tokenizer = scope.spawn(|| {
-            embedding_tokenizer(&files, manifest.max_tokens, &dir.join("tokenizer.json"))
+            let path = dir.join("tokenizer.json");
+            let plain = tokenizers::Tokenizer::from_bytes(&files.tokenizer_file)
+                .map_err(|e| missing(&path, &e.to_string()))?;
+            let embedding = embedding_tokenizer(plain.clone(), &files, manifest.max_tokens, &path)?;
+            Ok((embedding, TokenizerCounter::untruncated(plain)?))
         });
         let session = build_session(config, manifest, &read, &files);
         let tokenizer = tokenizer
@@ -427,7 +401,8 @@ fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<F
         (session, tokenizer)
     });
     let mut model = model?;
-    model.tokenizer = tokenizer?;
+    let (embedding, counter) = tokenizers?;
+    model.tokenizer = embedding;
     // Dynamic quantization takes its activation scales per model run, so an
     // int8 vector run in a batch moves with its batch mates and their padding
     // (cosine down to 0.995 against the text alone, models/README.md): a
@@ -440,7 +415,7 @@ fn load_fastembed(config: &EmbedderConfig, manifest: &ModelManifest) -> Result<F
         Precision::Int8 => 1,
         Precision::Fp32 => config.max_batch,
     };
-    Ok(FastembedBackend { model, run_size })
+    Ok((FastembedBackend { model, run_size }, counter))
 }
 
 /// fastembed's model with its ONNX session, and a placeholder tokenizer
@@ -484,6 +459,7 @@ fn build_session(
 /// to the longest text of a batch with the model's pad token, and the
 /// special tokens of `special_tokens_map.json` registered as special.
 fn embedding_tokenizer(
+    mut tokenizer: tokenizers::Tokenizer,
     files: &fastembed::TokenizerFiles,
     max_tokens: usize,
     path: &Path,
@@ -495,8 +471,6 @@ fn embedding_tokenizer(
     let config = json("config.json", &files.config_file)?;
     let tokenizer_config = json("tokenizer_config.json", &files.tokenizer_config_file)?;
     let special_tokens = json("special_tokens_map.json", &files.special_tokens_map_file)?;
-    let mut tokenizer = tokenizers::Tokenizer::from_bytes(&files.tokenizer_file)
-        .map_err(|e| bad("tokenizer.json", e.to_string()))?;
     let model_limit = tokenizer_config["model_max_length"]
         .as_f64()
         .unwrap_or(f64::MAX);
@@ -587,9 +561,15 @@ pub struct Embedder {
 impl Embedder {
     /// Verifies and loads the model on its own thread; returns once it is ready.
     pub fn start(config: EmbedderConfig) -> Result<Self> {
+        Self::start_with_counter(config).map(|(embedder, _)| embedder)
+    }
+
+    /// `start`, also returning a token counter for the chunker built from
+    /// the same tokenizer load.
+    pub fn start_with_counter(config: EmbedderConfig) -> Result<(Self, TokenizerCounter)> {
         let manifest = config.verified_manifest()?;
         let started = std::time::Instant::now();
-        let backend = load_fastembed(&config, &manifest)?;
+        let (backend, counter) = load_fastembed(&config, &manifest)?;
         info!(
             model = %manifest.name,
             precision = %manifest.precision,
@@ -597,7 +577,10 @@ impl Embedder {
             ms = started.elapsed().as_millis() as u64,
             "model loaded"
         );
-        Ok(Self::with_backend(backend, manifest, config.max_batch))
+        Ok((
+            Self::with_backend(backend, manifest, config.max_batch),
+            counter,
+        ))
     }
 
     /// Runs any backend (tests use a small deterministic one).
@@ -959,7 +942,8 @@ mod tests {
             special_tokens_map_file: read("special_tokens_map.json"),
             tokenizer_config_file: read("tokenizer_config.json"),
         };
-        let ours = embedding_tokenizer(&files(), 512, &dir.join("tokenizer.json")).unwrap();
+        let plain = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+        let ours = embedding_tokenizer(plain, &files(), 512, &dir.join("tokenizer.json")).unwrap();
         let lib = dir.parent().unwrap().join("onnxruntime/libonnxruntime.so");
         let model = fastembed::UserDefinedEmbeddingModel::new(read("model_int8.onnx"), files());
         let options = fastembed::InitOptionsUserDefined::new()
