@@ -122,7 +122,7 @@ fn rank_stage(f: &Fixture, case: &Case, mode: SearchMode) -> usize {
         SearchMode::Lexical => (&[], &case.lexical),
         SearchMode::Hybrid => (&case.dense, &case.lexical),
     };
-    let fused = rank::fuse(mode, dense, lexical, 1.0);
+    let fused = rank::fuse(mode, dense, lexical, rank::Fusion::Rrf, 1.0);
     let terms = rank::highlight_terms(&case.query, &f.lexical.translations(&case.query));
     fused
         .into_iter()
@@ -159,6 +159,7 @@ fn benches(c: &mut Criterion) {
                 SearchMode::Hybrid,
                 &case.dense,
                 &case.lexical,
+                rank::Fusion::Rrf,
                 1.0,
             ))
         })
@@ -174,12 +175,17 @@ fn benches(c: &mut Criterion) {
         .iter()
         .map(|case| {
             let terms = rank::highlight_terms(&case.query, &f.lexical.translations(&case.query));
-            let top: Vec<&StoredPassage> =
-                rank::fuse(SearchMode::Hybrid, &case.dense, &case.lexical, 1.0)
-                    .iter()
-                    .take(TOP_K)
-                    .map(|c| &f.passages[&c.id])
-                    .collect();
+            let top: Vec<&StoredPassage> = rank::fuse(
+                SearchMode::Hybrid,
+                &case.dense,
+                &case.lexical,
+                rank::Fusion::Rrf,
+                1.0,
+            )
+            .iter()
+            .take(TOP_K)
+            .map(|c| &f.passages[&c.id])
+            .collect();
             (terms, top)
         })
         .collect();

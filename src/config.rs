@@ -129,8 +129,11 @@ pub struct EngineArgs {
     /// languages; default `<models>/lexicon/cc-cedict.txt`; `none` turns it off.
     #[arg(long, env = "WENDA_LEXICON")]
     pub lexicon: Option<PathBuf>,
-    /// Weight of lexical against dense ranks in hybrid fusion.
-    #[arg(long, env = "WENDA_LEXICAL_WEIGHT", default_value_t = 1.0)]
+    /// How hybrid mode merges the dense and lexical lists (docs/retrieval.md).
+    #[arg(long, env = "WENDA_FUSION", value_enum, default_value_t = crate::rank::Fusion::default())]
+    pub fusion: crate::rank::Fusion,
+    /// Weight of the lexical list against the dense one in hybrid fusion.
+    #[arg(long, env = "WENDA_LEXICAL_WEIGHT", default_value_t = 0.8)]
     pub lexical_weight: f32,
     /// Requests in flight before RESOURCE_EXHAUSTED.
     #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = 64)]
@@ -191,6 +194,7 @@ impl EngineArgs {
         c.index = self.index_config();
         c.center_languages = self.center_languages;
         c.max_in_flight = self.max_in_flight;
+        c.fusion = self.fusion;
         c.lexical_weight = self.lexical_weight;
         c.query_cache = self.query_cache;
         c

@@ -63,6 +63,8 @@ pub struct EngineConfig {
     pub center_languages: bool,
     /// Chinese↔English dictionary for lexical matching across languages.
     pub lexicon: Option<Arc<crate::lexicon::Lexicon>>,
+    /// How hybrid mode merges the dense and lexical lists.
+    pub fusion: rank::Fusion,
     /// Weight of the lexical ranking against the dense one in hybrid fusion.
     pub lexical_weight: f32,
     /// Query vectors cached for repeated questions; 0 turns the cache off.
@@ -79,7 +81,10 @@ impl EngineConfig {
             max_file_bytes: 10 * 1024 * 1024,
             center_languages: true,
             lexicon: None,
-            lexical_weight: 1.0,
+            fusion: rank::Fusion::default(),
+            // Dense a little ahead: the lexical list's cross-language matches
+            // come from dictionary translations, which are noisy.
+            lexical_weight: 0.8,
             query_cache: 1024,
         }
     }
@@ -563,8 +568,13 @@ impl Engine {
         let search_ms = ms(search_started) + lexical_time.as_secs_f32() * 1000.0;
 
         let rank_started = Instant::now();
-        let fused: Vec<Candidate> =
-            rank::fuse(query.mode, &dense, &lexical, self.config.lexical_weight);
+        let fused: Vec<Candidate> = rank::fuse(
+            query.mode,
+            &dense,
+            &lexical,
+            self.config.fusion,
+            self.config.lexical_weight,
+        );
         let hits: Vec<SearchHit> = fused
             .into_iter()
             .filter(|c| c.score >= query.min_score)
