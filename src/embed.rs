@@ -445,6 +445,12 @@ fn build_session(
     if config.threads > 0 {
         options = options.with_intra_threads(config.threads);
     }
+    // ONNX Runtime's worker threads spin after each run waiting for more
+    // work. Here the next work is the gRPC reply, the lexical search and the
+    // next request, on the same cores: without spinning, `make bench`
+    // measured the same latency at 1 client, 5% more QPS at 8 (98 against
+    // 93, two runs each) and 15% less server CPU.
+    options = options.with_session_config("session.intra_op.allow_spinning", "0");
 
     fastembed::TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
         Error::Model(format!(
