@@ -3,8 +3,10 @@
 //! scan) and lexical (BM25 + translations) candidate lists, 50 each.
 //!
 //! `rank/stage/*` is what `Engine::search` does between its search and its
-//! reply (the `rank_ms` timing): fuse, highlight terms, the top 5 passages
-//! with their highlights. The pieces are measured on their own too, and so
+//! reply (the `rank_ms` timing), with the engine's default fusion: fuse, the
+//! top 5 passages with their highlights. (The translations and highlight
+//! terms come from the lexical half, which overlaps the query's embedding,
+//! as in the engine.) The pieces are measured on their own too, and so
 //! are the search-stage steps around them (centring the query vector, the
 //! candidate searches over the corpus).
 //!
@@ -12,12 +14,12 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wenda::embed::EmbedKind;
-use wenda::engine::SearchMode;
+use wenda::engine::{EngineConfig, SearchMode};
 use wenda::index::{ExactIndex, ScoredId, VectorStore};
 use wenda::ingest::lang;
 use wenda::lexical::{LexicalHit, LexicalIndex};
@@ -31,6 +33,9 @@ struct Case {
     query: String,
     language: String,
     vector: Vec<f32>,
+    translations: Vec<String>,
+    /// The highlight terms (the query's and its translations').
+    terms: HashSet<String>,
     dense: Vec<ScoredId>,
     lexical: Vec<LexicalHit>,
 }
@@ -42,6 +47,9 @@ struct Fixture {
     centroids: LanguageCentroids,
     index: ExactIndex,
     cases: Vec<Case>,
+    /// The engine's defaults.
+    fusion: rank::Fusion,
+    lexical_weight: f32,
 }
 
 fn fixture() -> Fixture {
@@ -82,6 +90,7 @@ fn fixture() -> Fixture {
         Some(common::lexicon()),
     );
     let pool = rank::candidate_pool(TOP_K);
+    let defaults = EngineConfig::new(".");
     let cases = common::questions()
         .into_iter()
         .map(|query| {
@@ -94,11 +103,15 @@ fn fixture() -> Fixture {
             let centred = centroids.center(&vector, &language);
             let passes = |id: u64| passages.contains_key(&id);
             let dense = rank::dense_candidates(&index, &centred, pool, &passes);
-            let lexical = lexical.search(&query, pool, &passes);
+            let translations = lexical.translations(&query);
+            let lexical = lexical.search_translated(&query, &translations, pool, &passes);
+            let terms = rank::highlight_terms(&query, &translations);
             Case {
                 query,
                 language,
                 vector,
+                translations,
+                terms,
                 dense,
                 lexical,
             }
@@ -111,10 +124,12 @@ fn fixture() -> Fixture {
         centroids,
         index,
         cases,
+        fusion: defaults.fusion,
+        lexical_weight: defaults.lexical_weight,
     }
 }
 
-/// The engine's rank stage: fuse, highlight terms, the top passages with
+/// The engine's rank stage: fuse, then the top passages with
 /// their highlights (cloned, as the engine hands them to the reply).
 fn rank_stage(f: &Fixture, case: &Case, mode: SearchMode) -> usize {
     let (dense, lexical): (&[ScoredId], &[LexicalHit]) = match mode {
@@ -122,15 +137,15 @@ fn rank_stage(f: &Fixture, case: &Case, mode: SearchMode) -> usize {
         SearchMode::Lexical => (&[], &case.lexical),
         SearchMode::Hybrid => (&case.dense, &case.lexical),
     };
-    let fused = rank::fuse(mode, dense, lexical, rank::Fusion::Rrf, 1.0);
-    let terms = rank::highlight_terms(&case.query, &f.lexical.translations(&case.query));
+    let fused = rank::fuse(mode, dense, lexical, f.fusion, f.lexical_weight);
+    let terms = &case.terms;
     fused
         .into_iter()
         .take(TOP_K)
         .filter_map(|c| {
             let passage = f.passages.get(&c.id)?.clone();
             let text = f.documents.get(&passage.doc_id)?;
-            let highlights = rank::highlights(&passage, text, &terms);
+            let highlights = rank::highlights(&passage, text, terms);
             Some(black_box((passage, highlights)))
         })
         .count()
@@ -159,34 +174,33 @@ fn benches(c: &mut Criterion) {
                 SearchMode::Hybrid,
                 &case.dense,
                 &case.lexical,
-                rank::Fusion::Rrf,
-                1.0,
+                f.fusion,
+                f.lexical_weight,
             ))
         })
     });
     let mut next = cases.iter().cycle();
     group.bench_function("highlight_terms", |b| {
         b.iter(|| {
-            let query = &next.next().expect("cases").query;
-            black_box(rank::highlight_terms(query, &f.lexical.translations(query)))
+            let case = next.next().expect("cases");
+            black_box(rank::highlight_terms(&case.query, &case.translations))
         })
     });
     let prepared: Vec<_> = cases
         .iter()
         .map(|case| {
-            let terms = rank::highlight_terms(&case.query, &f.lexical.translations(&case.query));
             let top: Vec<&StoredPassage> = rank::fuse(
                 SearchMode::Hybrid,
                 &case.dense,
                 &case.lexical,
-                rank::Fusion::Rrf,
-                1.0,
+                f.fusion,
+                f.lexical_weight,
             )
             .iter()
             .take(TOP_K)
             .map(|c| &f.passages[&c.id])
             .collect();
-            (terms, top)
+            (&case.terms, top)
         })
         .collect();
     let mut next = prepared.iter().cycle();
