@@ -303,9 +303,10 @@ mod tests {
         assert!((dense_only[0].score - 0.9).abs() < 1e-6);
     }
 
-    /// Ranks hide margins: a passage far ahead in the dense list and near
-    /// the top of the lexical one loses under RRF to one ranked first
-    /// lexically by a hair, and wins under the convex combination.
+    /// Ranks hide margins. Both fusions agree when one passage leads one
+    /// list and is second in the other; when two passages each lead one
+    /// list, RRF ties them whatever the margins, and the convex combination
+    /// ranks first the one far ahead in its list.
     #[test]
     fn convex_fusion_keeps_score_margins_that_ranks_drop() {
         let dense = [
