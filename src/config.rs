@@ -145,7 +145,7 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    /// Checks combinations clap cannot (hnsw_rs exits the process on M > 256).
+    /// Checks combinations clap cannot (an M above 256 is refused here, not by the graph).
     pub fn validate(&self) -> anyhow::Result<()> {
         self.index_config().hnsw.validate()?;
         anyhow::ensure!(

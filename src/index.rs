@@ -1,4 +1,4 @@
-//! Vector search behind the [`VectorStore`] trait: an `hnsw_rs` graph for large
+//! Vector search behind the [`VectorStore`] trait: a USearch HNSW graph for large
 //! corpora and an exact scan for small ones, where scanning every vector is
 //! both exact and cheaper than walking a graph.
 //!
@@ -7,8 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-
-use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 
 use crate::error::{Error, Result};
 
@@ -313,23 +311,8 @@ impl VectorStore for ExactIndex {
     }
 }
 
-/// Cosine distance (1 − dot) for the unit vectors the index holds: one dot
-/// product a comparison where hnsw_rs's `DistCosine` computes three (the two
-/// norms as well), and clamped at 0 where its `DistDot` asserts (rounding
-/// can put a vector's dot with itself a hair above 1).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct UnitCosine;
-
-impl Distance<f32> for UnitCosine {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - dot(a, b)).max(0.0)
-    }
-}
-
-type Graph = Hnsw<'static, f32, UnitCosine>;
-
-/// The files hnsw_rs writes for a dump: `<basename>.<suffix>`.
-const DUMP_SUFFIXES: [&str; 2] = ["hnsw.graph", "hnsw.data"];
+/// The file a graph dump writes inside its folder: `<basename>.usearch`.
+const DUMP_SUFFIX: &str = "usearch";
 
 /// Length and CRC-32 of a file, read in 1 MiB blocks.
 fn file_crc32(path: &Path) -> std::io::Result<(u64, u32)> {
@@ -348,40 +331,43 @@ fn file_crc32(path: &Path) -> std::io::Result<(u64, u32)> {
     }
 }
 
-/// Both dump files are there with the length and CRC-32 the dump recorded.
-fn check_dump_files(
+/// The dump file is there with the length and CRC-32 the dump recorded.
+/// Dumps from before the graph was USearch's name other files and fail here,
+/// so they are rebuilt.
+fn check_dump_file(
     dir: &Path,
     dump: &crate::manifest::HnswDump,
-) -> std::result::Result<(), String> {
-    for suffix in DUMP_SUFFIXES {
-        let name = format!("{}.{suffix}", dump.basename);
-        let expected = dump
-            .files
-            .iter()
-            .find(|f| f.name == name)
-            .ok_or_else(|| format!("dump records no checksum for {name}"))?;
-        let (bytes, crc32) = file_crc32(&dir.join(&name)).map_err(|e| format!("{name}: {e}"))?;
-        if (bytes, crc32) != (expected.bytes, expected.crc32) {
-            return Err(format!("{name} is damaged (length or CRC-32 differs)"));
-        }
+) -> std::result::Result<std::path::PathBuf, String> {
+    let name = format!("{}.{DUMP_SUFFIX}", dump.basename);
+    let expected = dump
+        .files
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| format!("dump records no checksum for {name}"))?;
+    let path = dir.join(&name);
+    let (bytes, crc32) = file_crc32(&path).map_err(|e| format!("{name}: {e}"))?;
+    if (bytes, crc32) != (expected.bytes, expected.crc32) {
+        return Err(format!("{name} is damaged (length or CRC-32 differs)"));
     }
-    Ok(())
+    Ok(path)
 }
 
-/// An hnsw_rs graph with tombstones for removals, and an exact side list
-/// for points the graph cannot reach from its entry point (hnsw_rs can
-/// leave some unreachable: upstream issue #37), so every live vector stays
-/// findable.
+/// An HNSW graph (USearch: flat 32-bit links, the vectors stored once in one
+/// arena), with an exact side list for points a search for their own vector
+/// does not find, so every live vector stays findable.
 ///
-/// The graph holds the only full copy of each vector (hnsw_rs keeps every
-/// point's data); rebuilds and compaction read them back out of it.
+/// USearch rather than hnsw_rs: at a million passages hnsw_rs held 5.9 GB
+/// (an `Arc` and an allocation per link) and took 58 s to load; this graph
+/// holds 1.8 GB and loads in about a second (docs/scaling.md).
 pub struct HnswIndex {
     params: HnswParams,
     dimension: usize,
-    graph: Graph,
-    /// Live passage ids; a removed id stays in the graph as a tombstone.
+    graph: usearch::Index,
+    /// Live passage ids (the graph's keys).
     live: HashSet<u64>,
-    removed: HashSet<u64>,
+    /// Removals since the graph was built: USearch keeps a removed node as
+    /// a tombstone that searches still walk through.
+    removed: usize,
     unreachable: ExactIndex,
 }
 
@@ -393,17 +379,44 @@ fn normalize(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-fn new_graph(params: HnswParams, capacity: usize) -> Graph {
-    // hnsw_rs's own layer limit; a point reaches layer l with probability
-    // M^-l, so 16 layers are never filled.
-    let max_layer = 16;
-    Hnsw::new(
-        params.m,
-        capacity.max(1024),
-        max_layer,
-        params.ef_construction,
-        UnitCosine,
-    )
+/// A USearch error as ours; `what` says which operation failed.
+fn graph_error(what: &str, err: impl std::fmt::Display) -> Error {
+    Error::Index(format!("hnsw {what}: {err}"))
+}
+
+fn new_graph(params: HnswParams, dimension: usize) -> Result<usearch::Index> {
+    let options = usearch::IndexOptions {
+        dimensions: dimension,
+        // Inner product: the vectors are unit length, so 1 − dot is the
+        // cosine distance without the two norms `Cos` would compute.
+        metric: usearch::MetricKind::IP,
+        quantization: usearch::ScalarKind::F32,
+        connectivity: params.m,
+        expansion_add: params.ef_construction,
+        expansion_search: params.ef_search,
+        multi: false,
+    };
+    let mut graph = usearch::Index::new(&options).map_err(|e| graph_error("create", e))?;
+    use_our_dot(&mut graph, dimension);
+    Ok(graph)
+}
+
+/// Points the graph's distance at [`dot`] (AVX2 and FMA when the CPU has
+/// them): USearch built without NumKong has only compiler-vectorised SSE2
+/// loops. The metric is not saved with a dump, so a loaded graph needs it
+/// again.
+fn use_our_dot(graph: &mut usearch::Index, dimension: usize) {
+    graph.change_metric::<f32>(Box::new(move |a: *const f32, b: *const f32| {
+        // SAFETY: USearch calls the metric with two of its vectors (or the
+        // query), each `dimension` floats long: the dimension it was created with.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(a, dimension),
+                std::slice::from_raw_parts(b, dimension),
+            )
+        };
+        1.0 - dot(a, b)
+    }));
 }
 
 impl HnswIndex {
@@ -425,17 +438,37 @@ impl HnswIndex {
                 return Err(Error::Index(format!("passage id {id} given twice")));
             }
         }
-        let items: Vec<(u64, Vec<f32>)> = items
-            .into_iter()
-            .map(|(id, v)| (id, normalize(v)))
-            .collect();
-        let graph = new_graph(params, items.len());
-        let refs: Vec<(&[f32], usize)> = items
-            .iter()
-            .map(|(id, v)| (v.as_slice(), *id as usize))
-            .collect();
-        graph.parallel_insert_slice(&refs);
-        drop(refs);
+        let graph = new_graph(params, dimension)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        graph
+            .reserve_capacity_and_threads(items.len().max(1024), threads)
+            .map_err(|e| graph_error("reserve", e))?;
+        let chunk = items.len().div_ceil(threads).max(1);
+        let (graph_ref, done) = (&graph, std::sync::atomic::AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = items
+                .chunks(chunk)
+                .map(|part| {
+                    let done = &done;
+                    scope.spawn(move || -> Result<()> {
+                        for (id, v) in part {
+                            graph_ref
+                                .add(*id, &normalize(v.clone()))
+                                .map_err(|e| graph_error("insert", e))?;
+                            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            if n % 100_000 == 0 {
+                                tracing::debug!(points = n, "hnsw build progress");
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .map_err(|_| Error::Index("hnsw build thread panicked".into()))?
+            })
+        })?;
         // The graph copied every vector in; ours go now.
         drop(items);
         let mut index = Self {
@@ -443,7 +476,7 @@ impl HnswIndex {
             dimension,
             graph,
             live,
-            removed: HashSet::new(),
+            removed: 0,
             unreachable: ExactIndex::new(dimension),
         };
         index.repair_unreachable()?;
@@ -451,26 +484,23 @@ impl HnswIndex {
     }
 
     /// Points not found by their own vector move to the exact list. The
-    /// self-searches run on every core: at a million points they are about
-    /// as costly as the build.
+    /// self-searches run on every core.
     fn repair_unreachable(&mut self) -> Result<usize> {
-        let points = self.points();
+        let ids: Vec<u64> = self.live.iter().copied().collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = points.len().div_ceil(threads).max(1);
+        let chunk = ids.len().div_ceil(threads).max(1);
         let this: &Self = self;
         let lost: Vec<(u64, Vec<f32>)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = points
+            let workers: Vec<_> = ids
                 .chunks(chunk)
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .filter(|p| {
-                                let id = p.get_origin_id() as u64;
-                                this.live.contains(&id)
-                                    && !this.unreachable.position.contains_key(&id)
-                                    && !this.finds_itself(id, p.get_v())
+                            .filter(|id| !this.unreachable.position.contains_key(id))
+                            .filter_map(|&id| {
+                                let v = this.vector(id)?;
+                                (!this.finds_itself(id, &v)).then_some((id, v))
                             })
-                            .map(|p| (p.get_origin_id() as u64, p.get_v().to_vec()))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -487,7 +517,7 @@ impl HnswIndex {
         if count > 0 {
             tracing::info!(
                 points = count,
-                "hnsw points unreachable from the entry point; searched exactly"
+                "hnsw points not found by their own vector; searched exactly"
             );
         }
         Ok(count)
@@ -507,89 +537,82 @@ impl HnswIndex {
     ) -> Result<Self> {
         params.validate()?;
         let unusable = |why: String| Error::Index(format!("{}: {why}", dir.display()));
-        check_dump_files(dir, dump).map_err(unusable)?;
-        // hnsw_rs asserts on some malformed files instead of returning an
-        // error; a panic there must not take the server down.
-        let loaded = std::panic::catch_unwind(|| {
-            // hnsw_rs ties the loaded graph's lifetime to its loader; the
-            // loader is small and a graph is loaded once per start, so it is
-            // leaked to give the graph a 'static lifetime.
-            let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &dump.basename)));
-            loader.load_hnsw::<f32, UnitCosine>()
-        });
-        let graph: Graph = match loaded {
-            Ok(Ok(graph)) => graph,
-            Ok(Err(err)) => return Err(unusable(err.to_string())),
-            Err(_) => return Err(unusable("malformed hnsw dump".into())),
-        };
-        if graph.get_nb_point() != items.len()
-            || graph.get_max_nb_connection() as usize != params.m
-            || graph.get_point_indexation().get_data_dimension() != dimension
+        // The CRC comes first: USearch trusts the lengths in its file.
+        let path = check_dump_file(dir, dump).map_err(unusable)?;
+        let mut graph = new_graph(params, dimension)?;
+        graph
+            .load(&path.to_string_lossy())
+            .map_err(|e| unusable(e.to_string()))?;
+        // Loading restores USearch's own metric.
+        use_our_dot(&mut graph, dimension);
+        if graph.size() != items.len()
+            || graph.connectivity() != params.m
+            || graph.dimensions() != dimension
         {
             return Err(unusable(
                 "dump does not match the stored vectors or parameters".into(),
             ));
         }
-        let wanted: HashMap<u64, &[f32]> =
-            items.iter().map(|(id, v)| (*id, v.as_slice())).collect();
-        for point in graph.get_point_indexation() {
-            let id = point.get_origin_id() as u64;
-            let same = wanted.get(&id).is_some_and(|v| {
-                v.len() == dimension
-                    && point
-                        .get_v()
-                        .iter()
-                        .zip(normalize(v.to_vec()))
-                        .all(|(a, b)| (a - b).abs() <= 1e-6)
-            });
-            if !same {
-                return Err(unusable(format!(
-                    "dump holds another vector for passage {id}, or one not stored"
-                )));
-            }
-        }
-        let mut unreachable = ExactIndex::new(dimension);
-        for id in &dump.unreachable {
-            let v = wanted
-                .get(id)
-                .ok_or_else(|| unusable(format!("dump names unknown passage {id}")))?;
-            unreachable.insert(*id, normalize(v.to_vec()))?;
-        }
-        Ok(Self {
+        // The file keeps the build's settings; these are this run's.
+        graph.change_expansion_add(params.ef_construction);
+        graph.change_expansion_search(params.ef_search);
+        let mut index = Self {
             params,
             dimension,
             graph,
-            live: wanted.into_keys().collect(),
-            removed: HashSet::new(),
-            unreachable,
-        })
+            live: HashSet::with_capacity(items.len()),
+            removed: 0,
+            unreachable: ExactIndex::new(dimension),
+        };
+        let mut held = vec![0f32; dimension];
+        for (id, v) in items {
+            // Compared as `normalize` would store it, without a copy per item.
+            let norm = dot(v, v).sqrt();
+            let scale = if norm > 0.0 && (norm - 1.0).abs() > 1e-6 {
+                norm
+            } else {
+                1.0
+            };
+            let same = v.len() == dimension
+                && index.graph.get(*id, &mut held).ok() == Some(1)
+                && held
+                    .iter()
+                    .zip(v)
+                    .all(|(a, b)| (a - b / scale).abs() <= 1e-6);
+            if !same || !index.live.insert(*id) {
+                return Err(unusable(format!(
+                    "dump holds another vector for passage {id}, or none"
+                )));
+            }
+        }
+        for id in &dump.unreachable {
+            let v = index
+                .vector(*id)
+                .ok_or_else(|| unusable(format!("dump names unknown passage {id}")))?;
+            index.unreachable.insert(*id, v)?;
+        }
+        Ok(index)
+    }
+
+    /// The graph's copy of a live vector (normalised).
+    fn vector(&self, id: u64) -> Option<Vec<f32>> {
+        let mut v = vec![0f32; self.dimension];
+        (self.graph.get(id, &mut v).ok()? == 1).then_some(v)
     }
 
     /// True when a search for `vector` (as a top-1 query would run it)
     /// returns `id` first, or an identical vector.
     fn finds_itself(&self, id: u64, vector: &[f32]) -> bool {
-        self.graph
-            .search(vector, 1, self.params.ef_search)
-            .first()
-            .is_some_and(|n| n.d_id as u64 == id || n.distance <= 1e-6)
-    }
-
-    /// Every point of the graph, tombstones included.
-    fn points(&self) -> Vec<std::sync::Arc<hnsw_rs::hnsw::Point<'static, f32>>> {
-        // hnsw_rs's point iterator unwraps the entry point, which an empty
-        // graph does not have.
-        if self.graph.get_nb_point() == 0 {
-            return Vec::new();
-        }
-        self.graph.get_point_indexation().into_iter().collect()
+        self.graph.search(vector, 1).is_ok_and(|found| {
+            found.keys.first() == Some(&id) || found.distances.first().is_some_and(|d| *d <= 1e-6)
+        })
     }
 
     /// Copies of the live vectors (normalised), in no particular order.
     pub fn items(&self) -> Vec<(u64, Vec<f32>)> {
-        self.points()
-            .into_iter()
-            .filter(|p| self.live.contains(&(p.get_origin_id() as u64)))
-            .map(|p| (p.get_origin_id() as u64, p.get_v().to_vec()))
+        self.live
+            .iter()
+            .filter_map(|&id| Some((id, self.vector(id)?)))
             .collect()
     }
 
@@ -601,6 +624,7 @@ impl HnswIndex {
         };
         params.validate()?;
         self.params = params;
+        self.graph.change_expansion_search(ef_search);
         Ok(())
     }
 
@@ -609,9 +633,16 @@ impl HnswIndex {
         self.unreachable.len()
     }
 
-    /// Rebuilds without the removed points once they are a quarter of the graph.
+    /// Bytes the index holds: USearch's own count (graph and vectors) plus
+    /// the exact side list's vectors. Benchmarks report it beside RSS, which
+    /// also counts what the allocator keeps after the build's inputs go.
+    pub fn memory_bytes(&self) -> usize {
+        self.graph.memory_usage() + self.unreachable.data.len() * std::mem::size_of::<f32>()
+    }
+
+    /// Rebuilds without the tombstones once they are a quarter of the graph.
     fn compact_if_needed(&mut self) -> Result<()> {
-        if self.removed.len() * 4 < self.graph.get_nb_point().max(64) {
+        if self.removed * 4 < (self.live.len() + self.removed).max(64) {
             return Ok(());
         }
         *self = Self::build(self.params, self.dimension, self.items())?;
@@ -630,12 +661,19 @@ impl VectorStore for HnswIndex {
 
     fn insert(&mut self, id: u64, vector: Vec<f32>) -> Result<()> {
         check_dimension(self.dimension, &vector)?;
-        if self.live.contains(&id) || self.removed.contains(&id) {
-            // A removed id still has a node in the graph: ids are never reused.
-            return Err(Error::Index(format!("passage id {id} was already used")));
+        if self.live.contains(&id) {
+            return Err(Error::Index(format!("passage {id} is already indexed")));
         }
         let vector = normalize(vector);
-        self.graph.insert_slice((&vector, id as usize));
+        if self.graph.size() >= self.graph.capacity() {
+            let grown = (self.graph.capacity() * 2).max(1024);
+            self.graph
+                .reserve(grown)
+                .map_err(|e| graph_error("reserve", e))?;
+        }
+        self.graph
+            .add(id, &vector)
+            .map_err(|e| graph_error("insert", e))?;
         if !self.finds_itself(id, &vector) {
             self.unreachable.insert(id, vector)?;
         }
@@ -644,12 +682,17 @@ impl VectorStore for HnswIndex {
     }
 
     fn remove(&mut self, id: u64) {
-        if self.live.remove(&id) {
-            self.removed.insert(id);
-            self.unreachable.remove(id);
-            if let Err(err) = self.compact_if_needed() {
-                tracing::error!(%err, "hnsw compaction failed; removed points stay filtered");
-            }
+        if !self.live.remove(&id) {
+            return;
+        }
+        if let Err(err) = self.graph.remove(id) {
+            tracing::error!(%err, id, "hnsw removal failed; rebuilding the graph");
+            self.removed = usize::MAX / 8;
+        }
+        self.removed += 1;
+        self.unreachable.remove(id);
+        if let Err(err) = self.compact_if_needed() {
+            tracing::error!(%err, "hnsw compaction failed; removed points stay tombstones");
         }
     }
 
@@ -658,20 +701,22 @@ impl VectorStore for HnswIndex {
             return Vec::new();
         }
         let query = normalize(query.to_vec());
-        let pass = |id: &usize| {
-            let id = *id as u64;
-            !self.removed.contains(&id) && filter(id)
+        // USearch widens the candidate list to k itself when k > ef.
+        let mut hits: Vec<ScoredId> = match self.graph.filtered_search(&query, k, filter) {
+            Ok(found) => found
+                .keys
+                .iter()
+                .zip(&found.distances)
+                .map(|(&id, &distance)| ScoredId {
+                    id,
+                    score: 1.0 - distance,
+                })
+                .collect(),
+            Err(err) => {
+                tracing::error!(%err, "hnsw search failed; answering from the exact side list");
+                Vec::new()
+            }
         };
-        let ef = self.params.ef_search.max(k);
-        let mut hits: Vec<ScoredId> = self
-            .graph
-            .search_filter(&query, k, ef, Some(&pass))
-            .into_iter()
-            .map(|n| ScoredId {
-                id: n.d_id as u64,
-                score: 1.0 - n.distance,
-            })
-            .collect();
         let seen: HashSet<u64> = hits.iter().map(|h| h.id).collect();
         hits.extend(
             self.unreachable
@@ -681,30 +726,26 @@ impl VectorStore for HnswIndex {
     }
 
     fn dump(&self, dir: &Path) -> Result<Option<crate::manifest::HnswDump>> {
-        if !self.removed.is_empty() || self.live.is_empty() {
-            // Tombstones live outside the graph (a dump would resurrect
-            // them), and an empty graph is cheaper to build than to load.
+        if self.removed > 0 || self.live.is_empty() {
+            // Keep dumps to freshly built graphs (no tombstones walked by
+            // every search); an empty graph is cheaper to build than to load.
             return Ok(None);
         }
-        let basename = self
-            .graph
-            .file_dump(dir, "index")
-            .map_err(|e| Error::Index(format!("{}: {e}", dir.display())))?;
-        let mut files = Vec::new();
-        for suffix in DUMP_SUFFIXES {
-            let name = format!("{basename}.{suffix}");
-            let path = dir.join(&name);
-            std::fs::File::open(&path)?.sync_all()?;
-            let (bytes, crc32) = file_crc32(&path)?;
-            files.push(crate::manifest::DumpFile { name, bytes, crc32 });
-        }
+        let basename = "index".to_string();
+        let name = format!("{basename}.{DUMP_SUFFIX}");
+        let path = dir.join(&name);
+        self.graph
+            .save(&path.to_string_lossy())
+            .map_err(|e| graph_error(&format!("dump to {}", path.display()), e))?;
+        std::fs::File::open(&path)?.sync_all()?;
+        let (bytes, crc32) = file_crc32(&path)?;
         let mut unreachable: Vec<u64> = self.unreachable.ids.clone();
         unreachable.sort_unstable();
         Ok(Some(crate::manifest::HnswDump {
             dir: String::new(),
             basename,
             unreachable,
-            files,
+            files: vec![crate::manifest::DumpFile { name, bytes, crc32 }],
         }))
     }
 }
@@ -917,8 +958,8 @@ mod tests {
         assert!(HnswIndex::load(params, dim, dir.path(), &dump, &renamed).is_err());
         // A truncated or foreign file is an error (the engine rebuilds), not
         // a crash and not trusted.
-        for suffix in ["hnsw.graph", "hnsw.data"] {
-            let file = dir.path().join(format!("{}.{suffix}", dump.basename));
+        {
+            let file = dir.path().join(&dump.files[0].name);
             let bytes = std::fs::read(&file).unwrap();
             std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
             assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
@@ -981,7 +1022,7 @@ mod tests {
     }
 
     #[test]
-    fn params_are_validated_before_hnsw_rs_sees_them() {
+    fn params_are_validated_before_the_graph_sees_them() {
         assert!(
             HnswParams {
                 m: 300,

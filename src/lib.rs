@@ -9,7 +9,7 @@
 //! - [`rank`]: language-centred dense scores, fusion with lexical scores, highlights.
 //! - [`ingest`]: parsing, cleaning, chunking with citation offsets, language detection.
 //! - [`embed`]: multilingual-e5-small through fastembed on its own thread.
-//! - [`index`]: the `VectorStore` trait; exact and hnsw_rs implementations.
+//! - [`index`]: the `VectorStore` trait; exact and HNSW (USearch) implementations.
 //! - [`lexical`]: BM25 over segmented words.
 //! - [`lexicon`]: Chinese↔English dictionary translations for lexical matching across languages.
 //! - [`store`]: documents, passages and vectors in redb.

@@ -36,14 +36,14 @@ pub struct Manifest {
 pub struct HnswDump {
     /// Folder name inside the data directory.
     pub dir: String,
-    /// hnsw_rs file basename inside `dir`.
+    /// Graph file basename inside `dir` (`<basename>.usearch`).
     pub basename: String,
     /// Points the graph cannot reach, searched exactly.
     pub unreachable: Vec<u64>,
-    /// Each dump file's name, length and CRC-32, checked before hnsw_rs
-    /// reads the files: it trusts them (a damaged length field can make it
-    /// panic or allocate without bound). Empty in dumps from before the
-    /// check, which are then rebuilt.
+    /// Each dump file's name, length and CRC-32, checked before the graph
+    /// library reads the file: it trusts the lengths inside. Dumps from
+    /// before the check (empty) or from the earlier hnsw_rs graph (other
+    /// file names) fail the check, and the graph is rebuilt.
     #[serde(default)]
     pub files: Vec<DumpFile>,
 }
@@ -124,7 +124,7 @@ mod tests {
                 basename: "index".into(),
                 unreachable: vec![7],
                 files: vec![DumpFile {
-                    name: "index.hnsw.graph".into(),
+                    name: "index.usearch".into(),
                     bytes: 10,
                     crc32: 0xdead_beef,
                 }],

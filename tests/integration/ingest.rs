@@ -238,7 +238,7 @@ async fn an_hnsw_index_is_dumped_beside_the_database_and_reloaded() {
     assert!(
         data.path()
             .join(&dump.dir)
-            .join(format!("{}.hnsw.graph", dump.basename))
+            .join(format!("{}.usearch", dump.basename))
             .exists()
     );
     assert_eq!(
