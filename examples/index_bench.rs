@@ -700,7 +700,7 @@ fn write_benchmarks(out: &Path, path: &Path) {
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
     {
         s.push_str(&format!(
-            "\nSmall corpora, exact scan against HNSW (`cargo run --release --example index_bench -- 1000,5000,20000`, {}, machine load {}; 200 queries):\n\n| vectors | exact search ms/query | hnsw build s | hnsw search ms/query | recall@10 | exact/hnsw |\n|---:|---:|---:|---:|---:|---:|\n",
+            "\nSmall corpora, exact scan against HNSW (`cargo run --release --example index_bench -- 1000,5000,10000,20000,50000`, {}, machine load {}; 200 queries):\n\n| vectors | exact search ms/query | hnsw build s | hnsw search ms/query | recall@10 | exact/hnsw |\n|---:|---:|---:|---:|---:|---:|\n",
             small["date"].as_str().unwrap_or(""),
             small["loadavg"].as_str().unwrap_or("")
         ));
@@ -716,6 +716,11 @@ fn write_benchmarks(out: &Path, path: &Path) {
             ));
         }
     }
+    s.push_str(
+        "\nThe default `--exact-threshold` is 5,000 passages: below it the scan is exact, costs no \
+         graph build, and stays under about 0.8 ms a query, under a tenth of a query's embedding; \
+         above it the graph answers several times faster.\n",
+    );
     let text = std::fs::read_to_string(path).expect("BENCHMARKS.md");
     let (start, end) = ("<!-- index:start -->", "<!-- index:end -->");
     let (a, b) = (

@@ -112,7 +112,7 @@ impl Default for IndexConfig {
         Self {
             kind: IndexKind::Auto,
             hnsw: HnswParams::default(),
-            exact_threshold: 10_000,
+            exact_threshold: 5_000,
         }
     }
 }
@@ -537,12 +537,15 @@ impl HnswIndex {
     ) -> Result<Self> {
         params.validate()?;
         let unusable = |why: String| Error::Index(format!("{}: {why}", dir.display()));
+        let started = std::time::Instant::now();
         // The CRC comes first: USearch trusts the lengths in its file.
         let path = check_dump_file(dir, dump).map_err(unusable)?;
+        let checked = started.elapsed();
         let mut graph = new_graph(params, dimension)?;
         graph
             .load(&path.to_string_lossy())
             .map_err(|e| unusable(e.to_string()))?;
+        let read = started.elapsed();
         // Loading restores USearch's own metric.
         use_our_dot(&mut graph, dimension);
         if graph.size() != items.len()
@@ -556,35 +559,29 @@ impl HnswIndex {
         // The file keeps the build's settings; these are this run's.
         graph.change_expansion_add(params.ef_construction);
         graph.change_expansion_search(params.ef_search);
+        let live: HashSet<u64> = items.iter().map(|(id, _)| *id).collect();
+        if live.len() != items.len() {
+            return Err(unusable("a passage id is given twice".into()));
+        }
         let mut index = Self {
             params,
             dimension,
             graph,
-            live: HashSet::with_capacity(items.len()),
+            live,
             removed: 0,
             unreachable: ExactIndex::new(dimension),
         };
-        let mut held = vec![0f32; dimension];
-        for (id, v) in items {
-            // Compared as `normalize` would store it, without a copy per item.
-            let norm = dot(v, v).sqrt();
-            let scale = if norm > 0.0 && (norm - 1.0).abs() > 1e-6 {
-                norm
-            } else {
-                1.0
-            };
-            let same = v.len() == dimension
-                && index.graph.get(*id, &mut held).ok() == Some(1)
-                && held
-                    .iter()
-                    .zip(v)
-                    .all(|(a, b)| (a - b / scale).abs() <= 1e-6);
-            if !same || !index.live.insert(*id) {
-                return Err(unusable(format!(
-                    "dump holds another vector for passage {id}, or none"
-                )));
-            }
+        if let Some(id) = index.first_differing(items) {
+            return Err(unusable(format!(
+                "dump holds another vector for passage {id}, or none"
+            )));
         }
+        tracing::debug!(
+            crc_ms = checked.as_millis() as u64,
+            read_ms = (read - checked).as_millis() as u64,
+            compare_ms = (started.elapsed() - read).as_millis() as u64,
+            "hnsw dump loaded"
+        );
         for id in &dump.unreachable {
             let v = index
                 .vector(*id)
@@ -592,6 +589,44 @@ impl HnswIndex {
             index.unreachable.insert(*id, v)?;
         }
         Ok(index)
+    }
+
+    /// The first of `items` whose vector the graph does not hold as
+    /// `normalize` would have stored it, compared on every core.
+    fn first_differing(&self, items: &[(u64, Vec<f32>)]) -> Option<u64> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = items.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = items
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut held = vec![0f32; self.dimension];
+                        part.iter().find_map(|(id, v)| {
+                            // Without a normalised copy per item.
+                            let norm = dot(v, v).sqrt();
+                            let scale = if norm > 0.0 && (norm - 1.0).abs() > 1e-6 {
+                                norm
+                            } else {
+                                1.0
+                            };
+                            let same = v.len() == self.dimension
+                                && self.graph.get(*id, &mut held).ok() == Some(1)
+                                && held
+                                    .iter()
+                                    .zip(v)
+                                    .all(|(a, b)| (a - b / scale).abs() <= 1e-6);
+                            (!same).then_some(*id)
+                        })
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or(Some(u64::MAX)))
+                .find(Option::is_some)
+                .flatten()
+        })
     }
 
     /// The graph's copy of a live vector (normalised).
