@@ -358,7 +358,7 @@ fn check_dump_file(
 ///
 /// USearch rather than hnsw_rs: at a million passages hnsw_rs held 5.9 GB
 /// (an `Arc` and an allocation per link) and took 58 s to load; this graph
-/// holds 1.8 GB and loads in about a second (docs/scaling.md).
+/// held 2.7 GB and loaded in 5.6 s (docs/scaling.md).
 pub struct HnswIndex {
     params: HnswParams,
     dimension: usize,
@@ -371,12 +371,41 @@ pub struct HnswIndex {
     unreachable: ExactIndex,
 }
 
-fn normalize(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = dot(&v, &v).sqrt();
+/// What [`normalize`] divides `v` by: its norm, or 1 when it is already
+/// unit length (or zero).
+fn unit_scale(v: &[f32]) -> f32 {
+    let norm = dot(v, v).sqrt();
     if norm > 0.0 && (norm - 1.0).abs() > 1e-6 {
-        v.iter_mut().for_each(|x| *x /= norm);
+        norm
+    } else {
+        1.0
+    }
+}
+
+fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let scale = unit_scale(&v);
+    if scale != 1.0 {
+        v.iter_mut().for_each(|x| *x /= scale);
     }
     v
+}
+
+/// Runs `work` on `items` split into one share per core, and returns each
+/// share's result (an `Err` for a share whose thread panicked).
+fn on_every_core<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&[T]) -> R + Sync,
+) -> Vec<std::thread::Result<R>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || work(part)))
+            .collect();
+        workers.into_iter().map(|w| w.join()).collect()
+    })
 }
 
 /// A USearch error as ours; `what` says which operation failed.
@@ -438,36 +467,29 @@ impl HnswIndex {
                 return Err(Error::Index(format!("passage id {id} given twice")));
             }
         }
+        let items: Vec<(u64, Vec<f32>)> = items
+            .into_iter()
+            .map(|(id, v)| (id, normalize(v)))
+            .collect();
         let graph = new_graph(params, dimension)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         graph
             .reserve_capacity_and_threads(items.len().max(1024), threads)
             .map_err(|e| graph_error("reserve", e))?;
-        let chunk = items.len().div_ceil(threads).max(1);
-        let (graph_ref, done) = (&graph, std::sync::atomic::AtomicUsize::new(0));
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = items
-                .chunks(chunk)
-                .map(|part| {
-                    let done = &done;
-                    scope.spawn(move || -> Result<()> {
-                        for (id, v) in part {
-                            graph_ref
-                                .add(*id, &normalize(v.clone()))
-                                .map_err(|e| graph_error("insert", e))?;
-                            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            if n % 100_000 == 0 {
-                                tracing::debug!(points = n, "hnsw build progress");
-                            }
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            workers.into_iter().try_for_each(|w| {
-                w.join()
-                    .map_err(|_| Error::Index("hnsw build thread panicked".into()))?
-            })
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        on_every_core(&items, |part| -> Result<()> {
+            for (id, v) in part {
+                graph.add(*id, v).map_err(|e| graph_error("insert", e))?;
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if n.is_multiple_of(100_000) {
+                    tracing::debug!(points = n, "hnsw build progress");
+                }
+            }
+            Ok(())
+        })
+        .into_iter()
+        .try_for_each(|share| {
+            share.map_err(|_| Error::Index("hnsw build thread panicked".into()))?
         })?;
         // The graph copied every vector in; ours go now.
         drop(items);
@@ -487,29 +509,19 @@ impl HnswIndex {
     /// self-searches run on every core.
     fn repair_unreachable(&mut self) -> Result<usize> {
         let ids: Vec<u64> = self.live.iter().copied().collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = ids.len().div_ceil(threads).max(1);
         let this: &Self = self;
-        let lost: Vec<(u64, Vec<f32>)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = ids
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .filter(|id| !this.unreachable.position.contains_key(id))
-                            .filter_map(|&id| {
-                                let v = this.vector(id)?;
-                                (!this.finds_itself(id, &v)).then_some((id, v))
-                            })
-                            .collect::<Vec<_>>()
-                    })
+        let lost: Vec<(u64, Vec<f32>)> = on_every_core(&ids, |part| {
+            part.iter()
+                .filter(|id| !this.unreachable.position.contains_key(id))
+                .filter_map(|&id| {
+                    let v = this.vector(id)?;
+                    (!this.finds_itself(id, &v)).then_some((id, v))
                 })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flat_map(|share| share.unwrap_or_default())
+        .collect();
         let count = lost.len();
         for (id, v) in lost {
             self.unreachable.insert(id, v)?;
@@ -594,39 +606,22 @@ impl HnswIndex {
     /// The first of `items` whose vector the graph does not hold as
     /// `normalize` would have stored it, compared on every core.
     fn first_differing(&self, items: &[(u64, Vec<f32>)]) -> Option<u64> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = items.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = items
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let mut held = vec![0f32; self.dimension];
-                        part.iter().find_map(|(id, v)| {
-                            // Without a normalised copy per item.
-                            let norm = dot(v, v).sqrt();
-                            let scale = if norm > 0.0 && (norm - 1.0).abs() > 1e-6 {
-                                norm
-                            } else {
-                                1.0
-                            };
-                            let same = v.len() == self.dimension
-                                && self.graph.get(*id, &mut held).ok() == Some(1)
-                                && held
-                                    .iter()
-                                    .zip(v)
-                                    .all(|(a, b)| (a - b / scale).abs() <= 1e-6);
-                            (!same).then_some(*id)
-                        })
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or(Some(u64::MAX)))
-                .find(Option::is_some)
-                .flatten()
+        on_every_core(items, |part| {
+            let mut held = vec![0f32; self.dimension];
+            part.iter().find_map(|(id, v)| {
+                // Without a normalised copy per item.
+                let scale = unit_scale(v);
+                let same = v.len() == self.dimension
+                    && self.graph.get(*id, &mut held).ok() == Some(1)
+                    && held
+                        .iter()
+                        .zip(v)
+                        .all(|(a, b)| (a - b / scale).abs() <= 1e-6);
+                (!same).then_some(*id)
+            })
         })
+        .into_iter()
+        .find_map(|share| share.unwrap_or(Some(u64::MAX)))
     }
 
     /// The graph's copy of a live vector (normalised).
