@@ -133,7 +133,7 @@ pub struct EngineArgs {
     #[arg(long, env = "WENDA_FUSION", value_enum, default_value_t = crate::rank::Fusion::default())]
     pub fusion: crate::rank::Fusion,
     /// Weight of the lexical list against the dense one in hybrid fusion.
-    #[arg(long, env = "WENDA_LEXICAL_WEIGHT", default_value_t = 0.8)]
+    #[arg(long, env = "WENDA_LEXICAL_WEIGHT", default_value_t = crate::rank::DEFAULT_LEXICAL_WEIGHT)]
     pub lexical_weight: f32,
     /// Requests in flight before RESOURCE_EXHAUSTED.
     #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = 64)]

@@ -82,9 +82,7 @@ impl EngineConfig {
             center_languages: true,
             lexicon: None,
             fusion: rank::Fusion::default(),
-            // Dense a little ahead: the lexical list's cross-language matches
-            // come from dictionary translations, which are noisy.
-            lexical_weight: 0.8,
+            lexical_weight: rank::DEFAULT_LEXICAL_WEIGHT,
             query_cache: 1024,
         }
     }

@@ -93,6 +93,11 @@ pub struct Candidate {
 /// (2009) and works without tuning.
 const RRF_K: f32 = 60.0;
 
+/// Weight of the lexical list against the dense one in hybrid fusion: dense
+/// a little ahead, because the lexical list's cross-language matches come
+/// from dictionary translations, which are noisy.
+pub const DEFAULT_LEXICAL_WEIGHT: f32 = 0.8;
+
 /// How hybrid mode merges the dense and the lexical list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Fusion {
