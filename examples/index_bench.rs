@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use wenda::index::{ExactIndex, HnswIndex, HnswParams, VectorStore, dot};
+use wenda::index::{ExactIndex, HnswIndex, HnswParams, IndexConfig, IndexKind, VectorStore, dot};
 
 const DIM: usize = 384;
 
@@ -262,6 +262,11 @@ fn rss_mb() -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// Starts a new peak for VmHWM (Linux: writing 5 to clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// CPU seconds this process has used (user + system; 100 ticks a second).
 fn cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -434,10 +439,16 @@ fn scale(args: &ScaleArgs) -> Value {
     let exact_ms = started.elapsed().as_secs_f64() * 1000.0 / scan_queries as f64;
     eprintln!("exact truth in {truth_s:.1} s; exact scan {exact_ms:.1} ms/query");
 
+    let default_ef = index.ef_search();
+    let mut efs = args.efs.clone();
+    if !efs.contains(&default_ef) {
+        efs.push(default_ef);
+        efs.sort_unstable();
+    }
     let mut rows = Vec::new();
     let mut default_results = Vec::new();
-    for &ef in &args.efs {
-        index.set_ef_search(ef).expect("ef");
+    for &ef in &efs {
+        index.set_ef_search(Some(ef)).expect("ef");
         let (started, cpu) = (Instant::now(), cpu_s());
         let found = top_ids(&index, &queries);
         let secs = started.elapsed().as_secs_f64();
@@ -448,7 +459,7 @@ fn scale(args: &ScaleArgs) -> Value {
             queries.len() as f64 / secs,
             queries.len() as f64 / cpu_secs
         );
-        if ef == args.params.ef_search {
+        if ef == default_ef {
             default_results = found;
         }
         rows.push(json!({
@@ -460,9 +471,6 @@ fn scale(args: &ScaleArgs) -> Value {
         }));
     }
     index.set_ef_search(args.params.ef_search).expect("ef");
-    if default_results.is_empty() {
-        default_results = top_ids(&index, &queries);
-    }
 
     let dump_dir = args.out.join(format!("dump-{}", args.n));
     let _ = std::fs::remove_dir_all(&dump_dir);
@@ -473,23 +481,32 @@ fn scale(args: &ScaleArgs) -> Value {
     let dump_bytes = dir_bytes(&dump_dir);
     let unreachable = index.unreachable_len();
 
-    // Load the dump and check it against the vectors, as a restart does
-    // with the vectors it read from redb.
+    // Load the dump as a restart does (`index::build` given the dump): the
+    // vectors (redb's copy there) are checked against it, then freed before
+    // the graph is read.
     drop(index);
+    let (_, hwm) = rss_mb();
+    reset_peak_rss();
+    let config = IndexConfig {
+        kind: IndexKind::Hnsw,
+        hnsw: args.params,
+        exact_threshold: 0,
+    };
     let (started, cpu) = (Instant::now(), cpu_s());
-    let loaded = HnswIndex::load(args.params, DIM, &dump_dir, &dump, &copies).expect("load");
+    let (loaded, from_dump) =
+        wenda::index::build(&config, DIM, copies, Some((&dump_dir, &dump))).expect("load");
     let load_s = started.elapsed().as_secs_f64();
     let load_cpu_s = cpu_s() - cpu;
-    let (rss_load, _) = rss_mb();
+    let (rss_load, hwm_load) = rss_mb();
+    assert!(from_dump, "the dump was loaded, not rebuilt");
     let same = queries
         .iter()
         .zip(&default_results)
-        .filter(|(q, before)| top_ids(&loaded, std::slice::from_ref(*q))[0] == **before)
+        .filter(|(q, before)| top_ids(loaded.as_ref(), std::slice::from_ref(*q))[0] == **before)
         .count();
-    let (_, hwm) = rss_mb();
     let _ = std::fs::remove_dir_all(&dump_dir);
     eprintln!(
-        "dump {dump_s:.1} s, {:.0} MB; load {load_s:.2} s; {same}/{} queries identical after load; peak RSS {hwm:.0} MB",
+        "dump {dump_s:.1} s, {:.0} MB; load {load_s:.2} s, RSS {rss_load:.0} MB, peak {hwm_load:.0} MB; {same}/{} queries identical after load; peak RSS before the load {hwm:.0} MB",
         dump_bytes as f64 / 1e6,
         queries.len()
     );
@@ -498,7 +515,7 @@ fn scale(args: &ScaleArgs) -> Value {
         "dimension": DIM,
         "m": args.params.m,
         "ef_construction": args.params.ef_construction,
-        "ef_search_default": args.params.ef_search,
+        "ef_search_default": default_ef,
         "queries": queries.len(),
         "generate_s": gen_s,
         "build_s": build_s,
@@ -514,6 +531,7 @@ fn scale(args: &ScaleArgs) -> Value {
         "load_s": load_s,
         "load_cpu_s": load_cpu_s,
         "rss_after_load_mb": rss_load,
+        "peak_rss_load_mb": hwm_load,
         "identical_after_load": same,
         "peak_rss_mb": hwm,
         "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -802,13 +820,10 @@ fn main() {
             ef_search: defaults.ef_search,
         };
         params.validate().expect("parameters");
-        let mut efs: Vec<usize> = value("--ef")
+        // The default ef for each size is added to these.
+        let efs: Vec<usize> = value("--ef")
             .map(|s| numbers(&s).into_iter().map(|e| e as usize).collect())
             .unwrap_or_else(|| vec![32, 64, 128, 256]);
-        if !efs.contains(&params.ef_search) {
-            efs.push(params.ef_search);
-            efs.sort_unstable();
-        }
         for n in numbers(&n) {
             let result = scale(&ScaleArgs {
                 n,

@@ -119,9 +119,10 @@ pub struct EngineArgs {
     /// HNSW candidate list while building.
     #[arg(long, env = "WENDA_HNSW_EF_CONSTRUCTION", default_value_t = HnswParams::default().ef_construction)]
     pub hnsw_ef_construction: usize,
-    /// HNSW candidate list while searching.
-    #[arg(long, env = "WENDA_HNSW_EF_SEARCH", default_value_t = HnswParams::default().ef_search)]
-    pub hnsw_ef_search: usize,
+    /// HNSW candidate list while searching; default: 64 up to 100,000
+    /// passages, growing with the index beyond (128 at a million).
+    #[arg(long, env = "WENDA_HNSW_EF_SEARCH")]
+    pub hnsw_ef_search: Option<usize>,
     /// Remove each language's mean vector from passages and queries (cross-language ranking).
     #[arg(long, env = "WENDA_CENTER_LANGUAGES", default_value_t = true, action = clap::ArgAction::Set)]
     pub center_languages: bool,

@@ -221,6 +221,9 @@ struct State {
     generation: u64,
     /// Whole-state rebuilds since start-up (for tests and logs).
     rebuilds: u64,
+    /// The manifest named a graph dump that could not be used (damaged, or
+    /// from another version): a new one is due, or every start rebuilds.
+    dump_unusable: bool,
 }
 
 /// Writes changing more than this share of the passages the centroids were
@@ -332,19 +335,28 @@ impl Engine {
         let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout)
             && !snapshot.documents.is_empty();
         let manifest = Manifest::read(&config.data_dir);
-        let state = Self::load_state(
-            &config,
-            embedder.manifest().dimension,
-            snapshot,
-            manifest.clone(),
-        )?;
+        let dimension = embedder.manifest().dimension;
+        let mut state = match Self::load_state(&config, dimension, snapshot, manifest.clone()) {
+            Ok(state) => state,
+            // A graph dump that passed its checks and still did not open
+            // (the vectors were already let go, to keep the peak memory
+            // down): read the store again and build the graph instead.
+            Err(err) if manifest.as_ref().is_some_and(|m| m.hnsw.is_some()) => {
+                tracing::warn!(%err, "loading with the hnsw dump failed; rebuilding the graph");
+                let mut state = Self::load_state(&config, dimension, store.snapshot()?, None)?;
+                state.dump_unusable = true;
+                state
+            }
+            Err(err) => return Err(err),
+        };
         let described = manifest.is_some_and(|m| {
             m.generation == state.generation
                 && m.index_kind == state.index.kind()
                 && m.passages == state.passages.len()
         });
-        if !described {
+        if !described || state.dump_unusable {
             persist_manifest(&config, &embedder, &state)?;
+            state.dump_unusable = false;
         }
         let engine = Self {
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -400,7 +412,7 @@ impl Engine {
             rank::LanguageCentroids::default()
         };
         let dump_dir = dump.as_ref().map(|d| config.data_dir.join(&d.dir));
-        let index = crate::index::build(
+        let (index, from_dump) = crate::index::build(
             &config.index,
             dimension,
             items,
@@ -438,6 +450,7 @@ impl Engine {
             next_passage_id,
             generation,
             rebuilds: 0,
+            dump_unusable: dump.is_some() && !from_dump,
         })
     }
 

@@ -55,17 +55,42 @@ pub struct HnswParams {
     pub m: usize,
     /// Candidate list size while building: at least M.
     pub ef_construction: usize,
-    /// Candidate list size while searching: at least 1; raised to k when smaller.
-    pub ef_search: usize,
+    /// Candidate list size while searching: at least 1; raised to k when
+    /// smaller. `None`: [`default_ef_search`] for the graph's size.
+    pub ef_search: Option<usize>,
 }
 
 impl Default for HnswParams {
     fn default() -> Self {
         Self {
-            m: 16,
-            ef_construction: 100,
-            ef_search: 64,
+            m: 32,
+            ef_construction: 200,
+            ef_search: None,
         }
+    }
+}
+
+/// The default search candidate list for a graph of `points`: 64 up to
+/// 100,000 points, then `EF_SEARCH_GROWTH` times as many per tenfold
+/// growth, because recall at a fixed ef falls as the graph grows (at M 32,
+/// ef_construction 200, on the synthetic set of BENCHMARKS.md, recall@10:
+/// 0.9999 at ef 64 for 100,000 points; at 1,000,000 see EF_SEARCH_GROWTH).
+pub fn default_ef_search(points: usize) -> usize {
+    const BASE: f64 = 64.0;
+    const FROM: f64 = 100_000.0;
+    let decades = (points as f64 / FROM).log10().max(0.0);
+    (BASE * EF_SEARCH_GROWTH.powf(decades)).round().min(1024.0) as usize
+}
+
+/// How much the default ef grows per tenfold growth of the graph past
+/// 100,000 points: measured at 1,000,000 (`index_bench --scale 1000000`),
+/// the smallest ef of 64, 128, 256, 512 whose recall@10 reaches 0.98.
+const EF_SEARCH_GROWTH: f64 = 2.0;
+
+impl HnswParams {
+    /// The search candidate list for a graph of `points`.
+    pub fn ef_search_for(&self, points: usize) -> usize {
+        self.ef_search.unwrap_or_else(|| default_ef_search(points))
     }
 }
 
@@ -84,7 +109,7 @@ impl HnswParams {
                 "must be between M and 4096",
             ));
         }
-        if self.ef_search == 0 || self.ef_search > 4096 {
+        if self.ef_search.is_some_and(|ef| ef == 0 || ef > 4096) {
             bad.push(crate::error::FieldViolation::new(
                 "hnsw_ef_search",
                 "must be between 1 and 4096",
@@ -118,13 +143,14 @@ impl Default for IndexConfig {
 }
 
 /// Builds the configured index over `items`, or loads the graph from a
-/// dump of exactly these items when one is given and readable.
+/// dump of exactly these items when one is given and readable; true when it
+/// was loaded from the dump.
 pub fn build(
     config: &IndexConfig,
     dimension: usize,
     items: Vec<(u64, Vec<f32>)>,
     dump: Option<(&Path, &crate::manifest::HnswDump)>,
-) -> Result<Box<dyn VectorStore>> {
+) -> Result<(Box<dyn VectorStore>, bool)> {
     config.hnsw.validate()?;
     let use_hnsw = match config.kind {
         IndexKind::Exact => false,
@@ -133,18 +159,30 @@ pub fn build(
     };
     if use_hnsw {
         if let Some((dir, dump)) = dump {
-            match HnswIndex::load(config.hnsw, dimension, dir, dump, &items) {
-                Ok(index) => return Ok(Box::new(index)),
+            match HnswIndex::check_dump(dimension, dir, dump, &items) {
+                Ok(path) => {
+                    // The graph holds its own copy of the vectors: ours go
+                    // before it is read. Should the checked file still not
+                    // open, the caller reads the store again and rebuilds.
+                    let ids = items.iter().map(|(id, _)| *id).collect();
+                    drop(items);
+                    return_freed_memory();
+                    let index = HnswIndex::open_checked(config.hnsw, dimension, &path, dump, ids)?;
+                    return Ok((Box::new(index), true));
+                }
                 Err(err) => tracing::warn!(%err, "hnsw dump unusable; rebuilding the graph"),
             }
         }
-        Ok(Box::new(HnswIndex::build(config.hnsw, dimension, items)?))
+        Ok((
+            Box::new(HnswIndex::build(config.hnsw, dimension, items)?),
+            false,
+        ))
     } else {
         let mut index = ExactIndex::new(dimension);
         for (id, v) in items {
             index.insert(id, v)?;
         }
-        Ok(Box::new(index))
+        Ok((Box::new(index), false))
     }
 }
 
@@ -475,6 +513,44 @@ fn normalize(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
+/// CRC-32 of vectors in half precision, in the order of `entries`: each
+/// entry's id (8 bytes, little-endian) then its halves' bits. `half` fills
+/// an entry's vector and returns its id (`None`: no vector, no checksum).
+/// Computed on every core; the shares' CRCs are combined, so the result is
+/// the same as one pass.
+fn vectors_crc32<T: Sync>(
+    entries: &[T],
+    half: impl Fn(&T, &mut Vec<Half>) -> Option<u64> + Sync,
+) -> Option<u32> {
+    let shares = on_every_core(entries, |part| {
+        let mut hasher = crc32fast::Hasher::new();
+        let mut vector = Vec::new();
+        for entry in part {
+            let id = half(entry, &mut vector)?;
+            hasher.update(&id.to_le_bytes());
+            for x in &vector {
+                hasher.update(&x.to_bits().to_le_bytes());
+            }
+        }
+        Some(hasher)
+    });
+    let mut total = crc32fast::Hasher::new();
+    for share in shares {
+        total.combine(&share.ok()??);
+    }
+    Some(total.finalize())
+}
+
+/// Gives the memory just freed (the input vectors of a build or a load:
+/// 1.5 GB at a million passages) back to the OS now. mimalloc, the binary's
+/// allocator, would keep most of it until later allocations: a 30,000-vector
+/// load held 102 MB instead of 50.
+fn return_freed_memory() {
+    // SAFETY: takes no pointers and may be called at any time; with another
+    // global allocator (the tests') mimalloc's own empty heap is collected.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// `items` split into one share per core, by value.
 fn shares_per_core<T>(mut items: Vec<T>) -> Vec<Vec<T>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -510,7 +586,7 @@ fn graph_error(what: &str, err: impl std::fmt::Display) -> Error {
     Error::Index(format!("hnsw {what}: {err}"))
 }
 
-fn new_graph(params: HnswParams, dimension: usize) -> Result<usearch::Index> {
+fn new_graph(params: HnswParams, dimension: usize, points: usize) -> Result<usearch::Index> {
     let options = usearch::IndexOptions {
         dimensions: dimension,
         // Inner product: the vectors are unit length, so 1 − dot is the
@@ -519,7 +595,7 @@ fn new_graph(params: HnswParams, dimension: usize) -> Result<usearch::Index> {
         quantization: usearch::ScalarKind::F16,
         connectivity: params.m,
         expansion_add: params.ef_construction,
-        expansion_search: params.ef_search,
+        expansion_search: params.ef_search_for(points),
         multi: false,
     };
     let mut graph = usearch::Index::new(&options).map_err(|e| graph_error("create", e))?;
@@ -568,7 +644,7 @@ impl HnswIndex {
                 return Err(Error::Index(format!("passage id {id} given twice")));
             }
         }
-        let graph = new_graph(params, dimension)?;
+        let graph = new_graph(params, dimension, items.len())?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         graph
             .reserve_capacity_and_threads(items.len().max(1024), threads)
@@ -604,6 +680,7 @@ impl HnswIndex {
                     .map_err(|_| Error::Index("hnsw build thread panicked".into()))?
             })
         })?;
+        return_freed_memory();
         let mut index = Self {
             params,
             dimension,
@@ -617,9 +694,15 @@ impl HnswIndex {
     }
 
     /// Points not found by their own vector move to the exact list. The
-    /// self-searches run on every core.
+    /// self-searches run on every core, at the search ef but at most
+    /// `SELF_CHECK_EF`: a point found with fewer candidates is found with
+    /// more, and at a million points the check is most of the build.
     fn repair_unreachable(&mut self) -> Result<usize> {
+        const SELF_CHECK_EF: usize = 64;
         let ids: Vec<u64> = self.live.iter().copied().collect();
+        let search_ef = self.graph.expansion_search();
+        self.graph
+            .change_expansion_search(search_ef.min(SELF_CHECK_EF));
         let this: &Self = self;
         let lost: Vec<(u64, Vec<f32>)> = on_every_core(&ids, |part| {
             part.iter()
@@ -631,6 +714,7 @@ impl HnswIndex {
         .into_iter()
         .flat_map(|share| share.unwrap_or_default())
         .collect();
+        self.graph.change_expansion_search(search_ef);
         let count = lost.len();
         for (id, v) in lost {
             self.unreachable.insert(id, v)?;
@@ -645,10 +729,8 @@ impl HnswIndex {
     }
 
     /// Loads a graph dumped by [`VectorStore::dump`] for exactly `items`:
-    /// the same ids with the same vectors (as normalised by a build), so a
-    /// dump is never used with other vectors (e.g. after the language
-    /// centring changed). A damaged or foreign dump is an error, never a
-    /// crash: the caller rebuilds.
+    /// [`check_dump`](Self::check_dump), then
+    /// [`open_checked`](Self::open_checked).
     pub fn load(
         params: HnswParams,
         dimension: usize,
@@ -656,20 +738,79 @@ impl HnswIndex {
         dump: &crate::manifest::HnswDump,
         items: &[(u64, Vec<f32>)],
     ) -> Result<Self> {
-        params.validate()?;
+        let path = Self::check_dump(dimension, dir, dump, items)?;
+        let ids = items.iter().map(|(id, _)| *id).collect();
+        Self::open_checked(params, dimension, &path, dump, ids)
+    }
+
+    /// Checks, without reading the graph, that a dump was written for
+    /// exactly `items`: the same ids with the same vectors (as a build
+    /// stores them: normalised, in half precision, to the bit), so a dump is
+    /// never used with other vectors (e.g. after the language centring
+    /// changed). Checks the file's length and CRC-32, and the CRC-32 of
+    /// `items` against the one the dump recorded of the graph's vectors.
+    /// Returns the graph file. A damaged or foreign dump is an error, never
+    /// a crash: the caller rebuilds.
+    pub fn check_dump(
+        dimension: usize,
+        dir: &Path,
+        dump: &crate::manifest::HnswDump,
+        items: &[(u64, Vec<f32>)],
+    ) -> Result<std::path::PathBuf> {
         let unusable = |why: String| Error::Index(format!("{}: {why}", dir.display()));
         let started = std::time::Instant::now();
-        // The CRC comes first: USearch trusts the lengths in its file.
+        // The file's CRC comes first: USearch trusts the lengths in its file.
         let path = check_dump_file(dir, dump).map_err(unusable)?;
-        let checked = started.elapsed();
-        let mut graph = new_graph(params, dimension)?;
+        let file_ms = started.elapsed().as_millis() as u64;
+        let recorded = dump
+            .vectors_crc32
+            .ok_or_else(|| unusable("dump records no checksum of its vectors".into()))?;
+        if items.iter().any(|(_, v)| v.len() != dimension) {
+            return Err(unusable(format!(
+                "a stored vector is not {dimension}-dimensional"
+            )));
+        }
+        let mut by_id: Vec<&(u64, Vec<f32>)> = items.iter().collect();
+        by_id.sort_unstable_by_key(|(id, _)| *id);
+        let ours = vectors_crc32(&by_id, |(id, v), half| {
+            to_half(v, unit_scale(v), half);
+            Some(*id)
+        });
+        if ours != Some(recorded) {
+            return Err(unusable(
+                "dump was written for other vectors or passages".into(),
+            ));
+        }
+        tracing::debug!(
+            file_crc_ms = file_ms,
+            vectors_crc_ms = started.elapsed().as_millis() as u64 - file_ms,
+            "hnsw dump checked"
+        );
+        Ok(path)
+    }
+
+    /// Reads a graph file that [`check_dump`](Self::check_dump) passed for
+    /// these ids. The vectors are not needed: the graph holds its own
+    /// copy, so the caller can free its copy first and a restart's peak
+    /// memory is the larger of the two, not their sum.
+    pub fn open_checked(
+        params: HnswParams,
+        dimension: usize,
+        path: &Path,
+        dump: &crate::manifest::HnswDump,
+        ids: Vec<u64>,
+    ) -> Result<Self> {
+        params.validate()?;
+        let unusable = |why: String| Error::Index(format!("{}: {why}", path.display()));
+        let started = std::time::Instant::now();
+        let mut graph = new_graph(params, dimension, ids.len())?;
         graph
             .load(&path.to_string_lossy())
             .map_err(|e| unusable(e.to_string()))?;
-        let read = started.elapsed();
+        let read_ms = started.elapsed().as_millis() as u64;
         // Loading restores USearch's own metric.
         use_our_dot(&mut graph, dimension);
-        if graph.size() != items.len()
+        if graph.size() != ids.len()
             || graph.connectivity() != params.m
             || graph.dimensions() != dimension
         {
@@ -679,10 +820,17 @@ impl HnswIndex {
         }
         // The file keeps the build's settings; these are this run's.
         graph.change_expansion_add(params.ef_construction);
-        graph.change_expansion_search(params.ef_search);
-        let live: HashSet<u64> = items.iter().map(|(id, _)| *id).collect();
-        if live.len() != items.len() {
+        graph.change_expansion_search(params.ef_search_for(ids.len()));
+        let live: HashSet<u64> = ids.iter().copied().collect();
+        if live.len() != ids.len() {
             return Err(unusable("a passage id is given twice".into()));
+        }
+        let graph_ref = &graph;
+        let missing = on_every_core(&ids, |part| part.iter().all(|id| graph_ref.contains(*id)))
+            .into_iter()
+            .any(|share| !matches!(share, Ok(true)));
+        if missing {
+            return Err(unusable("dump lacks a stored passage".into()));
         }
         let mut index = Self {
             params,
@@ -692,47 +840,18 @@ impl HnswIndex {
             removed: 0,
             unreachable: ExactIndex::new(dimension),
         };
-        if let Some(id) = index.first_differing(items) {
-            return Err(unusable(format!(
-                "dump holds another vector for passage {id}, or none"
-            )));
-        }
-        tracing::debug!(
-            crc_ms = checked.as_millis() as u64,
-            read_ms = (read - checked).as_millis() as u64,
-            compare_ms = (started.elapsed() - read).as_millis() as u64,
-            "hnsw dump loaded"
-        );
         for id in &dump.unreachable {
             let v = index
                 .vector(*id)
                 .ok_or_else(|| unusable(format!("dump names unknown passage {id}")))?;
             index.unreachable.insert(*id, v)?;
         }
+        tracing::debug!(
+            read_ms,
+            ids_ms = started.elapsed().as_millis() as u64 - read_ms,
+            "hnsw dump loaded"
+        );
         Ok(index)
-    }
-
-    /// The first of `items` whose vector the graph does not hold as a build
-    /// would have stored it (normalised, in half precision, to the bit),
-    /// compared on every core.
-    fn first_differing(&self, items: &[(u64, Vec<f32>)]) -> Option<u64> {
-        on_every_core(items, |part| {
-            let mut held = vec![Half::ZERO; self.dimension];
-            let mut expected = Vec::with_capacity(self.dimension);
-            part.iter().find_map(|(id, v)| {
-                let same = v.len() == self.dimension
-                    && self.graph.get(*id, as_usearch_mut(&mut held)).ok() == Some(1)
-                    && {
-                        to_half(v, unit_scale(v), &mut expected);
-                        held.iter()
-                            .zip(&expected)
-                            .all(|(a, b)| a.to_bits() == b.to_bits())
-                    };
-                (!same).then_some(*id)
-            })
-        })
-        .into_iter()
-        .find_map(|share| share.unwrap_or(Some(u64::MAX)))
     }
 
     /// The graph's copy of a live vector, in half precision.
@@ -773,16 +892,31 @@ impl HnswIndex {
             .collect()
     }
 
-    /// Changes the search-time candidate list size.
-    pub fn set_ef_search(&mut self, ef_search: usize) -> Result<()> {
+    /// Changes the search-time candidate list size (`None`: the default
+    /// for the graph's size, following it as the graph grows).
+    pub fn set_ef_search(&mut self, ef_search: Option<usize>) -> Result<()> {
         let params = HnswParams {
             ef_search,
             ..self.params
         };
         params.validate()?;
         self.params = params;
-        self.graph.change_expansion_search(ef_search);
+        self.follow_ef_search();
         Ok(())
+    }
+
+    /// The search candidate list size in use.
+    pub fn ef_search(&self) -> usize {
+        self.graph.expansion_search()
+    }
+
+    /// Sets the graph's ef for its current size (a no-op for a fixed ef
+    /// that is already set).
+    fn follow_ef_search(&self) {
+        let ef = self.params.ef_search_for(self.live.len());
+        if self.graph.expansion_search() != ef {
+            self.graph.change_expansion_search(ef);
+        }
     }
 
     /// Points on the exact side list.
@@ -837,6 +971,7 @@ impl VectorStore for HnswIndex {
             self.unreachable.insert(id, widened)?;
         }
         self.live.insert(id);
+        self.follow_ef_search();
         Ok(())
     }
 
@@ -850,6 +985,7 @@ impl VectorStore for HnswIndex {
         }
         self.removed += 1;
         self.unreachable.remove(id);
+        self.follow_ef_search();
         if let Err(err) = self.compact_if_needed() {
             tracing::error!(%err, "hnsw compaction failed; removed points stay tombstones");
         }
@@ -903,11 +1039,19 @@ impl VectorStore for HnswIndex {
         let (bytes, crc32) = file_crc32(&path)?;
         let mut unreachable: Vec<u64> = self.unreachable.ids.clone();
         unreachable.sort_unstable();
+        let mut ids: Vec<u64> = self.live.iter().copied().collect();
+        ids.sort_unstable();
+        let vectors_crc32 = vectors_crc32(&ids, |&id, half| {
+            *half = self.half_vector(id)?;
+            Some(id)
+        })
+        .ok_or_else(|| Error::Index("hnsw dump: a live vector is missing from the graph".into()))?;
         Ok(Some(crate::manifest::HnswDump {
             dir: String::new(),
             basename,
             unreachable,
             files: vec![crate::manifest::DumpFile { name, bytes, crc32 }],
+            vectors_crc32: Some(vectors_crc32),
         }))
     }
 }
@@ -1009,7 +1153,7 @@ mod tests {
             HnswParams {
                 m: 4,
                 ef_construction: 8,
-                ef_search: 8,
+                ef_search: Some(8),
             },
             16,
             data.clone(),
@@ -1209,13 +1353,31 @@ mod tests {
             "{} against {cosine}",
             other.score
         );
-        assert!(hnsw.set_ef_search(0).is_err());
-        hnsw.set_ef_search(128).unwrap();
+        assert!(hnsw.set_ef_search(Some(0)).is_err());
+        hnsw.set_ef_search(Some(128)).unwrap();
+        assert_eq!(hnsw.ef_search(), 128);
+        hnsw.set_ef_search(None).unwrap();
+        assert_eq!(hnsw.ef_search(), default_ef_search(300));
         assert_eq!(hnsw.search(&data[7].1, 1, &|_| true)[0].id, 7);
         // A duplicate id in a build is refused, not silently merged.
         let mut twice = data.clone();
         twice.push(data[0].clone());
         assert!(HnswIndex::build(HnswParams::default(), 16, twice).is_err());
+    }
+
+    #[test]
+    fn the_default_ef_is_64_up_to_100k_points_and_grows_beyond() {
+        assert_eq!(default_ef_search(0), 64);
+        assert_eq!(default_ef_search(100_000), 64);
+        let at_a_million = default_ef_search(1_000_000);
+        assert_eq!(at_a_million, (64.0 * EF_SEARCH_GROWTH).round() as usize);
+        assert!(default_ef_search(300_000) > 64 && default_ef_search(300_000) < at_a_million);
+        assert_eq!(default_ef_search(usize::MAX), 1024);
+        let fixed = HnswParams {
+            ef_search: Some(40),
+            ..Default::default()
+        };
+        assert_eq!(fixed.ef_search_for(1_000_000), 40);
     }
 
     #[test]
@@ -1232,14 +1394,14 @@ mod tests {
             HnswParams {
                 m: 16,
                 ef_construction: 8,
-                ef_search: 10
+                ef_search: Some(10)
             }
             .validate()
             .is_err()
         );
         assert!(
             HnswParams {
-                ef_search: 0,
+                ef_search: Some(0),
                 ..Default::default()
             }
             .validate()

@@ -46,6 +46,12 @@ pub struct HnswDump {
     /// file names) fail the check, and the graph is rebuilt.
     #[serde(default)]
     pub files: Vec<DumpFile>,
+    /// CRC-32 of the graph's vectors (ids ascending, each id then its
+    /// half-precision vector), so a restart checks the stored vectors
+    /// against the dump without reading the graph. Dumps from before it
+    /// (none) are rebuilt.
+    #[serde(default)]
+    pub vectors_crc32: Option<u32>,
 }
 
 /// One file of an [`HnswDump`].
@@ -128,6 +134,7 @@ mod tests {
                     bytes: 10,
                     crc32: 0xdead_beef,
                 }],
+                vectors_crc32: Some(0x1234_5678),
             }),
         };
         m.write(dir.path()).unwrap();

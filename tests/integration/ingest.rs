@@ -256,6 +256,28 @@ async fn an_hnsw_index_is_dumped_beside_the_database_and_reloaded() {
         manifest
     );
 
+    // A graph file that passes the manifest's checks and still does not
+    // open (garbage, with its length and CRC written into the manifest):
+    // the engine reads the store again, rebuilds the graph and writes a
+    // new dump, which the next start loads.
+    let graph_file = data.path().join(&dump.dir).join(&dump.files[0].name);
+    let garbage = vec![7u8; 4096];
+    std::fs::write(&graph_file, &garbage).unwrap();
+    let mut forged = manifest.clone();
+    let recorded = &mut forged.hnsw.as_mut().unwrap().files[0];
+    (recorded.bytes, recorded.crc32) = (garbage.len() as u64, crc32fast::hash(&garbage));
+    forged.write(data.path()).unwrap();
+    let engine = common::engine_with(config(), None).await;
+    assert_eq!(top_ids(&engine).await, before);
+    drop(engine);
+    let rewritten = wenda::manifest::Manifest::read(data.path()).unwrap();
+    let written = std::fs::read(&graph_file).unwrap();
+    assert_ne!(written, garbage);
+    assert_eq!(
+        rewritten.hnsw.as_ref().unwrap().files[0].crc32,
+        crc32fast::hash(&written)
+    );
+
     // Without the dump the graph is rebuilt from the stored vectors.
     std::fs::remove_dir_all(data.path().join(&dump.dir)).unwrap();
     let engine = common::engine_with(config(), None).await;
