@@ -672,20 +672,20 @@ fn write_benchmarks(out: &Path, path: &Path) {
     runs.sort_by_key(|r| r["vectors"].as_u64());
     let mut s = String::new();
     s.push_str(INTRO);
-    s.push_str("\n| vectors | build s (CPU s) | peak RSS MB | RSS after build MB | index MB | ef | recall@10 | QPS (1 thread) | queries per CPU s | dump MB | load s | machine load (1/5/15 min) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    s.push_str("\n| vectors | build s (CPU s) | peak RSS during build MB | RSS after build MB | index MB | ef | recall@10 | QPS (1 thread) | queries per CPU s | dump MB | load s | peak RSS during load MB | machine load (1/5/15 min) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for r in &runs {
         for (k, row) in r["ef_rows"].as_array().into_iter().flatten().enumerate() {
             let first = k == 0;
             let cell = |text: String| if first { text } else { String::new() };
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {}{} | {:.3} | {:.0} | {:.0} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {}{} | {:.4} | {:.0} | {:.0} | {} | {} | {} | {} |\n",
                 cell(format!("{}", r["vectors"])),
                 cell(format!(
                     "{:.0} ({:.0})",
                     f(r, "build_s"),
                     f(r, "build_cpu_s")
                 )),
-                cell(format!("{:.0}", f(r, "peak_rss_mb"))),
+                cell(format!("{:.0}", f(r, "peak_rss_after_build_mb"))),
                 cell(format!("{:.0}", f(r, "rss_after_build_mb"))),
                 cell(
                     r["index_mb"]
@@ -703,6 +703,11 @@ fn write_benchmarks(out: &Path, path: &Path) {
                 f(row, "qps_per_cpu_s"),
                 cell(format!("{:.0}", f(r, "dump_bytes") / 1e6)),
                 cell(format!("{:.2}", f(r, "load_s"))),
+                cell(
+                    r["peak_rss_load_mb"]
+                        .as_f64()
+                        .map_or("not measured".into(), |mb| format!("{mb:.0}"))
+                ),
                 cell(format!(
                     "{} → {}",
                     r["loadavg_start"].as_str().unwrap_or(""),
