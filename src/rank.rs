@@ -68,7 +68,7 @@ impl LanguageCentroids {
 
 /// How many candidates each retriever contributes before fusion.
 pub fn candidate_pool(top_k: usize) -> usize {
-    (top_k * 4).max(50)
+    (top_k * 4).max(FUSION_DEPTH)
 }
 
 /// Dense candidates for an already-centred query vector.
@@ -111,9 +111,22 @@ pub enum Fusion {
     Convex,
 }
 
-/// Fuses dense and lexical candidates. Dense alone keeps cosine scores,
-/// lexical alone BM25 scores, hybrid the `fusion` of both.
-/// `lexical_weight` scales the lexical list against the dense one.
+/// How far down each list hybrid fusion looks. Fixed, not derived from
+/// `top_k`: a passage's fused score then depends only on the first
+/// `FUSION_DEPTH` entries of each list, so a client asking for 50 results
+/// gets the same first 10 as one asking for 10 (the candidate pool grows
+/// with `top_k`, and scaling over the whole pool moved the minimum and with
+/// it every fused score: all 20 dev questions ranked their first 10
+/// differently at `top_k` 10 and 50).
+pub const FUSION_DEPTH: usize = 50;
+
+/// Fuses dense and lexical candidates, each list best first. Dense alone
+/// keeps cosine scores, lexical alone BM25 scores, hybrid the `fusion` of
+/// both. `lexical_weight` scales the lexical list against the dense one.
+///
+/// In hybrid mode only the first [`FUSION_DEPTH`] entries of a list count
+/// towards the score; a candidate found only deeper in both lists scores 0
+/// and is ordered after the others by its deeper entries.
 pub fn fuse(
     mode: SearchMode,
     dense: &[ScoredId],
@@ -121,10 +134,14 @@ pub fn fuse(
     fusion: Fusion,
     lexical_weight: f32,
 ) -> Vec<Candidate> {
+    // Min–max over the list's first FUSION_DEPTH scores; deeper entries
+    // scale below 0 and count only in the tie-break.
     let scale = |scores: &mut dyn Iterator<Item = f32>| {
-        let (lo, hi) = scores.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
-            (lo.min(s), hi.max(s))
-        });
+        let (lo, hi) = scores
+            .take(FUSION_DEPTH)
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+                (lo.min(s), hi.max(s))
+            });
         move |s: f32| if hi > lo { (s - lo) / (hi - lo) } else { 1.0 }
     };
     let dense_scaled = scale(&mut dense.iter().map(|d| d.score));
@@ -148,32 +165,54 @@ pub fn fuse(
         c.explanation.lexical_score = Some(l.score);
         c.explanation.lexical_rank = Some(i as u32 + 1);
     }
-    let mut out: Vec<Candidate> = by_id
+    // One list's contribution: (counted, deeper), 0 for an absent one.
+    let within = |rank: Option<u32>| rank.is_some_and(|r| r as usize <= FUSION_DEPTH);
+    let part = |rank: Option<u32>, value: f32| match rank {
+        None => (0.0, 0.0),
+        Some(_) if within(rank) => (value, 0.0),
+        Some(_) => (0.0, value),
+    };
+    let mut out: Vec<(Candidate, f32)> = by_id
         .into_values()
         .map(|mut c| {
             let e = &c.explanation;
-            c.score = match mode {
-                SearchMode::Dense => e.dense_score.unwrap_or(0.0),
-                SearchMode::Lexical => e.lexical_score.unwrap_or(0.0),
-                SearchMode::Hybrid => match fusion {
-                    Fusion::Rrf => {
-                        e.dense_rank.map_or(0.0, |r| 1.0 / (RRF_K + r as f32))
-                            + e.lexical_rank
-                                .map_or(0.0, |r| lexical_weight / (RRF_K + r as f32))
-                    }
-                    Fusion::Convex => {
-                        (e.dense_score.map_or(0.0, dense_scaled)
-                            + lexical_weight * e.lexical_score.map_or(0.0, lexical_scaled))
-                            / (1.0 + lexical_weight)
-                    }
-                },
+            let (score, tie_break) = match mode {
+                SearchMode::Dense => (e.dense_score.unwrap_or(0.0), 0.0),
+                SearchMode::Lexical => (e.lexical_score.unwrap_or(0.0), 0.0),
+                SearchMode::Hybrid => {
+                    let (dense_value, lexical_value) = match fusion {
+                        Fusion::Rrf => (
+                            e.dense_rank.map_or(0.0, |r| 1.0 / (RRF_K + r as f32)),
+                            e.lexical_rank
+                                .map_or(0.0, |r| lexical_weight / (RRF_K + r as f32)),
+                        ),
+                        Fusion::Convex => (
+                            e.dense_score.map_or(0.0, &dense_scaled) / (1.0 + lexical_weight),
+                            lexical_weight * e.lexical_score.map_or(0.0, &lexical_scaled)
+                                / (1.0 + lexical_weight),
+                        ),
+                    };
+                    let d = part(e.dense_rank, dense_value);
+                    let l = part(e.lexical_rank, lexical_value);
+                    // Only the tail is ordered by its deeper entries: a
+                    // tie-break for the others would let a longer pool
+                    // reorder equal scores.
+                    let in_tail = !within(e.dense_rank) && !within(e.lexical_rank);
+                    (d.0 + l.0, if in_tail { d.1 + l.1 } else { 0.0 })
+                }
             };
-            c.explanation.fused_score = c.score;
-            c
+            c.score = score;
+            c.explanation.fused_score = score;
+            (c, tie_break)
         })
         .collect();
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-    out
+    out.sort_by(|(a, a_tie), (b, b_tie)| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b_tie.total_cmp(a_tie))
+            .then(a.id.cmp(&b.id))
+    });
+    out.into_iter().map(|(c, _)| c).collect()
 }
 
 /// The terms highlights look for: the query's, and its translations, so an
@@ -306,6 +345,48 @@ mod tests {
         assert_eq!(fused[0].explanation.lexical_rank, Some(1));
         let dense_only = fuse(SearchMode::Dense, &dense, &[], Fusion::Rrf, 1.0);
         assert!((dense_only[0].score - 0.9).abs() < 1e-6);
+    }
+
+    /// A longer candidate pool (a larger `top_k`) must not reorder the
+    /// first results: scores depend only on each list's first FUSION_DEPTH.
+    #[test]
+    fn hybrid_scores_ignore_candidates_beyond_the_fusion_depth() {
+        // Two lists over 200 ids in different orders, scores falling
+        // unevenly so that the minimum of a longer list is lower.
+        let dense: Vec<ScoredId> = (0..200u64)
+            .map(|i| ScoredId {
+                id: (i * 7) % 200,
+                score: 0.9 - 0.002 * i as f32 - 0.0001 * (i * i) as f32,
+            })
+            .collect();
+        let lexical: Vec<LexicalHit> = (0..200u64)
+            .map(|i| LexicalHit {
+                id: (i * 13 + 5) % 200,
+                score: 12.0 / (1.0 + 0.05 * i as f32),
+            })
+            .collect();
+        for fusion in [Fusion::Convex, Fusion::Rrf] {
+            let short = fuse(
+                SearchMode::Hybrid,
+                &dense[..FUSION_DEPTH],
+                &lexical[..FUSION_DEPTH],
+                fusion,
+                0.8,
+            );
+            let long = fuse(SearchMode::Hybrid, &dense, &lexical, fusion, 0.8);
+            assert!(long.len() > short.len());
+            let scored = |c: &[Candidate]| -> Vec<(u64, f32)> {
+                c.iter()
+                    .map(|c| (c.id, c.score))
+                    .take(short.len())
+                    .collect()
+            };
+            assert_eq!(scored(&short), scored(&long), "{fusion:?}");
+            // The tail is ordered by its deeper entries, not left at random.
+            let tail = &long[short.len()..];
+            assert!(tail.iter().all(|c| c.score == 0.0));
+            assert!(tail.first().unwrap().explanation.dense_rank.unwrap() as usize > FUSION_DEPTH);
+        }
     }
 
     /// Ranks hide margins. Both fusions agree when one passage leads one

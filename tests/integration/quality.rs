@@ -2,7 +2,7 @@
 //! a floor, so a change that hurts ranking across languages fails here.
 //! The figures and how they were reached are in docs/retrieval.md.
 
-use wenda::engine::SearchMode;
+use wenda::engine::{SearchMode, SearchQuery};
 use wenda::eval;
 
 use crate::common;
@@ -50,5 +50,42 @@ async fn dev_set_scores_stay_above_the_floor() {
             "{lang}: {:?}",
             hybrid.per_language[lang]
         );
+    }
+}
+
+/// A client asking for 50 passages gets the same first 10, in the same
+/// order with the same scores, as one asking for 10: the candidate pool
+/// grows with `top_k`, the fused scores must not.
+#[tokio::test]
+async fn the_first_results_do_not_depend_on_how_many_are_asked_for() {
+    let questions = eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl"))
+        .expect("dev questions");
+    let engine = common::corpus_engine();
+    let top = |top_k: usize, query: String| {
+        let engine = engine.clone();
+        async move {
+            let results = engine
+                .search(SearchQuery {
+                    query,
+                    top_k,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            results
+                .hits
+                .iter()
+                .map(|h| (h.passage.id, h.score))
+                .collect::<Vec<_>>()
+        }
+    };
+    for q in &questions {
+        let ten = top(10, q.question.clone()).await;
+        assert_eq!(ten.len(), 10);
+        for more in [50, 100] {
+            let longer = top(more, q.question.clone()).await;
+            assert!(longer.len() > ten.len(), "{}: {more}", q.id);
+            assert_eq!(ten, longer[..10], "{} at top_k {more}", q.id);
+        }
     }
 }
