@@ -18,7 +18,8 @@ const MAX_PHRASE_WORDS: usize = 3;
 
 #[derive(Default)]
 pub struct Lexicon {
-    /// English phrase (lowercase) -> Chinese words, best sense first.
+    /// English phrase (lowercase, each word stemmed: [`phrase_key`]) ->
+    /// Chinese words, best sense first.
     en_to_zh: HashMap<String, Vec<(String, u16)>>,
     /// Chinese word -> English phrases of its first senses.
     zh_to_en: HashMap<String, Vec<String>>,
@@ -70,6 +71,27 @@ fn gloss_phrase(gloss: &str) -> Option<String> {
         .then_some(head)
 }
 
+/// The dictionary key of an English phrase: each word reduced to its
+/// Snowball stem, so "projects", "joined" and "companies" find the glosses
+/// "project", "join" and "company" (CC-CEDICT glosses are base forms,
+/// questions are not).
+fn phrase_key(phrase: &str) -> String {
+    phrase
+        .split_whitespace()
+        .map(stem)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The English Snowball stem of a lowercase word.
+fn stem(word: &str) -> String {
+    static STEMMER: std::sync::OnceLock<rust_stemmers::Stemmer> = std::sync::OnceLock::new();
+    STEMMER
+        .get_or_init(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English))
+        .stem(word)
+        .into_owned()
+}
+
 impl Lexicon {
     /// Loads a CC-CEDICT file (`Trad Simp [pinyin] /gloss/gloss/`).
     pub fn load(path: &Path) -> Result<Self> {
@@ -97,9 +119,10 @@ impl Lexicon {
             let mut senses = Vec::new();
             for (rank, gloss) in glosses.trim_end_matches('/').split('/').enumerate() {
                 if let Some(phrase) = gloss_phrase(gloss) {
-                    let entry = lexicon.en_to_zh.entry(phrase.clone()).or_default();
-                    if !entry.iter().any(|(w, _)| w == simplified) {
-                        entry.push((simplified.to_string(), rank as u16));
+                    let entry = lexicon.en_to_zh.entry(phrase_key(&phrase)).or_default();
+                    match entry.iter_mut().find(|(w, _)| w == simplified) {
+                        Some((_, best)) => *best = (*best).min(rank as u16),
+                        None => entry.push((simplified.to_string(), rank as u16)),
                     }
                     if senses.len() < 2 {
                         senses.push(phrase);
@@ -145,7 +168,7 @@ impl Lexicon {
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
                     .join(" ");
-                let Some(words) = self.en_to_zh.get(&phrase) else {
+                let Some(words) = self.en_to_zh.get(&phrase_key(&phrase)) else {
                     continue;
                 };
                 let found: Vec<&String> = words
@@ -192,7 +215,9 @@ mod tests {
 成員 成员 [cheng2 yuan2] /member/\n\
 新聞發布會 新闻发布会 [xin1 wen2 fa1 bu4 hui4] /press conference/\n\
 發布 发布 [fa1 bu4] /to release/to issue/to announce/\n\
-會 会 [hui4] /can/to meet/CL:個|个[ge4]/\n";
+會 会 [hui4] /can/to meet/CL:個|个[ge4]/\n\
+加入 加入 [jia1 ru4] /to become a member/to join/\n\
+公司 公司 [gong1 si1] /company/firm/\n";
 
     #[test]
     fn english_phrases_and_words_become_chinese_words_found_in_the_index() {
@@ -212,5 +237,19 @@ mod tests {
             w != "gold"
         });
         assert_eq!(out, ["platinum", "silver", "tencent"]);
+    }
+
+    #[test]
+    fn inflected_english_words_find_their_base_form_glosses() {
+        let lexicon = Lexicon::parse(SAMPLE);
+        let known = |w: &str| ["会员", "成员", "新闻发布会", "加入", "公司"].contains(&w);
+        let terms: Vec<String> = ["companies", "joined", "press", "conferences", "members"]
+            .map(String::from)
+            .to_vec();
+        let out = lexicon.translate(&terms, &known);
+        assert_eq!(out, ["会员", "公司", "加入", "成员", "新闻发布会"]);
+        // Base forms still work, and an unknown word finds nothing.
+        let out = lexicon.translate(&["join".to_string(), "tables".to_string()], &known);
+        assert_eq!(out, ["加入"]);
     }
 }
