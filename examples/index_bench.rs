@@ -730,8 +730,16 @@ fn write_benchmarks(out: &Path, path: &Path) {
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
     {
+        // The command that measured these rows: their own sizes.
+        let sizes = small["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|row| row["vectors"].to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         s.push_str(&format!(
-            "\nSmall corpora, exact scan against HNSW (`cargo run --release --example index_bench -- 1000,5000,10000,20000,50000`, {}, machine load {}; 200 queries):\n\n| vectors | exact search ms/query | hnsw build s | hnsw search ms/query | recall@10 | exact/hnsw |\n|---:|---:|---:|---:|---:|---:|\n",
+            "\nSmall corpora, exact scan against HNSW (`cargo run --release --example index_bench -- {sizes}`, {}, machine load {}; 200 queries):\n\n| vectors | exact search ms/query | hnsw build s | hnsw search ms/query | recall@10 | exact/hnsw |\n|---:|---:|---:|---:|---:|---:|\n",
             small["date"].as_str().unwrap_or(""),
             small["loadavg"].as_str().unwrap_or("")
         ));

@@ -92,9 +92,7 @@ impl HnswParams {
     pub fn ef_search_for(&self, points: usize) -> usize {
         self.ef_search.unwrap_or_else(|| default_ef_search(points))
     }
-}
 
-impl HnswParams {
     pub fn validate(&self) -> Result<()> {
         let mut bad = Vec::new();
         if !(4..=256).contains(&self.m) {
