@@ -71,6 +71,24 @@ fn gloss_phrase(gloss: &str) -> Option<String> {
         .then_some(head)
 }
 
+/// The name a proper noun's gloss opens with, when words follow it:
+/// "Beijing municipality, capital of …" is also found as "beijing", which a
+/// question names alone. The name is the gloss's leading capitalised words.
+fn leading_name(gloss: &str) -> Option<String> {
+    let head = gloss.split(['(', ',', ';']).next()?.trim();
+    let words: Vec<&str> = head.split_whitespace().collect();
+    let name_words = words
+        .iter()
+        .take_while(|w| w.starts_with(|c: char| c.is_uppercase()))
+        .count();
+    (name_words > 0 && name_words < words.len())
+        .then(|| words[..name_words].join(" ").to_lowercase())
+        .filter(|name| {
+            name.chars()
+                .all(|c| c.is_alphanumeric() || c == ' ' || c == '-')
+        })
+}
+
 /// The dictionary key of an English phrase: each word reduced to its
 /// Snowball stem, so "projects", "joined" and "companies" find the glosses
 /// "project", "join" and "company" (CC-CEDICT glosses are base forms,
@@ -113,20 +131,28 @@ impl Lexicon {
             let Some(simplified) = head.split_whitespace().nth(1) else {
                 continue;
             };
-            let Some((_, glosses)) = rest.split_once("] /") else {
+            let Some((pinyin, glosses)) = rest.split_once("] /") else {
                 continue;
             };
+            // CC-CEDICT capitalises the pinyin of proper nouns.
+            let is_name = pinyin.starts_with(|c: char| c.is_uppercase());
             let mut senses = Vec::new();
             for (rank, gloss) in glosses.trim_end_matches('/').split('/').enumerate() {
-                if let Some(phrase) = gloss_phrase(gloss) {
-                    let entry = lexicon.en_to_zh.entry(phrase_key(&phrase)).or_default();
+                let mut add = |phrase: &str| {
+                    let entry = lexicon.en_to_zh.entry(phrase_key(phrase)).or_default();
                     match entry.iter_mut().find(|(w, _)| w == simplified) {
                         Some((_, best)) => *best = (*best).min(rank as u16),
                         None => entry.push((simplified.to_string(), rank as u16)),
                     }
+                };
+                if let Some(phrase) = gloss_phrase(gloss) {
+                    add(&phrase);
                     if senses.len() < 2 {
                         senses.push(phrase);
                     }
+                }
+                if let Some(name) = is_name.then(|| leading_name(gloss)).flatten() {
+                    add(&name);
                 }
             }
             if !senses.is_empty() {
@@ -217,7 +243,10 @@ mod tests {
 發布 发布 [fa1 bu4] /to release/to issue/to announce/\n\
 會 会 [hui4] /can/to meet/CL:個|个[ge4]/\n\
 加入 加入 [jia1 ru4] /to become a member/to join/\n\
-公司 公司 [gong1 si1] /company/firm/\n";
+公司 公司 [gong1 si1] /company/firm/\n\
+北京 北京 [Bei3 jing1] /Beijing municipality, capital of the People's Republic of China (abbr. to 京[Jing1])/\n\
+京 京 [Jing1] /abbr. for Beijing/surname Jing/\n\
+黄金 黄金 [huang2 jin1] /gold nuggets/\n";
 
     #[test]
     fn english_phrases_and_words_become_chinese_words_found_in_the_index() {
@@ -251,5 +280,17 @@ mod tests {
         // Base forms still work, and an unknown word finds nothing.
         let out = lexicon.translate(&["join".to_string(), "tables".to_string()], &known);
         assert_eq!(out, ["加入"]);
+    }
+
+    #[test]
+    fn a_name_is_found_without_the_words_its_gloss_adds() {
+        let lexicon = Lexicon::parse(SAMPLE);
+        let known = |w: &str| ["北京", "京", "黄金"].contains(&w);
+        let out = lexicon.translate(&["beijing".to_string()], &known);
+        assert_eq!(out, ["北京"], "an abbreviation's gloss is not a name");
+        // The full gloss still works; common nouns are not cut short.
+        let out = lexicon.translate(&["beijing".to_string(), "municipality".to_string()], &known);
+        assert_eq!(out, ["北京"]);
+        assert!(lexicon.translate(&["gold".to_string()], &known).is_empty());
     }
 }
