@@ -62,13 +62,16 @@ fn gloss_phrase(gloss: &str) -> Option<String> {
         "used in",
         "erhua",
     ];
-    let words = head.split_whitespace().count();
-    if head.is_empty() || words > MAX_PHRASE_WORDS || skip.iter().any(|s| head.starts_with(s)) {
-        return None;
-    }
-    head.chars()
-        .all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '\'')
-        .then_some(head)
+    (is_lookup_phrase(&head) && !skip.iter().any(|s| head.starts_with(s))).then_some(head)
+}
+
+/// Whether a query's words can spell `phrase`: one to [`MAX_PHRASE_WORDS`]
+/// words of letters, digits, hyphens and apostrophes.
+fn is_lookup_phrase(phrase: &str) -> bool {
+    (1..=MAX_PHRASE_WORDS).contains(&phrase.split_whitespace().count())
+        && phrase
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '\'')
 }
 
 /// The name a proper noun's gloss opens with, when words follow it:
@@ -83,10 +86,7 @@ fn leading_name(gloss: &str) -> Option<String> {
         .count();
     (name_words > 0 && name_words < words.len())
         .then(|| words[..name_words].join(" ").to_lowercase())
-        .filter(|name| {
-            name.chars()
-                .all(|c| c.is_alphanumeric() || c == ' ' || c == '-')
-        })
+        .filter(|name| is_lookup_phrase(name))
 }
 
 /// The dictionary key of an English phrase: each word reduced to its
@@ -179,9 +179,12 @@ impl Lexicon {
     /// their words; Chinese terms are translated to English.
     pub fn translate(&self, terms: &[String], known: &dyn Fn(&str) -> bool) -> Vec<String> {
         let mut out = Vec::new();
-        let latin: Vec<&String> = terms
+        // Stemmed once here; phrases are joined from the stems (the keys
+        // of `en_to_zh` are `phrase_key`s).
+        let latin: Vec<String> = terms
             .iter()
             .filter(|t| t.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(|t| stem(t))
             .collect();
         let mut covered = vec![false; latin.len()];
         for n in (1..=MAX_PHRASE_WORDS).rev() {
@@ -189,12 +192,8 @@ impl Lexicon {
                 if covered[start..start + n].iter().any(|&c| c) {
                     continue;
                 }
-                let phrase = latin[start..start + n]
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let Some(words) = self.en_to_zh.get(&phrase_key(&phrase)) else {
+                let key = latin[start..start + n].join(" ");
+                let Some(words) = self.en_to_zh.get(&key) else {
                     continue;
                 };
                 let found: Vec<&String> = words

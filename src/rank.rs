@@ -165,13 +165,7 @@ pub fn fuse(
         c.explanation.lexical_score = Some(l.score);
         c.explanation.lexical_rank = Some(i as u32 + 1);
     }
-    // One list's contribution: (counted, deeper), 0 for an absent one.
     let within = |rank: Option<u32>| rank.is_some_and(|r| r as usize <= FUSION_DEPTH);
-    let part = |rank: Option<u32>, value: f32| match rank {
-        None => (0.0, 0.0),
-        Some(_) if within(rank) => (value, 0.0),
-        Some(_) => (0.0, value),
-    };
     let mut out: Vec<(Candidate, f32)> = by_id
         .into_values()
         .map(|mut c| {
@@ -192,13 +186,24 @@ pub fn fuse(
                                 / (1.0 + lexical_weight),
                         ),
                     };
-                    let d = part(e.dense_rank, dense_value);
-                    let l = part(e.lexical_rank, lexical_value);
+                    // Each value is 0 for a list the candidate is absent from.
+                    let counted = |rank: Option<u32>, value: f32| {
+                        if within(rank) { value } else { 0.0 }
+                    };
+                    let score =
+                        counted(e.dense_rank, dense_value) + counted(e.lexical_rank, lexical_value);
                     // Only the tail is ordered by its deeper entries: a
                     // tie-break for the others would let a longer pool
                     // reorder equal scores.
                     let in_tail = !within(e.dense_rank) && !within(e.lexical_rank);
-                    (d.0 + l.0, if in_tail { d.1 + l.1 } else { 0.0 })
+                    (
+                        score,
+                        if in_tail {
+                            dense_value + lexical_value
+                        } else {
+                            0.0
+                        },
+                    )
                 }
             };
             c.score = score;
