@@ -36,9 +36,10 @@ impl std::fmt::Debug for Lexicon {
     }
 }
 
-/// A gloss reduced to the phrase a query would use: parentheticals and
-/// descriptions after a comma dropped, "to " of verbs dropped.
-fn gloss_phrase(gloss: &str) -> Option<String> {
+/// The phrases a query would use for a gloss: parentheticals dropped, each
+/// of its `;`-separated synonyms ("formal; official") cut before a comma
+/// (what follows describes), "to " of verbs dropped.
+fn gloss_phrases(gloss: &str) -> Vec<String> {
     let mut out = String::new();
     let mut depth = 0;
     for c in gloss.chars() {
@@ -49,8 +50,6 @@ fn gloss_phrase(gloss: &str) -> Option<String> {
             _ => {}
         }
     }
-    let head = out.split([',', ';']).next()?.trim().to_lowercase();
-    let head = head.strip_prefix("to ").unwrap_or(&head).trim().to_string();
     let skip = [
         "cl:",
         "variant of",
@@ -62,7 +61,13 @@ fn gloss_phrase(gloss: &str) -> Option<String> {
         "used in",
         "erhua",
     ];
-    (is_lookup_phrase(&head) && !skip.iter().any(|s| head.starts_with(s))).then_some(head)
+    out.split(';')
+        .filter_map(|synonym| {
+            let head = synonym.split(',').next()?.trim().to_lowercase();
+            let head = head.strip_prefix("to ").unwrap_or(&head).trim().to_string();
+            (is_lookup_phrase(&head) && !skip.iter().any(|s| head.starts_with(s))).then_some(head)
+        })
+        .collect()
 }
 
 /// Whether a query's words can spell `phrase`: one to [`MAX_PHRASE_WORDS`]
@@ -145,7 +150,7 @@ impl Lexicon {
                         None => entry.push((simplified.to_string(), rank as u16)),
                     }
                 };
-                if let Some(phrase) = gloss_phrase(gloss) {
+                for phrase in gloss_phrases(gloss) {
                     add(&phrase);
                     if senses.len() < 2 {
                         senses.push(phrase);
@@ -175,17 +180,18 @@ impl Lexicon {
     }
 
     /// Translations of the query's terms that pass `known` (a term occurs in
-    /// the index). English phrases of up to three words are tried before
-    /// their words; Chinese terms are translated to English.
-    pub fn translate(&self, terms: &[String], known: &dyn Fn(&str) -> bool) -> Vec<String> {
+    /// the index), one group per query phrase or word that found any.
+    /// English phrases of up to three words are tried before their words;
+    /// Chinese terms are translated to English.
+    pub fn translate(&self, terms: &[String], known: &dyn Fn(&str) -> bool) -> Vec<Translation> {
         let mut out = Vec::new();
-        // Stemmed once here; phrases are joined from the stems (the keys
-        // of `en_to_zh` are `phrase_key`s).
-        let latin: Vec<String> = terms
+        let latin_terms: Vec<&String> = terms
             .iter()
             .filter(|t| t.chars().all(|c| c.is_ascii_alphanumeric()))
-            .map(|t| stem(t))
             .collect();
+        // Stemmed once here; phrases are joined from the stems (the keys
+        // of `en_to_zh` are `phrase_key`s).
+        let latin: Vec<String> = latin_terms.iter().map(|t| stem(t)).collect();
         let mut covered = vec![false; latin.len()];
         for n in (1..=MAX_PHRASE_WORDS).rev() {
             for start in 0..latin.len().saturating_sub(n - 1) {
@@ -196,14 +202,21 @@ impl Lexicon {
                 let Some(words) = self.en_to_zh.get(&key) else {
                     continue;
                 };
-                let found: Vec<&String> = words
+                let found: Vec<String> = words
                     .iter()
                     .map(|(w, _)| w)
                     .filter(|w| known(w))
                     .take(MAX_TRANSLATIONS)
+                    .cloned()
                     .collect();
                 if !found.is_empty() {
-                    out.extend(found.into_iter().cloned());
+                    out.push(Translation {
+                        source: latin_terms[start..start + n]
+                            .iter()
+                            .map(|t| t.to_string())
+                            .collect(),
+                        words: found,
+                    });
                     covered[start..start + n].iter_mut().for_each(|c| *c = true);
                 }
             }
@@ -213,25 +226,44 @@ impl Lexicon {
             .filter(|t| !t.chars().all(|c| c.is_ascii_alphanumeric()))
         {
             if let Some(phrases) = self.zh_to_en.get(term) {
-                out.extend(
-                    phrases
-                        .iter()
-                        .flat_map(|p| p.split_whitespace())
-                        .filter(|w| known(w))
-                        .take(MAX_TRANSLATIONS)
-                        .map(str::to_string),
-                );
+                let mut words: Vec<String> = Vec::new();
+                for w in phrases.iter().flat_map(|p| p.split_whitespace()) {
+                    if words.len() < MAX_TRANSLATIONS && known(w) && !words.iter().any(|x| x == w) {
+                        words.push(w.to_string());
+                    }
+                }
+                if !words.is_empty() {
+                    out.push(Translation {
+                        source: vec![term.clone()],
+                        words,
+                    });
+                }
             }
         }
-        out.sort();
-        out.dedup();
         out
     }
+}
+
+/// The dictionary's words for one phrase or word of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    /// The query terms translated (several for a phrase).
+    pub source: Vec<String>,
+    /// Their translations found in the index, best sense first.
+    pub words: Vec<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every translation found, sorted.
+    fn flat(translations: Vec<Translation>) -> Vec<String> {
+        let mut words: Vec<String> = translations.into_iter().flat_map(|t| t.words).collect();
+        words.sort();
+        words.dedup();
+        words
+    }
 
     const SAMPLE: &str = "# comment\n\
 騰訊 腾讯 [Teng2 xun4] /Tencent, Chinese tech conglomerate, founded in 1998/\n\
@@ -254,16 +286,18 @@ mod tests {
         let terms: Vec<String> = ["tencent", "platinum", "member", "press", "conference"]
             .map(String::from)
             .to_vec();
-        let out = lexicon.translate(&terms, &known);
+        let out = flat(lexicon.translate(&terms, &known));
         assert_eq!(out, ["会员", "新闻发布会", "白金", "腾讯"]);
     }
 
     #[test]
     fn chinese_words_become_english_words() {
         let lexicon = Lexicon::parse(SAMPLE);
-        let out = lexicon.translate(&["腾讯".to_string(), "白金".to_string()], &|w| {
-            w != "gold"
-        });
+        let out = flat(
+            lexicon.translate(&["腾讯".to_string(), "白金".to_string()], &|w| {
+                w != "gold"
+            }),
+        );
         assert_eq!(out, ["platinum", "silver", "tencent"]);
     }
 
@@ -274,22 +308,34 @@ mod tests {
         let terms: Vec<String> = ["companies", "joined", "press", "conferences", "members"]
             .map(String::from)
             .to_vec();
-        let out = lexicon.translate(&terms, &known);
+        let out = flat(lexicon.translate(&terms, &known));
         assert_eq!(out, ["会员", "公司", "加入", "成员", "新闻发布会"]);
         // Base forms still work, and an unknown word finds nothing.
-        let out = lexicon.translate(&["join".to_string(), "tables".to_string()], &known);
+        let out = flat(lexicon.translate(&["join".to_string(), "tables".to_string()], &known));
         assert_eq!(out, ["加入"]);
+    }
+
+    #[test]
+    fn each_synonym_of_a_gloss_is_a_key() {
+        // Newer CC-CEDICT glosses list near-synonyms with "; ".
+        let lexicon = Lexicon::parse("正式 正式 [zheng4 shi4] /formal; official/\n");
+        let known = |_: &str| true;
+        for word in ["officially", "formal"] {
+            let out = flat(lexicon.translate(&[word.to_string()], &known));
+            assert_eq!(out, ["正式"], "{word}");
+        }
     }
 
     #[test]
     fn a_name_is_found_without_the_words_its_gloss_adds() {
         let lexicon = Lexicon::parse(SAMPLE);
         let known = |w: &str| ["北京", "京", "黄金"].contains(&w);
-        let out = lexicon.translate(&["beijing".to_string()], &known);
+        let out = flat(lexicon.translate(&["beijing".to_string()], &known));
         assert_eq!(out, ["北京"], "an abbreviation's gloss is not a name");
         // The full gloss still works; common nouns are not cut short.
-        let out = lexicon.translate(&["beijing".to_string(), "municipality".to_string()], &known);
+        let out =
+            flat(lexicon.translate(&["beijing".to_string(), "municipality".to_string()], &known));
         assert_eq!(out, ["北京"]);
-        assert!(lexicon.translate(&["gold".to_string()], &known).is_empty());
+        assert!(flat(lexicon.translate(&["gold".to_string()], &known)).is_empty());
     }
 }
