@@ -103,8 +103,9 @@ fn fixture() -> Fixture {
             let centred = centroids.center(&vector, &language);
             let passes = |id: u64| passages.contains_key(&id);
             let dense = rank::dense_candidates(&index, &centred, pool, &passes);
-            let translations = lexical.translations(&query);
-            let lexical = lexical.search_translated(&query, &translations, pool, &passes);
+            let lexical_query = lexical.prepare(&query);
+            let translations = lexical_query.translations().to_vec();
+            let lexical = lexical.search(&lexical_query, pool, &passes);
             let terms = rank::highlight_terms(&query, &translations);
             Case {
                 query,
@@ -236,10 +237,8 @@ fn benches(c: &mut Criterion) {
     let mut next = cases.iter().cycle();
     group.bench_function(format!("lexical/{}", f.passages.len()), |b| {
         b.iter(|| {
-            black_box(
-                f.lexical
-                    .search(&next.next().expect("cases").query, pool, &passes),
-            )
+            let query = f.lexical.prepare(&next.next().expect("cases").query);
+            black_box(f.lexical.search(&query, pool, &passes))
         })
     });
     group.finish();

@@ -534,16 +534,14 @@ impl Engine {
         let lexical_half = || {
             let started = Instant::now();
             let state = self.read_state();
-            let translations = state.lexical.translations(&query.query);
+            let lexical_query = state.lexical.prepare(&query.query);
             let lexical = if query.mode != SearchMode::Dense {
                 let passes = |id: u64| passes_filters(&state, &query, id);
-                state
-                    .lexical
-                    .search_translated(&query.query, &translations, pool, &passes)
+                state.lexical.search(&lexical_query, pool, &passes)
             } else {
                 Vec::new()
             };
-            let terms = rank::highlight_terms(&query.query, &translations);
+            let terms = rank::highlight_terms(&query.query, lexical_query.translations());
             (lexical, terms, started.elapsed())
         };
         let (query_vector, embed_ms, (lexical, highlight_terms, lexical_time)) =

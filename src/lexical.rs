@@ -1,11 +1,11 @@
-//! Lexical retrieval: BM25 (the `bm25` crate) over words, with Chinese
-//! segmented by `jieba-rs` and Latin-script and Vietnamese text split into
-//! words and syllables, so names and numbers match across languages.
+//! Lexical retrieval: BM25 over words, with Chinese segmented by `jieba-rs`
+//! and Latin-script and Vietnamese text split into words and syllables, so
+//! names and numbers match across languages, and queries translated by the
+//! dictionary scored as concepts.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use bm25::{Embedder, EmbedderBuilder, Scorer};
 use jieba_rs::Jieba;
 
 use crate::lexicon::Lexicon;
@@ -158,21 +158,34 @@ impl TermTokenizer {
     }
 }
 
-impl bm25::Tokenizer for TermTokenizer {
-    fn tokenize(&self, input_text: &str) -> Vec<String> {
-        self.terms(input_text)
-    }
-}
+/// BM25's term-frequency saturation.
+const K1: f32 = 1.2;
+/// BM25's length normalisation.
+const B: f32 = 0.75;
 
-/// A BM25 index of passages by id, with optional query translation. It
-/// holds term weights only, not the passage texts (the engine has those).
+/// A BM25 index of passages by id, searched with dictionary-translated
+/// queries. It holds term counts only, not the passage texts (the engine
+/// has those).
+///
+/// BM25 is written out here rather than taken from a crate because a
+/// translated query needs a scoring the `bm25` crate (used before
+/// 2026-12-02) cannot express: a query word and its translations count as
+/// one term (Pirkola's structured queries, docs/retrieval.md), their
+/// occurrences summed and their document frequency that of their union.
+/// Scored as separate terms, a word with three translations weighs three
+/// times as much as one with none, and a wrong sense ("foundation" →
+/// 底座, pedestal) adds as much as the right one (基金会).
+#[derive(Default)]
 pub struct LexicalIndex {
-    embedder: Embedder<u32, TermTokenizer>,
-    scorer: Scorer<u64, u32>,
-    /// Every term of the indexed passages: translations are kept only when
-    /// they can match something. Terms of removed passages stay: such a
-    /// term only adds a translation that matches nothing.
-    vocabulary: HashSet<String>,
+    /// Term -> its id in `postings`.
+    term_ids: HashMap<String, u32>,
+    /// By term id: passage id -> occurrences. Ids of terms whose passages
+    /// have all been removed stay, with an empty map.
+    postings: Vec<HashMap<u64, u32>>,
+    /// Passage id -> its distinct term ids and its length in terms.
+    passages: HashMap<u64, (Vec<u32>, u32)>,
+    /// Sum of the passages' lengths (for the average BM25 normalises by).
+    total_terms: u64,
     lexicon: Option<Arc<Lexicon>>,
 }
 
@@ -183,91 +196,177 @@ pub struct LexicalHit {
     pub score: f32,
 }
 
+/// A query ready for [`LexicalIndex::search`]: its terms grouped into
+/// concepts, each a query word with its translations (or a word alone).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LexicalQuery {
+    concepts: Vec<Vec<String>>,
+    translations: Vec<String>,
+}
+
+impl LexicalQuery {
+    /// Every dictionary translation the query found, sorted.
+    pub fn translations(&self) -> &[String] {
+        &self.translations
+    }
+}
+
 impl LexicalIndex {
-    /// Builds the index over passage texts (statistics fit to this corpus).
+    /// Builds the index over passage texts.
     pub fn build<'a>(
         passages: impl Iterator<Item = (u64, &'a str)>,
         lexicon: Option<Arc<Lexicon>>,
     ) -> Self {
-        let passages: Vec<(u64, &str)> = passages.collect();
-        let mut vocabulary = HashSet::new();
-        let mut total_terms = 0usize;
-        for (_, text) in &passages {
-            let terms = TermTokenizer.terms(text);
-            total_terms += terms.len();
-            vocabulary.extend(terms);
-        }
-        let avgdl = if passages.is_empty() {
-            0.0 // the crate's fallback
-        } else {
-            total_terms as f32 / passages.len() as f32
-        };
-        let embedder = EmbedderBuilder::<u32, TermTokenizer>::with_avgdl(avgdl).build();
-        let mut scorer = Scorer::new();
-        for (id, text) in &passages {
-            scorer.upsert(id, embedder.embed(text));
-        }
-        Self {
-            embedder,
-            scorer,
-            vocabulary,
+        let mut index = Self {
             lexicon,
+            ..Self::default()
+        };
+        for (id, text) in passages {
+            index.upsert(id, text);
         }
+        index
     }
 
-    /// Adds or replaces one passage. The average passage length stays that
-    /// of the last build; the engine rebuilds the index after enough changes
-    /// for it to drift.
+    /// Adds or replaces one passage.
     pub fn upsert(&mut self, id: u64, text: &str) {
-        self.vocabulary.extend(TermTokenizer.terms(text));
-        self.scorer.upsert(&id, self.embedder.embed(text));
+        self.remove(id);
+        let terms = TermTokenizer.terms(text);
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        for term in &terms {
+            let next_id = self.term_ids.len() as u32;
+            let term_id = *self.term_ids.entry(term.clone()).or_insert(next_id);
+            if term_id == next_id {
+                self.postings.push(HashMap::new());
+            }
+            *counts.entry(term_id).or_default() += 1;
+        }
+        for (&term_id, &count) in &counts {
+            self.postings[term_id as usize].insert(id, count);
+        }
+        self.passages
+            .insert(id, (counts.into_keys().collect(), terms.len() as u32));
+        self.total_terms += terms.len() as u64;
     }
 
     /// Removes one passage, if present.
     pub fn remove(&mut self, id: u64) {
-        self.scorer.remove(&id);
+        if let Some((term_ids, length)) = self.passages.remove(&id) {
+            for term_id in term_ids {
+                self.postings[term_id as usize].remove(&id);
+            }
+            self.total_terms -= u64::from(length);
+        }
     }
 
-    /// Dictionary translations of the query's terms that occur in the index.
-    pub fn translations(&self, query: &str) -> Vec<String> {
+    /// Whether some indexed passage has `term`.
+    fn has_term(&self, term: &str) -> bool {
+        self.term_ids
+            .get(term)
+            .is_some_and(|&id| !self.postings[id as usize].is_empty())
+    }
+
+    /// Splits a query into concepts: each query word with the dictionary
+    /// translations found for it that occur in the index (a phrase's
+    /// translations form a concept of their own beside its words), and the
+    /// words without translations alone. A word repeated in the query
+    /// counts once.
+    pub fn prepare(&self, query: &str) -> LexicalQuery {
+        let mut terms = TermTokenizer.terms(query);
         let Some(lexicon) = &self.lexicon else {
-            return Vec::new();
+            terms.sort();
+            terms.dedup();
+            return LexicalQuery {
+                concepts: terms.into_iter().map(|t| vec![t]).collect(),
+                translations: Vec::new(),
+            };
         };
         let known = |w: &str| {
             let terms = TermTokenizer.terms(w);
-            !terms.is_empty() && terms.iter().all(|t| self.vocabulary.contains(t))
+            !terms.is_empty() && terms.iter().all(|t| self.has_term(t))
         };
-        lexicon.translate(&TermTokenizer.terms(query), &known)
+        let mut concepts = Vec::new();
+        let mut translated = HashSet::new();
+        let mut translations = Vec::new();
+        for translation in lexicon.translate(&terms, &known) {
+            // A translation is matched as the word it is when the segmenter
+            // keeps it whole, not by the shorter words jieba's search mode
+            // also cuts it into (北京人 is not 北京 and 人).
+            let mut concept: Vec<String> = translation
+                .words
+                .iter()
+                .flat_map(|w| {
+                    let parts = TermTokenizer.terms(w);
+                    if parts.contains(w) {
+                        vec![w.clone()]
+                    } else {
+                        parts
+                    }
+                })
+                .collect();
+            if let [word] = translation.source.as_slice() {
+                concept.push(word.clone());
+                translated.insert(word.clone());
+            }
+            concept.sort();
+            concept.dedup();
+            concepts.push(concept);
+            translations.extend(translation.words);
+        }
+        terms.sort();
+        terms.dedup();
+        concepts.extend(
+            terms
+                .into_iter()
+                .filter(|t| !translated.contains(t))
+                .map(|t| vec![t]),
+        );
+        translations.sort();
+        translations.dedup();
+        LexicalQuery {
+            concepts,
+            translations,
+        }
     }
 
-    /// The `k` best passages that pass `filter`, best first. The query is
-    /// matched together with its translations.
-    pub fn search(&self, query: &str, k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<LexicalHit> {
-        self.search_translated(query, &self.translations(query), k, filter)
-    }
-
-    /// `search`, with the query's `translations` computed by the caller.
-    pub fn search_translated(
+    /// The `k` best passages for `query` that pass `filter`, best first:
+    /// BM25 with each concept scored as one term (occurrences of its words
+    /// summed, document frequency that of their union).
+    pub fn search(
         &self,
-        query: &str,
-        translations: &[String],
+        query: &LexicalQuery,
         k: usize,
         filter: &dyn Fn(u64) -> bool,
     ) -> Vec<LexicalHit> {
-        let expanded = if translations.is_empty() {
-            query.to_string()
-        } else {
-            format!("{query} {}", translations.join(" "))
-        };
-        let mut hits: Vec<LexicalHit> = self
-            .scorer
-            .matches(&self.embedder.embed(&expanded))
+        if self.passages.is_empty() {
+            return Vec::new();
+        }
+        let passages = self.passages.len() as f32;
+        let average_length = self.total_terms as f32 / passages;
+        let mut scores: HashMap<u64, f32> = HashMap::new();
+        for concept in &query.concepts {
+            let mut occurrences: HashMap<u64, u32> = HashMap::new();
+            for posting in concept
+                .iter()
+                .filter_map(|t| self.term_ids.get(t))
+                .map(|&id| &self.postings[id as usize])
+            {
+                for (&id, &count) in posting {
+                    *occurrences.entry(id).or_default() += count;
+                }
+            }
+            let frequency = occurrences.len() as f32;
+            let idf = (1.0 + (passages - frequency + 0.5) / (frequency + 0.5)).ln();
+            for (id, count) in occurrences {
+                let length = self.passages[&id].1 as f32;
+                let count = count as f32;
+                let norm = K1 * (1.0 - B + B * length / average_length.max(1.0));
+                *scores.entry(id).or_default() += idf * count * (K1 + 1.0) / (count + norm);
+            }
+        }
+        let mut hits: Vec<LexicalHit> = scores
             .into_iter()
-            .filter(|r| r.score > 0.0 && filter(r.id))
-            .map(|r| LexicalHit {
-                id: r.id,
-                score: r.score,
-            })
+            .filter(|&(id, score)| score > 0.0 && filter(id))
+            .map(|(id, score)| LexicalHit { id, score })
             .collect();
         // Ties are broken by id so rankings do not depend on hash order.
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
@@ -300,9 +399,13 @@ mod tests {
             .into_iter(),
             None,
         );
-        let hits = index.search("Who is Jim Zemlin?", 3, &|_| true);
+        let hits = index.search(&index.prepare("Who is Jim Zemlin?"), 3, &|_| true);
         assert_eq!(hits[0].id, 1);
-        assert!(index.search("Jim Zemlin", 3, &|id| id != 1).is_empty());
+        assert!(
+            index
+                .search(&index.prepare("Jim Zemlin"), 3, &|id| id != 1)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -314,21 +417,59 @@ mod tests {
             (1, "从2018年开始，腾讯成为OpenStack白金会员。"),
             (2, "华为是排名第一的电信厂商。"),
         ];
+        let question = "Since when is Tencent a platinum member?";
         let plain = LexicalIndex::build(passages.into_iter(), None);
         assert!(
             plain
-                .search("Since when is Tencent a platinum member?", 2, &|_| true)
+                .search(&plain.prepare(question), 2, &|_| true)
                 .is_empty()
         );
         let bridged = LexicalIndex::build(passages.into_iter(), Some(Arc::new(lexicon)));
-        assert_eq!(
-            bridged.translations("Since when is Tencent a platinum member?"),
-            ["白金", "腾讯"]
+        let query = bridged.prepare(question);
+        assert_eq!(query.translations(), ["白金", "腾讯"]);
+        assert_eq!(bridged.search(&query, 2, &|_| true)[0].id, 1);
+    }
+
+    #[test]
+    fn a_word_and_its_translations_count_as_one_term() {
+        // "foundation" has two translations, "platinum" one. Scored as
+        // separate terms, passage 1 (both translations of "foundation")
+        // would beat passage 2 (the only passage about platinum); as one
+        // concept it counts once, rarer concepts weigh more.
+        let lexicon = Lexicon::parse(
+            "基金會 基金会 [ji1 jin1 hui4] /foundation/\n底座 底座 [di3 zuo4] /base/foundation/\n白金 白金 [bai2 jin1] /platinum/\n",
         );
-        assert_eq!(
-            bridged.search("Since when is Tencent a platinum member?", 2, &|_| true)[0].id,
-            1
+        let index = LexicalIndex::build(
+            [(1, "基金会 底座"), (2, "白金"), (3, "基金会 其他")].into_iter(),
+            Some(Arc::new(lexicon)),
         );
+        let query = index.prepare("foundation platinum");
+        assert_eq!(query.translations(), ["基金会", "底座", "白金"]);
+        let hits = index.search(&query, 3, &|_| true);
+        let order: Vec<u64> = hits.iter().map(|h| h.id).collect();
+        assert_eq!(order, [2, 1, 3], "{hits:?}");
+    }
+
+    #[test]
+    fn a_removed_passage_scores_as_if_never_indexed() {
+        let texts = [
+            (1, "OpenStack 是一个云计算项目。"),
+            (2, "Kata Containers và StarlingX."),
+            (3, "OpenStack and StarlingX are OpenInfra projects."),
+        ];
+        let mut index = LexicalIndex::build(texts.into_iter(), None);
+        index.upsert(4, "StarlingX StarlingX StarlingX edge");
+        index.remove(4);
+        index.upsert(1, "OpenStack 是一个云计算项目。");
+        let fresh = LexicalIndex::build(texts.into_iter(), None);
+        for question in ["StarlingX", "OpenStack projects", "edge"] {
+            assert_eq!(
+                index.search(&index.prepare(question), 5, &|_| true),
+                fresh.search(&fresh.prepare(question), 5, &|_| true),
+                "{question}"
+            );
+        }
+        assert!(!index.has_term("edge"));
     }
 
     proptest::proptest! {
@@ -340,7 +481,7 @@ mod tests {
             let lexicon = Lexicon::parse("白金 白金 [bai2 jin1] /platinum/");
             let index = LexicalIndex::build([(1, "白金会员 platinum member")].into_iter(), Some(Arc::new(lexicon)));
             let _ = TermTokenizer.terms(&query);
-            let _ = index.search(&query, 5, &|_| true);
+            let _ = index.search(&index.prepare(&query), 5, &|_| true);
         }
     }
 }
