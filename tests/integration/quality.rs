@@ -89,3 +89,33 @@ async fn the_first_results_do_not_depend_on_how_many_are_asked_for() {
         }
     }
 }
+
+/// Vietnamese has no dictionary here; its Sino-Vietnamese words are read
+/// into Chinese ones ("Bắc Kinh" is 北京, "thành viên" 成员). Lexically, with
+/// only Chinese passages allowed, this question shares no word with any of
+/// them unless that reading works, and then it finds the Beijing passages.
+#[tokio::test]
+async fn a_vietnamese_question_finds_chinese_passages_by_sino_vietnamese_words() {
+    assert!(
+        common::lexicon().has_readings(),
+        "make setup provisions models/lexicon/sino-vietnamese.json"
+    );
+    let engine = common::corpus_engine();
+    let results = engine
+        .search(SearchQuery {
+            query: "buổi họp báo tại Bắc Kinh".into(),
+            top_k: 3,
+            languages: vec!["zh".into()],
+            mode: SearchMode::Lexical,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let first = results.hits.first().expect("a lexical hit");
+    assert!(first.passage.text.contains("北京"), "{}", first.passage.text);
+    assert!(
+        first.highlights.iter().any(|h| h.text.contains("北京")),
+        "the Chinese sentence naming Beijing is the evidence: {:?}",
+        first.highlights
+    );
+}
