@@ -3,7 +3,7 @@
 //! names and numbers match across languages, and queries translated by the
 //! dictionary scored as concepts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use jieba_rs::Jieba;
@@ -269,10 +269,9 @@ impl LexicalIndex {
     }
 
     /// Splits a query into concepts: each query word with the dictionary
-    /// translations found for it that occur in the index (a phrase's
-    /// translations form a concept of their own beside its words), and the
-    /// words without translations alone. A word repeated in the query
-    /// counts once.
+    /// translations found for it and for the phrases it is part of, kept
+    /// when they occur in the index. A word repeated in the query counts
+    /// once.
     pub fn prepare(&self, query: &str) -> LexicalQuery {
         let mut terms = TermTokenizer.terms(query);
         let Some(lexicon) = &self.lexicon else {
@@ -287,42 +286,57 @@ impl LexicalIndex {
             let terms = TermTokenizer.terms(w);
             !terms.is_empty() && terms.iter().all(|t| self.has_term(t))
         };
-        let mut concepts = Vec::new();
-        let mut translated = HashSet::new();
+        // Each query word's concept: the word and the translations of every
+        // phrase or word it is part of. A passage holding a phrase's
+        // translation (新闻发布会 for "press conference") counts as holding
+        // each of the phrase's words, as the English passage would.
+        let mut synonyms: HashMap<&str, Vec<String>> = HashMap::new();
         let mut translations = Vec::new();
-        for translation in lexicon.translate(&terms, &known) {
+        let translated = lexicon.translate(&terms, &known);
+        for translation in &translated {
             // A translation is matched as the word it is when the segmenter
             // keeps it whole, not by the shorter words jieba's search mode
-            // also cuts it into (北京人 is not 北京 and 人).
-            let mut concept: Vec<String> = translation
+            // also cuts it into (北京人 is not 北京 and 人). Cut, it is matched
+            // by its parts of two or more characters: 北京人 ("Beijing
+            // person", offered for "Beijing") by 北京, not also by 人, which
+            // alone stands for any person.
+            let words: Vec<String> = translation
                 .words
                 .iter()
                 .flat_map(|w| {
                     let parts = TermTokenizer.terms(w);
                     if parts.contains(w) {
-                        vec![w.clone()]
-                    } else {
-                        parts
+                        return vec![w.clone()];
                     }
+                    let words: Vec<String> = parts
+                        .iter()
+                        .filter(|p| p.chars().count() > 1)
+                        .cloned()
+                        .collect();
+                    if words.is_empty() { parts } else { words }
                 })
                 .collect();
-            if let [word] = translation.source.as_slice() {
-                concept.push(word.clone());
-                translated.insert(word.clone());
+            for source in &translation.source {
+                synonyms
+                    .entry(source.as_str())
+                    .or_default()
+                    .extend(words.iter().cloned());
             }
-            concept.sort();
-            concept.dedup();
-            concepts.push(concept);
-            translations.extend(translation.words);
+            translations.extend(translation.words.iter().cloned());
         }
-        terms.sort();
-        terms.dedup();
-        concepts.extend(
-            terms
-                .into_iter()
-                .filter(|t| !translated.contains(t))
-                .map(|t| vec![t]),
-        );
+        let mut distinct = terms.clone();
+        distinct.sort();
+        distinct.dedup();
+        let concepts = distinct
+            .into_iter()
+            .map(|term| {
+                let mut concept = synonyms.remove(term.as_str()).unwrap_or_default();
+                concept.push(term);
+                concept.sort();
+                concept.dedup();
+                concept
+            })
+            .collect();
         translations.sort();
         translations.dedup();
         LexicalQuery {
@@ -466,6 +480,57 @@ mod tests {
         let hits = index.search(&query, 3, &|_| true);
         let order: Vec<u64> = hits.iter().map(|h| h.id).collect();
         assert_eq!(order, [2, 1, 3], "{hits:?}");
+    }
+
+    #[test]
+    fn a_phrase_translation_counts_for_each_word_of_the_phrase() {
+        // Passage 1 has "conference" four times; passage 2 holds the
+        // translation of the whole phrase "press conference" once, as an
+        // English passage would hold both words: it is the better match
+        // (scored as a concept of its own beside "press" and "conference",
+        // the phrase's translation weighed as one word and lost).
+        let lexicon =
+            Lexicon::parse("新聞發布會 新闻发布会 [xin1 wen2 fa1 bu4 hui4] /press conference/\n");
+        let index = LexicalIndex::build(
+            [
+                (1, "Conference: conference, conference, conference"),
+                (2, "在北京召开新闻发布会"),
+            ]
+            .into_iter(),
+            Some(Arc::new(lexicon)),
+        );
+        let query = index.prepare("press conference");
+        assert_eq!(query.translations(), ["新闻发布会"]);
+        let order: Vec<u64> = index
+            .search(&query, 2, &|_| true)
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(order, [2, 1]);
+    }
+
+    #[test]
+    fn a_translation_cut_by_the_segmenter_is_matched_by_its_longer_parts() {
+        // CC-CEDICT offers 北京人 for "Beijing"; jieba cuts it into 北京 and
+        // 人, and 人 alone would match every passage about people.
+        let lexicon = Lexicon::parse("北京人 北京人 [Bei3 jing1 ren2] /Beijing resident/\n");
+        assert!(
+            !TermTokenizer
+                .terms("北京人")
+                .contains(&"北京人".to_string())
+        );
+        let index = LexicalIndex::build(
+            [(1, "在北京召开"), (2, "很多人参加")].into_iter(),
+            Some(Arc::new(lexicon)),
+        );
+        let query = index.prepare("Beijing");
+        assert_eq!(query.translations(), ["北京人"]);
+        let hits: Vec<u64> = index
+            .search(&query, 2, &|_| true)
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(hits, [1]);
     }
 
     #[test]

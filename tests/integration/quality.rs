@@ -112,7 +112,11 @@ async fn a_vietnamese_question_finds_chinese_passages_by_sino_vietnamese_words()
         .await
         .unwrap();
     let first = results.hits.first().expect("a lexical hit");
-    assert!(first.passage.text.contains("北京"), "{}", first.passage.text);
+    assert!(
+        first.passage.text.contains("北京"),
+        "{}",
+        first.passage.text
+    );
     assert!(
         first.highlights.iter().any(|h| h.text.contains("北京")),
         "the Chinese sentence naming Beijing is the evidence: {:?}",
