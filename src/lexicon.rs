@@ -151,12 +151,14 @@ pub fn parse_readings(json: &str) -> std::result::Result<HashMap<char, String>, 
         .collect())
 }
 
-/// A lowercase Vietnamese syllable with its tone mark where the older
-/// convention puts it: both "hòa" and "hoà" are written (the same word, 和),
-/// as are "thủy" and "thuỷ"; they differ only in open syllables ending in
-/// "oa", "oe" or "uy", whose tone the newer convention marks on the first
-/// vowel.
+/// A lowercase Vietnamese syllable spelt one way where two are written:
+/// the tone mark where the older convention puts it ("hòa" and "hoà" are
+/// the same word, 和, as are "thủy" and "thuỷ": they differ only in open
+/// syllables ending in "oa", "oe" or "uy", whose tone the newer convention
+/// marks on the first vowel), and a final "y" after consonants as "i"
+/// ("công ty" and "công ti" are both 公司, "kỹ thuật" and "kĩ thuật" 技术).
 pub fn canonical_syllable(syllable: &str) -> String {
+    let syllable = final_y_as_i(syllable);
     const NEWER_TO_OLDER: [(&str, &str); 15] = [
         ("òa", "oà"),
         ("óa", "oá"),
@@ -179,7 +181,34 @@ pub fn canonical_syllable(syllable: &str) -> String {
             return format!("{stem}{older}");
         }
     }
-    syllable.to_string()
+    syllable
+}
+
+/// The syllable with a final "y" (any tone) after an onset of consonants
+/// only written "i": "ty" → "ti", "kỹ" → "kĩ". After a vowel ("tay",
+/// "thuy") or alone ("ý") the "y" is another sound and stays.
+fn final_y_as_i(syllable: &str) -> String {
+    const Y_TO_I: [(char, char); 6] = [
+        ('y', 'i'),
+        ('ý', 'í'),
+        ('ỳ', 'ì'),
+        ('ỷ', 'ỉ'),
+        ('ỹ', 'ĩ'),
+        ('ỵ', 'ị'),
+    ];
+    let mut chars: Vec<char> = syllable.chars().collect();
+    let Some(last) = chars.last().copied() else {
+        return String::new();
+    };
+    let onset = &chars[..chars.len() - 1];
+    let consonants_only =
+        !onset.is_empty() && onset.iter().all(|c| "bcdđghklmnpqrstvx".contains(*c));
+    if let Some(&(_, i)) = Y_TO_I.iter().find(|(y, _)| *y == last)
+        && consonants_only
+    {
+        *chars.last_mut().expect("not empty") = i;
+    }
+    chars.into_iter().collect()
 }
 
 /// Whether a query term can be a Vietnamese syllable: letters only, none Han.
@@ -502,7 +531,8 @@ mod tests {
     /// writes them (capitalised, older tone placement).
     const READINGS: &str = r#"{"加": "Gia", "入": "Nhập", "合": "Hợp", "作": "Tác",
         "成": "Thành", "员": "Viên", "会": "Hội", "和": "Hoà", "平": "Bình",
-        "白": "Bạch", "金": "Kim", "不是一个字": "Bất"}"#;
+        "白": "Bạch", "金": "Kim", "公": "Công", "司": "Ty",
+        "不是一个字": "Bất"}"#;
 
     fn with_readings(cedict: &str) -> Lexicon {
         let readings = parse_readings(READINGS).expect("readings");
@@ -540,12 +570,20 @@ mod tests {
     }
 
     #[test]
-    fn both_tone_mark_conventions_find_the_word() {
+    fn both_spellings_of_a_syllable_find_the_word() {
         let lexicon = with_readings("和平 和平 [he2 ping2] /peace/\n");
         for query in ["hòa bình", "hoà bình"] {
             assert_eq!(
                 flat(lexicon.translate(&words(query), &|_| true)),
                 ["和平"],
+                "{query}"
+            );
+        }
+        let lexicon = with_readings("公司 公司 [gong1 si1] /company/\n");
+        for query in ["công ty", "công ti"] {
+            assert_eq!(
+                flat(lexicon.translate(&words(query), &|_| true)),
+                ["公司"],
                 "{query}"
             );
         }
@@ -556,6 +594,11 @@ mod tests {
             "a closed syllable has one spelling"
         );
         assert_eq!(canonical_syllable("quý"), "quý");
+        assert_eq!(canonical_syllable("kỹ"), canonical_syllable("kĩ"));
+        assert_eq!(canonical_syllable("ty"), "ti");
+        for kept in ["ý", "tay", "thuy", "quy"] {
+            assert_eq!(canonical_syllable(kept), kept);
+        }
     }
 
     #[test]
