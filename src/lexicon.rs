@@ -321,43 +321,18 @@ impl Lexicon {
     /// Chinese terms are translated to English; runs of two to four
     /// Vietnamese syllables become the Chinese words they are the reading of.
     pub fn translate(&self, terms: &[String], known: &dyn Fn(&str) -> bool) -> Vec<Translation> {
-        let mut out = Vec::new();
-        let latin_terms: Vec<&String> = terms
+        let latin_terms: Vec<String> = terms
             .iter()
             .filter(|t| t.chars().all(|c| c.is_ascii_alphanumeric()))
+            .cloned()
             .collect();
         // Stemmed once here; phrases are joined from the stems (the keys
         // of `en_to_zh` are `phrase_key`s).
         let latin: Vec<String> = latin_terms.iter().map(|t| stem(t)).collect();
-        let mut covered = vec![false; latin.len()];
-        for n in (1..=MAX_PHRASE_WORDS).rev() {
-            for start in 0..latin.len().saturating_sub(n - 1) {
-                if covered[start..start + n].iter().any(|&c| c) {
-                    continue;
-                }
-                let key = latin[start..start + n].join(" ");
-                let Some(words) = self.en_to_zh.get(&key) else {
-                    continue;
-                };
-                let found: Vec<String> = words
-                    .iter()
-                    .map(|(w, _)| w)
-                    .filter(|w| known(w))
-                    .take(MAX_TRANSLATIONS)
-                    .cloned()
-                    .collect();
-                if !found.is_empty() {
-                    out.push(Translation {
-                        source: latin_terms[start..start + n]
-                            .iter()
-                            .map(|t| t.to_string())
-                            .collect(),
-                        words: found,
-                    });
-                    covered[start..start + n].iter_mut().for_each(|c| *c = true);
-                }
-            }
-        }
+        let mut out = translate_runs(&latin_terms, 1..=MAX_PHRASE_WORDS, known, |run| {
+            let words = self.en_to_zh.get(&latin[run].join(" "))?;
+            Some(words.iter().map(|(w, _)| w.as_str()).collect())
+        });
         for term in terms
             .iter()
             .filter(|t| !t.chars().all(|c| c.is_ascii_alphanumeric()))
@@ -390,45 +365,61 @@ impl Lexicon {
         terms: &[String],
         known: &dyn Fn(&str) -> bool,
     ) -> Vec<Translation> {
-        let mut out = Vec::new();
         if self.vi_to_zh.is_empty() {
-            return out;
+            return Vec::new();
         }
         let syllables: Vec<Option<String>> = terms
             .iter()
             .map(|t| is_latin_word(t).then(|| canonical_syllable(t)))
             .collect();
-        let mut covered = vec![false; terms.len()];
-        for n in READING_SYLLABLES.rev() {
-            for start in 0..terms.len().saturating_sub(n - 1) {
-                let run = &syllables[start..start + n];
-                if covered[start..start + n].iter().any(|&c| c)
-                    || run.iter().any(Option::is_none)
-                    || terms[start..start + n].iter().all(|t| t.is_ascii())
-                {
-                    continue;
-                }
-                let key = run.iter().flatten().cloned().collect::<Vec<_>>().join(" ");
-                let Some(words) = self.vi_to_zh.get(&key) else {
-                    continue;
-                };
-                let found: Vec<String> = words
-                    .iter()
-                    .filter(|w| known(w))
-                    .take(MAX_TRANSLATIONS)
-                    .cloned()
-                    .collect();
-                if !found.is_empty() {
-                    out.push(Translation {
-                        source: terms[start..start + n].to_vec(),
-                        words: found,
-                    });
-                    covered[start..start + n].iter_mut().for_each(|c| *c = true);
-                }
+        translate_runs(terms, READING_SYLLABLES, known, |run| {
+            if terms[run.clone()].iter().all(|t| t.is_ascii()) {
+                return None;
+            }
+            let key: Option<Vec<&str>> = syllables[run].iter().map(|s| s.as_deref()).collect();
+            let words = self.vi_to_zh.get(&key?.join(" "))?;
+            Some(words.iter().map(String::as_str).collect())
+        })
+    }
+}
+
+/// Looks up runs of consecutive `sources`, longest first, with `lookup`
+/// (the candidate words of a run, or `None` when it is not a key). A run's
+/// candidates that pass `known`, at most [`MAX_TRANSLATIONS`], become its
+/// translation, and its terms are not looked up again in shorter runs.
+fn translate_runs<'a>(
+    sources: &[String],
+    lengths: RangeInclusive<usize>,
+    known: &dyn Fn(&str) -> bool,
+    lookup: impl Fn(std::ops::Range<usize>) -> Option<Vec<&'a str>>,
+) -> Vec<Translation> {
+    let mut out = Vec::new();
+    let mut covered = vec![false; sources.len()];
+    for n in lengths.rev() {
+        for start in 0..sources.len().saturating_sub(n - 1) {
+            let run = start..start + n;
+            if covered[run.clone()].iter().any(|&c| c) {
+                continue;
+            }
+            let Some(candidates) = lookup(run.clone()) else {
+                continue;
+            };
+            let words: Vec<String> = candidates
+                .into_iter()
+                .filter(|w| known(w))
+                .take(MAX_TRANSLATIONS)
+                .map(String::from)
+                .collect();
+            if !words.is_empty() {
+                out.push(Translation {
+                    source: sources[run.clone()].to_vec(),
+                    words,
+                });
+                covered[run].iter_mut().for_each(|c| *c = true);
             }
         }
-        out
     }
+    out
 }
 
 /// The Sino-Vietnamese reading of a Chinese word of two to four characters,
