@@ -558,10 +558,21 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
 
-        /// Any text tokenizes and searches without panicking.
+        /// Any text tokenizes and searches without panicking, Vietnamese
+        /// syllables read by their Sino-Vietnamese keys included.
         #[test]
-        fn arbitrary_queries_are_safe(query in ".{0,80}") {
-            let lexicon = Lexicon::parse("白金 白金 [bai2 jin1] /platinum/");
+        fn arbitrary_queries_are_safe(
+            query in proptest::prop_oneof![
+                proptest::string::string_regex(".{0,80}").expect("regex"),
+                proptest::string::string_regex("((bạch|kim|hội|viên|ty|ý|[a-zđơưăâêôỳýỷỹỵ]{1,4}) ?){0,12}").expect("regex"),
+            ]
+        ) {
+            let readings = crate::lexicon::parse_readings(r#"{"白": "Bạch", "金": "Kim", "会": "Hội", "员": "Viên"}"#)
+                .expect("readings");
+            let lexicon = Lexicon::parse_with_readings(
+                "白金 白金 [bai2 jin1] /platinum/\n會員 会员 [hui4 yuan2] /member/\n",
+                Some(&readings),
+            );
             let index = LexicalIndex::build([(1, "白金会员 platinum member")].into_iter(), Some(Arc::new(lexicon)));
             let _ = TermTokenizer.terms(&query);
             let _ = index.search(&index.prepare(&query), 5, &|_| true);
