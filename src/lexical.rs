@@ -324,10 +324,9 @@ impl LexicalIndex {
             }
             translations.extend(translation.words.iter().cloned());
         }
-        let mut distinct = terms.clone();
-        distinct.sort();
-        distinct.dedup();
-        let concepts = distinct
+        terms.sort();
+        terms.dedup();
+        let concepts = terms
             .into_iter()
             .map(|term| {
                 let mut concept = synonyms.remove(term.as_str()).unwrap_or_default();
@@ -482,6 +481,15 @@ mod tests {
         assert_eq!(order, [2, 1, 3], "{hits:?}");
     }
 
+    /// The ids `index` finds for `query`, best first.
+    fn found(index: &LexicalIndex, query: &LexicalQuery) -> Vec<u64> {
+        index
+            .search(query, 10, &|_| true)
+            .iter()
+            .map(|h| h.id)
+            .collect()
+    }
+
     #[test]
     fn a_phrase_translation_counts_for_each_word_of_the_phrase() {
         // Passage 1 has "conference" four times; passage 2 holds the
@@ -501,12 +509,7 @@ mod tests {
         );
         let query = index.prepare("press conference");
         assert_eq!(query.translations(), ["新闻发布会"]);
-        let order: Vec<u64> = index
-            .search(&query, 2, &|_| true)
-            .iter()
-            .map(|h| h.id)
-            .collect();
-        assert_eq!(order, [2, 1]);
+        assert_eq!(found(&index, &query), [2, 1]);
     }
 
     #[test]
@@ -525,12 +528,7 @@ mod tests {
         );
         let query = index.prepare("Beijing");
         assert_eq!(query.translations(), ["北京人"]);
-        let hits: Vec<u64> = index
-            .search(&query, 2, &|_| true)
-            .iter()
-            .map(|h| h.id)
-            .collect();
-        assert_eq!(hits, [1]);
+        assert_eq!(found(&index, &query), [1]);
     }
 
     #[test]

@@ -229,10 +229,7 @@ impl Lexicon {
         })?;
         let readings_path = path.with_file_name(SINO_VIETNAMESE_FILE);
         let readings = match std::fs::read_to_string(&readings_path) {
-            Ok(json) => Some(
-                parse_readings(&json)
-                    .map_err(|e| Error::Io(format!("{}: {e}", readings_path.display())))?,
-            ),
+            Ok(json) => Some(parse_readings(&json)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(
                     path = %readings_path.display(),
@@ -240,8 +237,10 @@ impl Lexicon {
                 );
                 None
             }
-            Err(e) => return Err(Error::Io(format!("{}: {e}", readings_path.display()))),
-        };
+            Err(e) => Some(Err(e.to_string())),
+        }
+        .transpose()
+        .map_err(|e| Error::Io(format!("{}: {e}", readings_path.display())))?;
         Ok(Self::parse_with_readings(&text, readings.as_ref()))
     }
 
@@ -534,6 +533,11 @@ mod tests {
         query.split_whitespace().map(String::from).collect()
     }
 
+    /// Every translation of `query`'s words, each word taken as indexed.
+    fn read(lexicon: &Lexicon, query: &str) -> Vec<String> {
+        flat(lexicon.translate(&words(query), &|_| true))
+    }
+
     #[test]
     fn vietnamese_words_find_the_chinese_words_they_are_the_reading_of() {
         let cedict = format!("{SAMPLE}合作 合作 [he2 zuo4] /to cooperate/\n");
@@ -557,26 +561,18 @@ mod tests {
         }
         // Words the index lacks are not offered; one syllable is not read.
         assert!(flat(lexicon.translate(&words("bạch kim"), &known)).is_empty());
-        assert!(flat(lexicon.translate(&words("hội"), &|_| true)).is_empty());
+        assert!(read(&lexicon, "hội").is_empty());
     }
 
     #[test]
     fn both_spellings_of_a_syllable_find_the_word() {
         let lexicon = with_readings("和平 和平 [he2 ping2] /peace/\n");
         for query in ["hòa bình", "hoà bình"] {
-            assert_eq!(
-                flat(lexicon.translate(&words(query), &|_| true)),
-                ["和平"],
-                "{query}"
-            );
+            assert_eq!(read(&lexicon, query), ["和平"], "{query}");
         }
         let lexicon = with_readings("公司 公司 [gong1 si1] /company/\n");
         for query in ["công ty", "công ti"] {
-            assert_eq!(
-                flat(lexicon.translate(&words(query), &|_| true)),
-                ["公司"],
-                "{query}"
-            );
+            assert_eq!(read(&lexicon, query), ["公司"], "{query}");
         }
         assert_eq!(canonical_syllable("thủy"), "thuỷ");
         assert_eq!(
@@ -599,7 +595,7 @@ mod tests {
         let readings = parse_readings(r#"{"加": "Gia", "入": "Nhap"}"#).expect("readings");
         let lexicon =
             Lexicon::parse_with_readings("加入 加入 [jia1 ru4] /to join/\n", Some(&readings));
-        assert!(flat(lexicon.translate(&words("gia nhap"), &|_| true)).is_empty());
+        assert!(read(&lexicon, "gia nhap").is_empty());
     }
 
     #[test]
@@ -624,10 +620,7 @@ mod tests {
         let readings = dir.path().join(SINO_VIETNAMESE_FILE);
         std::fs::write(&readings, READINGS).expect("write");
         let lexicon = Lexicon::load(&cedict).expect("load");
-        assert_eq!(
-            flat(lexicon.translate(&words("gia nhập"), &|_| true)),
-            ["加入"]
-        );
+        assert_eq!(read(&lexicon, "gia nhập"), ["加入"]);
         std::fs::write(&readings, "{not json").expect("write");
         let err = Lexicon::load(&cedict).expect_err("malformed readings");
         assert!(err.to_string().contains(SINO_VIETNAMESE_FILE), "{err}");
