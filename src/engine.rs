@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -21,6 +21,10 @@ use crate::lexical::LexicalIndex;
 use crate::manifest::Manifest;
 use crate::rank::{self, Candidate};
 use crate::store::{Origin, Snapshot, Store, StoredDocument, StoredPassage, WriteBatch};
+
+/// The writer lock, held from a write's first read of the state until its
+/// commit is in memory; owned so the task finishing a commit can hold it.
+type WriterGuard = tokio::sync::OwnedMutexGuard<()>;
 
 /// Request limits, documented in the proto.
 pub mod limits {
@@ -217,8 +221,10 @@ struct State {
     /// from, and passages added or removed in place since then.
     estimated_from: usize,
     changed_since_estimate: usize,
-    next_passage_id: u64,
     generation: u64,
+    /// A committed write could not be brought into memory: the next write
+    /// reloads the whole store instead of updating in place.
+    behind_store: bool,
     /// Whole-state rebuilds since start-up (for tests and logs).
     rebuilds: u64,
     /// The manifest named a graph dump that could not be used (damaged, or
@@ -283,7 +289,7 @@ pub struct Engine {
     store: Arc<Store>,
     state: Arc<RwLock<State>>,
     /// One writer at a time, so the store and the index change together.
-    writer: tokio::sync::Mutex<()>,
+    writer: Arc<tokio::sync::Mutex<()>>,
     /// Writes waiting for `writer`; more are turned away at once.
     write_queue: Semaphore,
     permits: Arc<Semaphore>,
@@ -310,8 +316,6 @@ fn layout_fingerprint(embedder: &Embedder, chunk: &ChunkConfig) -> String {
 }
 
 const META_LAYOUT: &str = "layout";
-const META_GENERATION: &str = "generation";
-const META_NEXT_ID: &str = "next_passage_id";
 
 impl Engine {
     /// Opens the data directory, rebuilding stored passages when the model
@@ -364,7 +368,7 @@ impl Engine {
             counter,
             store: Arc::new(store),
             state: Arc::new(RwLock::new(state)),
-            writer: tokio::sync::Mutex::new(()),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
             write_queue: Semaphore::new(limits::MAX_QUEUED_WRITES),
             query_cache: (config.query_cache > 0)
                 .then(|| quick_cache::sync::Cache::new(config.query_cache)),
@@ -385,7 +389,7 @@ impl Engine {
         let started = Instant::now();
         let generation: u64 = snapshot
             .meta
-            .get(META_GENERATION)
+            .get(crate::store::META_GENERATION)
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         // A dump is trusted only for the generation it was written for.
@@ -422,11 +426,6 @@ impl Engine {
             passages.values().map(|p| (p.id, p.text.as_str())),
             config.lexicon.clone(),
         );
-        let next_passage_id = snapshot
-            .meta
-            .get(META_NEXT_ID)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
         publish_gauges(&passages, &snapshot.documents);
         info!(
             documents = snapshot.documents.len(),
@@ -447,8 +446,8 @@ impl Engine {
             changed_since_estimate: 0,
             lexical,
             centroids,
-            next_passage_id,
             generation,
+            behind_store: false,
             rebuilds: 0,
             dump_unusable: dump.is_some() && !from_dump,
         })
@@ -456,7 +455,7 @@ impl Engine {
 
     /// Re-chunks and re-embeds every stored document (model or chunker changed).
     async fn rebuild_all(&self) -> Result<()> {
-        let _writer = self.writer.lock().await;
+        let writer = self.lock_writer().await;
         let docs: Vec<StoredDocument> = self.read_state().documents.values().cloned().collect();
         info!(
             documents = docs.len(),
@@ -478,22 +477,20 @@ impl Engine {
                     .collect(),
             )
             .await?;
-        self.apply(prepared, Vec::new(), true, &|_, _| {}).await
+        self.apply(writer, prepared, Vec::new(), true, &|_, _| {})
+            .await
+    }
+
+    async fn lock_writer(&self) -> WriterGuard {
+        self.writer.clone().lock_owned().await
     }
 
     pub fn embedder(&self) -> &Embedder {
         &self.embedder
     }
 
-    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        // A panic while holding the lock cannot leave the state half-changed
-        // (changes are applied after the store commit, without panicking
-        // paths), so a poisoned lock is still safe to read.
-        self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        read_lock(&self.state)
     }
 
     fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
@@ -654,7 +651,7 @@ impl Engine {
     pub async fn ingest(&self, inputs: Vec<DocumentInput>) -> Result<Vec<IngestOutcome>> {
         validate_ingest(&inputs)?;
         let _queued = self.queue_write()?;
-        let _writer = self.writer.lock().await;
+        let writer = self.lock_writer().await;
         let mut outcomes = Vec::with_capacity(inputs.len());
         let mut todo = Vec::new();
         {
@@ -688,7 +685,8 @@ impl Engine {
             .iter()
             .map(|(d, _)| (d.id.clone(), d.chunks.len() as u32))
             .collect();
-        self.apply(prepared, Vec::new(), false, &|_, _| {}).await?;
+        self.apply(writer, prepared, Vec::new(), false, &|_, _| {})
+            .await?;
         for outcome in &mut outcomes {
             if let Some(n) = chunks.get(&outcome.id) {
                 outcome.chunks = *n;
@@ -701,7 +699,7 @@ impl Engine {
     pub async fn delete(&self, ids: Vec<String>) -> Result<usize> {
         validate_ids("ids", &ids, limits::MAX_DELETE_IDS)?;
         let _queued = self.queue_write()?;
-        let _writer = self.writer.lock().await;
+        let writer = self.lock_writer().await;
         let existing: Vec<String> = {
             let state = self.read_state();
             ids.into_iter()
@@ -714,7 +712,8 @@ impl Engine {
             return Ok(0);
         }
         let n = existing.len();
-        self.apply(Vec::new(), existing, false, &|_, _| {}).await?;
+        self.apply(writer, Vec::new(), existing, false, &|_, _| {})
+            .await?;
         Ok(n)
     }
 
@@ -723,7 +722,7 @@ impl Engine {
     /// Documents ingested over the API are left alone.
     pub async fn sync_corpus(&self, root: &Path, progress: Progress<'_>) -> Result<SyncReport> {
         let started = Instant::now();
-        let _writer = self.writer.lock().await;
+        let writer = self.lock_writer().await;
         let root_owned = root.to_path_buf();
         let max = self.config.max_file_bytes;
         let scan = tokio::task::spawn_blocking(move || corpus::scan(&root_owned, max))
@@ -792,7 +791,8 @@ impl Engine {
             }
         }
         if !prepared.is_empty() || !deletes.is_empty() {
-            self.apply(prepared, deletes, false, progress).await?;
+            self.apply(writer, prepared, deletes, false, progress)
+                .await?;
         }
         report.seconds = started.elapsed().as_secs_f32();
         Ok(report)
@@ -814,10 +814,17 @@ impl Engine {
         .map_err(|e| Error::Io(e.to_string()))
     }
 
-    /// Embeds prepared documents, commits them (and the deletions) in one
-    /// transaction, then updates the in-memory index. Caller holds `writer`.
+    /// Embeds prepared documents, then commits them (and the deletions) in
+    /// one transaction and brings the in-memory index up to it.
+    ///
+    /// Until the commit starts, a caller that gives up (a deadline, a
+    /// cancelled call) abandons the write and nothing happens. From then on
+    /// the commit and the state update run to the end on a blocking task
+    /// that holds `writer`, whatever the caller does: no later write can
+    /// see memory that lags the store.
     async fn apply(
         &self,
+        writer: WriterGuard,
         prepared: Vec<(PreparedDocument, Origin)>,
         deletes: Vec<String>,
         clear: bool,
@@ -839,10 +846,6 @@ impl Engine {
             progress(vectors.len(), total);
         }
 
-        let (mut next_id, generation) = {
-            let state = self.read_state();
-            (state.next_passage_id, state.generation + 1)
-        };
         let mut vectors = vectors.into_iter();
         let mut batch = WriteBatch {
             delete: deletes,
@@ -852,8 +855,8 @@ impl Engine {
         for (doc, origin) in prepared {
             let mut rows = Vec::with_capacity(doc.chunks.len());
             for c in doc.chunks {
-                let passage = StoredPassage::from_chunk(next_id, &doc.id, c);
-                next_id += 1;
+                // The store gives the passage its id when it commits.
+                let passage = StoredPassage::from_chunk(0, &doc.id, c);
                 rows.push((
                     passage,
                     vectors
@@ -862,7 +865,7 @@ impl Engine {
                 ));
             }
             let stored = StoredDocument {
-                passage_ids: rows.iter().map(|(p, _)| p.id).collect(),
+                passage_ids: Vec::new(),
                 id: doc.id,
                 source: doc.source,
                 title: doc.title,
@@ -874,87 +877,24 @@ impl Engine {
             };
             batch.put.push((stored, rows));
         }
-        batch.meta = vec![
-            (META_NEXT_ID.into(), next_id.to_string()),
-            (META_GENERATION.into(), generation.to_string()),
-            (
-                META_LAYOUT.into(),
-                layout_fingerprint(&self.embedder, &self.config.chunk),
-            ),
-        ];
+        batch.meta = vec![(
+            META_LAYOUT.into(),
+            layout_fingerprint(&self.embedder, &self.config.chunk),
+        )];
 
-        // Durable first: only a committed change reaches the index.
-        let store = self.store.clone();
-        let batch = tokio::task::spawn_blocking(move || store.write(&batch).map(|()| batch))
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))??;
-        self.update_state(batch, next_id, generation).await
-    }
-
-    /// Brings the in-memory state up to a committed write: in place when the
-    /// write is small against the index, else by re-reading the whole store
-    /// (a rebuild, a first load, or enough changes that the language
-    /// centroids and BM25 statistics should be estimated afresh).
-    async fn update_state(&self, batch: WriteBatch, next_id: u64, generation: u64) -> Result<()> {
-        let in_place = !batch.clear_passages && {
-            let state = self.read_state();
-            let drift = state.changed_since_estimate + state.passages_changed_by(&batch);
-            let passages_after =
-                state.passages.len() + batch.put.iter().map(|(_, r)| r.len()).sum::<usize>();
-            state.estimated_from > 0
-                && drift as f32 <= MAX_DRIFT * state.estimated_from as f32
-                && index_kind_for(&self.config.index, passages_after) == state.index.kind()
+        let commit = Commit {
+            store: self.store.clone(),
+            state: self.state.clone(),
+            config: self.config.clone(),
+            embedder: self.embedder.clone(),
         };
-        if !in_place {
-            return self.reload_state(next_id, generation).await;
-        }
-        let shared = self.state.clone();
-        let config = self.config.clone();
-        let embedder = self.embedder.clone();
-        let applied = tokio::task::spawn_blocking(move || -> Result<()> {
-            {
-                let mut state = shared.write().unwrap_or_else(|e| e.into_inner());
-                state.apply_write(batch, config.center_languages)?;
-                state.next_passage_id = next_id;
-                state.generation = generation;
-                publish_gauges(&state.passages, state.documents.values());
-            }
-            let state = shared.read().unwrap_or_else(|e| e.into_inner());
-            persist_manifest(&config, &embedder, &state)
+        // A blocking task runs to completion even when its handle is dropped.
+        tokio::task::spawn_blocking(move || {
+            let _writer = writer;
+            commit.run(batch)
         })
         .await
-        .map_err(|e| Error::Index(e.to_string()))?;
-        if let Err(err) = applied {
-            // The store has the write; a full reload brings memory up to it.
-            tracing::warn!(%err, "in-place index update failed; reloading the index");
-            return self.reload_state(next_id, generation).await;
-        }
-        Ok(())
-    }
-
-    /// Re-reads the whole committed store into a fresh state and swaps it in;
-    /// the store is the single source of truth.
-    async fn reload_state(&self, next_id: u64, generation: u64) -> Result<()> {
-        let store = self.store.clone();
-        let snapshot = tokio::task::spawn_blocking(move || store.snapshot())
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))??;
-        let config = self.config.clone();
-        let embedder = self.embedder.clone();
-        let rebuilds = self.read_state().rebuilds;
-        let fresh = tokio::task::spawn_blocking(move || -> Result<State> {
-            let mut fresh =
-                Self::load_state(&config, embedder.manifest().dimension, snapshot, None)?;
-            fresh.next_passage_id = next_id;
-            fresh.generation = generation;
-            fresh.rebuilds = rebuilds + 1;
-            persist_manifest(&config, &embedder, &fresh)?;
-            Ok(fresh)
-        })
-        .await
-        .map_err(|e| Error::Index(e.to_string()))??;
-        *self.write_state() = fresh;
-        Ok(())
+        .map_err(|e| Error::Storage(format!("write task failed: {e}")))?
     }
 
     /// Lists documents ordered by id, after `page_token` (the last id of the previous page).
@@ -1056,6 +996,93 @@ impl Engine {
             chunker_version: ingest::CHUNKER_VERSION.to_string(),
         }
     }
+}
+
+/// What finishes a write once its commit starts: owned, so it outlives the
+/// request that started it.
+struct Commit {
+    store: Arc<Store>,
+    state: Arc<RwLock<State>>,
+    config: EngineConfig,
+    embedder: Embedder,
+}
+
+impl Commit {
+    /// Commits `batch` durably, then brings the in-memory state up to it.
+    fn run(&self, mut batch: WriteBatch) -> Result<()> {
+        let committed = self.store.write(&mut batch)?;
+        self.update_state(batch, committed.generation)
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        read_lock(&self.state)
+    }
+
+    /// Brings the in-memory state up to a committed write: in place when the
+    /// write is small against the index, else by re-reading the whole store
+    /// (a rebuild, a first load, or enough changes that the language
+    /// centroids and BM25 statistics should be estimated afresh).
+    fn update_state(&self, batch: WriteBatch, generation: u64) -> Result<()> {
+        let in_place = !batch.clear_passages && {
+            let state = self.read_state();
+            let drift = state.changed_since_estimate + state.passages_changed_by(&batch);
+            let passages_after =
+                state.passages.len() + batch.put.iter().map(|(_, r)| r.len()).sum::<usize>();
+            !state.behind_store
+                && state.estimated_from > 0
+                && drift as f32 <= MAX_DRIFT * state.estimated_from as f32
+                && index_kind_for(&self.config.index, passages_after) == state.index.kind()
+        };
+        if in_place {
+            let applied = {
+                let mut state = write_lock(&self.state);
+                let applied = state.apply_write(batch, self.config.center_languages);
+                state.generation = generation;
+                publish_gauges(&state.passages, state.documents.values());
+                applied
+            }
+            .and_then(|()| persist_manifest(&self.config, &self.embedder, &self.read_state()));
+            match applied {
+                Ok(()) => return Ok(()),
+                // The store has the write; a full reload brings memory up to it.
+                Err(err) => {
+                    tracing::warn!(%err, "in-place index update failed; reloading the index")
+                }
+            }
+        }
+        self.reload_state().inspect_err(|err| {
+            tracing::error!(%err, "a committed write is not in memory yet; the next write reloads");
+            write_lock(&self.state).behind_store = true;
+        })
+    }
+
+    /// Re-reads the whole committed store into a fresh state and swaps it in;
+    /// the store is the single source of truth.
+    fn reload_state(&self) -> Result<()> {
+        let snapshot = self.store.snapshot()?;
+        let rebuilds = self.read_state().rebuilds;
+        let mut fresh = Engine::load_state(
+            &self.config,
+            self.embedder.manifest().dimension,
+            snapshot,
+            None,
+        )?;
+        fresh.rebuilds = rebuilds + 1;
+        persist_manifest(&self.config, &self.embedder, &fresh)?;
+        *write_lock(&self.state) = fresh;
+        Ok(())
+    }
+}
+
+// A panic while holding the lock cannot leave the state half-changed
+// (changes are applied after the store commit, and a failed in-place update
+// is followed by a full reload), so a poisoned lock is still safe to use.
+fn read_lock(state: &RwLock<State>) -> RwLockReadGuard<'_, State> {
+    state.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_lock(state: &RwLock<State>) -> RwLockWriteGuard<'_, State> {
+    state.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Documents and passages per language, for the metrics endpoint.

@@ -79,12 +79,25 @@ pub type PassageRow = (StoredPassage, Vec<f32>);
 pub struct WriteBatch {
     /// Documents to remove with their passages and vectors.
     pub delete: Vec<String>,
-    /// Documents to insert or replace, with passages and vectors.
+    /// Documents to insert or replace, with passages and vectors. Passage
+    /// ids are given by [`Store::write`], which overwrites whatever they hold.
     pub put: Vec<(StoredDocument, Vec<PassageRow>)>,
     /// Drop every passage and vector first (a rebuild).
     pub clear_passages: bool,
     pub meta: Vec<(String, String)>,
 }
+
+/// What a committed write was given by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The store's generation after the write (one more than before).
+    pub generation: u64,
+}
+
+/// Meta key of the next free passage id.
+const META_NEXT_ID: &str = "next_passage_id";
+/// Meta key of the generation, counted up by every write.
+pub const META_GENERATION: &str = "generation";
 
 /// Everything stored, as read at start-up.
 #[derive(Debug, Default)]
@@ -143,14 +156,40 @@ impl Store {
         Ok(snap)
     }
 
-    /// Applies a batch in one durable transaction.
-    pub fn write(&self, batch: &WriteBatch) -> Result<()> {
+    /// Applies a batch in one durable transaction and returns the new
+    /// generation.
+    ///
+    /// Passage ids are allocated here, inside the transaction, from the
+    /// committed store (past both its next-id counter and its largest
+    /// passage id), and written into `batch`: ids never come from memory
+    /// that could lag a commit, so a write can never reuse another
+    /// document's passage ids. Overwriting a stored passage is refused, and
+    /// the transaction with it.
+    pub fn write(&self, batch: &mut WriteBatch) -> Result<Committed> {
         let txn = self.db.begin_write()?;
+        let committed;
         {
             let mut documents = txn.open_table(DOCUMENTS)?;
             let mut passages = txn.open_table(PASSAGES)?;
             let mut vectors = txn.open_table(VECTORS)?;
             let mut meta = txn.open_table(META)?;
+            let counter = |meta: &redb::Table<&str, &str>, key: &str| -> Result<Option<u64>> {
+                Ok(meta.get(key)?.and_then(|v| v.value().parse().ok()))
+            };
+            let after_last = passages.last()?.map_or(1, |(k, _)| k.value() + 1);
+            let mut next_id = counter(&meta, META_NEXT_ID)?.unwrap_or(1).max(after_last);
+            committed = Committed {
+                generation: counter(&meta, META_GENERATION)?.unwrap_or(0) + 1,
+            };
+            for (doc, rows) in &mut batch.put {
+                doc.passage_ids.clear();
+                for (passage, _) in rows {
+                    passage.id = next_id;
+                    passage.doc_id.clone_from(&doc.id);
+                    doc.passage_ids.push(next_id);
+                    next_id += 1;
+                }
+            }
             if batch.clear_passages {
                 passages.retain(|_, _| false)?;
                 vectors.retain(|_, _| false)?;
@@ -169,16 +208,27 @@ impl Store {
             for (doc, chunks) in &batch.put {
                 documents.insert(doc.id.as_str(), encode(doc)?.as_slice())?;
                 for (passage, vector) in chunks {
-                    passages.insert(passage.id, encode(passage)?.as_slice())?;
+                    // Dropping `txn` uncommitted aborts the whole write.
+                    if passages
+                        .insert(passage.id, encode(passage)?.as_slice())?
+                        .is_some()
+                    {
+                        return Err(Error::Storage(format!(
+                            "passage id {} is already taken; the write was aborted",
+                            passage.id
+                        )));
+                    }
                     vectors.insert(passage.id, vector_to_bytes(vector).as_slice())?;
                 }
             }
             for (k, v) in &batch.meta {
                 meta.insert(k.as_str(), v.as_str())?;
             }
+            meta.insert(META_NEXT_ID, next_id.to_string().as_str())?;
+            meta.insert(META_GENERATION, committed.generation.to_string().as_str())?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(committed)
     }
 }
 
@@ -239,7 +289,7 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             store
-                .write(&WriteBatch {
+                .write(&mut WriteBatch {
                     put: vec![
                         (
                             doc("a", &[1, 2]),
@@ -256,7 +306,7 @@ mod tests {
                 .unwrap();
             // Replacing "a" drops its old passages; deleting "b" drops its one.
             store
-                .write(&WriteBatch {
+                .write(&mut WriteBatch {
                     put: vec![(doc("a", &[4]), vec![(passage(4, "a"), vec![0.25, 0.75])])],
                     delete: vec!["b".into()],
                     ..Default::default()
@@ -269,5 +319,51 @@ mod tests {
         assert_eq!(snap.passages.len(), 1);
         assert_eq!(snap.passages[0].1, vec![0.25, 0.75]);
         assert_eq!(snap.meta["build_id"], "1");
+    }
+
+    fn one_passage(id: &str) -> WriteBatch {
+        WriteBatch {
+            // Whatever ids the caller holds are replaced by the store's.
+            put: vec![(doc(id, &[1]), vec![(passage(1, "?"), vec![1.0, 0.0])])],
+            ..Default::default()
+        }
+    }
+
+    /// Passage ids come from the committed store, never from the caller:
+    /// two writers holding the same stale id get different ones, and a lost
+    /// counter is caught up from the largest stored passage.
+    #[test]
+    fn passage_ids_come_from_the_committed_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let mut a = one_passage("a");
+        let mut b = one_passage("b");
+        assert_eq!(store.write(&mut a).unwrap().generation, 1);
+        assert_eq!(store.write(&mut b).unwrap().generation, 2);
+        assert_eq!(a.put[0].0.passage_ids, vec![1]);
+        assert_eq!(b.put[0].0.passage_ids, vec![2]);
+        assert_eq!(b.put[0].1[0].0.id, 2);
+        assert_eq!(b.put[0].1[0].0.doc_id, "b");
+
+        // A counter that lags the passages (as one written by an older
+        // wenda could) does not make the next write reuse an id.
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_NEXT_ID, "1")
+            .unwrap();
+        txn.commit().unwrap();
+        let mut c = one_passage("c");
+        store.write(&mut c).unwrap();
+        assert_eq!(c.put[0].0.passage_ids, vec![3]);
+
+        let snap = store.snapshot().unwrap();
+        for d in &snap.documents {
+            for pid in &d.passage_ids {
+                let (p, _) = snap.passages.iter().find(|(p, _)| p.id == *pid).unwrap();
+                assert_eq!(p.doc_id, d.id, "{} holds a passage of {}", d.id, p.doc_id);
+            }
+        }
+        assert_eq!(snap.passages.len(), 3);
     }
 }

@@ -2,6 +2,7 @@
 //! Runtime, redb on disk, the gRPC server on port 0 and real clients.
 //! One test binary with modules keeps link time down.
 
+mod cancellation;
 mod common;
 mod deploy;
 mod embeddings;
