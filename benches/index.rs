@@ -6,7 +6,7 @@
 //! noise 0.35), closer to real embeddings than uniform noise. Building the
 //! 50,000-vector graph takes minutes on 2 cores, so each graph is dumped to
 //! `target/bench-cache/` on the first run and loaded from there afterwards.
-//! The cache key includes a hash of `src/index.rs` and `src/manifest.rs` as
+//! The cache key includes a hash of the `src/index/` files as
 //! compiled into this bench, so a change to the index code builds anew
 //! (delete that folder to force it). `WENDA_BENCH_VECTORS=10000,50000`
 //! changes the sizes.
@@ -20,8 +20,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use wenda::index::{ExactIndex, HnswIndex, HnswParams, VectorStore};
-use wenda::manifest::HnswDump;
+use wenda::index::{ExactIndex, HnswDump, HnswIndex, HnswParams, VectorStore};
 
 const DIM: usize = 384;
 const QUERIES: u64 = 200;
@@ -35,8 +34,10 @@ const GENERATOR: &str = "clustered200-0.35-v1";
 fn code_hash() -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(include_str!("../src/index.rs"));
-    h.update(include_str!("../src/manifest.rs"));
+    h.update(include_str!("../src/index/mod.rs"));
+    h.update(include_str!("../src/index/kernels.rs"));
+    h.update(include_str!("../src/index/hnsw.rs"));
+    h.update(include_str!("../src/index/dump.rs"));
     hex::encode(&h.finalize()[..6])
 }
 

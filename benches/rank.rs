@@ -19,12 +19,13 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wenda::embed::EmbedKind;
-use wenda::engine::{EngineConfig, SearchMode};
+use wenda::engine::EngineConfig;
 use wenda::index::{ExactIndex, ScoredId, VectorStore};
 use wenda::ingest::lang;
 use wenda::lexical::{LexicalHit, LexicalIndex};
 use wenda::rank::{self, LanguageCentroids};
 use wenda::store::StoredPassage;
+use wenda::types::SearchMode;
 
 const TOP_K: usize = 5;
 
@@ -102,7 +103,7 @@ fn fixture() -> Fixture {
                 .vector;
             let centred = centroids.center(&vector, &language);
             let passes = |id: u64| passages.contains_key(&id);
-            let dense = rank::dense_candidates(&index, &centred, pool, &passes);
+            let dense = index.search(&centred, pool, &passes);
             let lexical_query = lexical.prepare(&query);
             let translations = lexical_query.translations().to_vec();
             let lexical = lexical.search(&lexical_query, pool, &passes);
@@ -231,7 +232,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let case = next.next().expect("cases");
             let v = f.centroids.center(&case.vector, &case.language);
-            black_box(rank::dense_candidates(&f.index, &v, pool, &passes))
+            black_box(f.index.search(&v, pool, &passes))
         })
     });
     let mut next = cases.iter().cycle();

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use wenda::engine::{Engine, EngineConfig, SearchMode, SearchQuery};
+use wenda::engine::{Engine, EngineConfig};
+use wenda::types::{SearchMode, SearchQuery};
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");

@@ -72,7 +72,7 @@ CRC-32-checked, USearch reads the graph and its copy of the vectors, and
 every loaded vector is compared with the stored one (so a dump is never used
 with other vectors); the dump is in the page cache (warm).
 
-The index is USearch 2.26 behind wenda's `HnswIndex` (src/index.rs): the
+The index is USearch 2.26 behind wenda's `HnswIndex` (src/index/hnsw.rs): the
 vectors held once, in half precision (USearch's arena), wenda's AVX2 + F16C
 dot product as the metric (1 − dot for unit vectors), tombstones counted for
 compaction, and an exact side list for points a search for their own vector

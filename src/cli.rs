@@ -10,8 +10,9 @@ use tracing::info;
 
 use crate::config::{AskArgs, EmbedArgs, EngineArgs, EvalArgs, KindArg, ServeArgs};
 use crate::embed::{EmbedKind, Embedder};
-use crate::engine::{Engine, SearchMode, SyncReport};
+use crate::engine::Engine;
 use crate::proto;
+use crate::types::{SearchMode, SyncReport};
 
 /// Loads the model, opens the data directory and syncs the corpus, if any.
 pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Result<Arc<Engine>> {

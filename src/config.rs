@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::embed::{EmbedderConfig, Precision};
-use crate::engine::{EngineConfig, SearchMode};
+use crate::engine::EngineConfig;
 use crate::index::{HnswParams, IndexConfig, IndexKind};
 use crate::ingest::ChunkConfig;
+use crate::types::SearchMode;
 
 #[derive(Debug, Parser)]
 #[command(

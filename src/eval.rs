@@ -10,8 +10,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, SearchMode, SearchQuery};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::types::{SearchMode, SearchQuery};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Question {

@@ -35,12 +35,12 @@ pub mod index;
 pub mod ingest;
 pub mod lexical;
 pub mod lexicon;
-pub mod manifest;
 pub mod metrics;
 pub mod rank;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod types;
 
 /// Code generated from `proto/wenda/v1/wenda.proto`.
 pub mod proto {

@@ -8,10 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::engine::{Explanation, Highlight, SearchMode};
-use crate::index::{ScoredId, VectorStore};
+use crate::index::ScoredId;
 use crate::lexical::{LexicalHit, TermTokenizer, is_han};
 use crate::store::StoredPassage;
+use crate::types::{Explanation, Highlight, SearchMode};
 
 /// Mean passage vector per language.
 #[derive(Debug, Clone, Default)]
@@ -69,16 +69,6 @@ impl LanguageCentroids {
 /// How many candidates each retriever contributes before fusion.
 pub fn candidate_pool(top_k: usize) -> usize {
     (top_k * 4).max(FUSION_DEPTH)
-}
-
-/// Dense candidates for an already-centred query vector.
-pub fn dense_candidates(
-    index: &dyn VectorStore,
-    query: &[f32],
-    pool: usize,
-    filter: &dyn Fn(u64) -> bool,
-) -> Vec<ScoredId> {
-    index.search(query, pool, filter)
 }
 
 /// A fused candidate.

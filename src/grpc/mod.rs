@@ -8,12 +8,13 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{Role, Tokens};
 use crate::embed::EmbedKind;
-use crate::engine::{self, Engine, SearchHit};
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::ingest::DocumentInput;
 use crate::proto;
 use crate::proto::retrieval_server::Retrieval;
 use crate::store::StoredPassage;
+use crate::types::{self, SearchHit};
 
 /// Serves `wenda.v1.Retrieval` over an [`Engine`], once it is loaded.
 pub struct RetrievalService {
@@ -45,13 +46,13 @@ impl RetrievalService {
     }
 }
 
-fn mode_from_proto(mode: i32) -> Result<engine::SearchMode, Error> {
+fn mode_from_proto(mode: i32) -> Result<types::SearchMode, Error> {
     match proto::SearchMode::try_from(mode) {
         Ok(proto::SearchMode::Unspecified | proto::SearchMode::Hybrid) => {
-            Ok(engine::SearchMode::Hybrid)
+            Ok(types::SearchMode::Hybrid)
         }
-        Ok(proto::SearchMode::Dense) => Ok(engine::SearchMode::Dense),
-        Ok(proto::SearchMode::Lexical) => Ok(engine::SearchMode::Lexical),
+        Ok(proto::SearchMode::Dense) => Ok(types::SearchMode::Dense),
+        Ok(proto::SearchMode::Lexical) => Ok(types::SearchMode::Lexical),
         Err(_) => Err(Error::invalid(
             "mode",
             format!("unknown search mode {mode}"),
@@ -59,11 +60,11 @@ fn mode_from_proto(mode: i32) -> Result<engine::SearchMode, Error> {
     }
 }
 
-fn mode_to_proto(mode: engine::SearchMode) -> proto::SearchMode {
+fn mode_to_proto(mode: types::SearchMode) -> proto::SearchMode {
     match mode {
-        engine::SearchMode::Dense => proto::SearchMode::Dense,
-        engine::SearchMode::Lexical => proto::SearchMode::Lexical,
-        engine::SearchMode::Hybrid => proto::SearchMode::Hybrid,
+        types::SearchMode::Dense => proto::SearchMode::Dense,
+        types::SearchMode::Lexical => proto::SearchMode::Lexical,
+        types::SearchMode::Hybrid => proto::SearchMode::Hybrid,
     }
 }
 
@@ -105,7 +106,7 @@ fn passage_from_hit(hit: SearchHit) -> proto::Passage {
     }
 }
 
-fn summary_to_proto(s: engine::DocumentSummary) -> proto::DocumentSummary {
+fn summary_to_proto(s: types::DocumentSummary) -> proto::DocumentSummary {
     proto::DocumentSummary {
         id: s.id,
         source: s.source,
@@ -126,7 +127,7 @@ impl RetrievalService {
     ) -> Result<Response<proto::SearchResponse>, Status> {
         let engine = self.engine(&request, Role::Read)?;
         let r = request.into_inner();
-        let query = engine::SearchQuery {
+        let query = types::SearchQuery {
             mode: mode_from_proto(r.mode)?,
             query: r.query,
             top_k: r.top_k as usize,

@@ -6,6 +6,8 @@ pub mod chunk;
 pub mod corpus;
 pub mod lang;
 pub mod parse;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use sha2::{Digest, Sha256};
 

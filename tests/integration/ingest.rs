@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use wenda::engine::{SearchMode, SearchQuery};
 use wenda::ingest::{self, DocumentInput, corpus};
+use wenda::types::{SearchMode, SearchQuery};
 
 use crate::common;
 
@@ -233,7 +233,7 @@ async fn an_hnsw_index_is_dumped_beside_the_database_and_reloaded() {
         assert_eq!(engine.info().index_kind, "hnsw");
         top_ids(&engine).await
     };
-    let manifest = wenda::manifest::Manifest::read(data.path()).expect("manifest written");
+    let manifest = wenda::engine::persist::Manifest::read(data.path()).expect("manifest written");
     let dump = manifest.hnsw.clone().expect("hnsw dump named");
     assert!(
         data.path()
@@ -252,7 +252,7 @@ async fn an_hnsw_index_is_dumped_beside_the_database_and_reloaded() {
     assert_eq!(top_ids(&engine).await, before);
     drop(engine);
     assert_eq!(
-        wenda::manifest::Manifest::read(data.path()).unwrap(),
+        wenda::engine::persist::Manifest::read(data.path()).unwrap(),
         manifest
     );
 
@@ -270,7 +270,7 @@ async fn an_hnsw_index_is_dumped_beside_the_database_and_reloaded() {
     let engine = common::engine_with(config(), None).await;
     assert_eq!(top_ids(&engine).await, before);
     drop(engine);
-    let rewritten = wenda::manifest::Manifest::read(data.path()).unwrap();
+    let rewritten = wenda::engine::persist::Manifest::read(data.path()).unwrap();
     let written = std::fs::read(&graph_file).unwrap();
     assert_ne!(written, garbage);
     assert_eq!(

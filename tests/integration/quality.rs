@@ -2,8 +2,8 @@
 //! a floor, so a change that hurts ranking across languages fails here.
 //! The figures and how they were reached are in docs/retrieval.md.
 
-use wenda::engine::{SearchMode, SearchQuery};
 use wenda::eval;
+use wenda::types::{SearchMode, SearchQuery};
 
 use crate::common;
 

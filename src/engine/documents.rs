@@ -1,0 +1,125 @@
+//! Reading documents back: pages of summaries, one document with its
+//! passages, and the counts `Info` reports.
+
+use std::collections::BTreeMap;
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::ingest::{self, lang};
+use crate::store::StoredDocument;
+use crate::types::{DocumentSummary, DocumentView, EngineInfo, limits};
+
+impl Engine {
+    /// Lists documents ordered by id, after `page_token` (the last id of the previous page).
+    pub fn list_documents(
+        &self,
+        page_size: usize,
+        page_token: &str,
+        language: &str,
+    ) -> Result<(Vec<DocumentSummary>, String)> {
+        if page_size > limits::MAX_PAGE_SIZE {
+            return Err(Error::invalid(
+                "page_size",
+                format!("must be at most {}", limits::MAX_PAGE_SIZE),
+            ));
+        }
+        if !language.is_empty() && !lang::is_known_code(language) {
+            return Err(Error::invalid(
+                "language",
+                format!("unknown language code {language:?}"),
+            ));
+        }
+        let page_size = if page_size == 0 {
+            limits::DEFAULT_PAGE_SIZE
+        } else {
+            page_size
+        };
+        let state = self.read_state();
+        let start = if page_token.is_empty() {
+            std::ops::Bound::Unbounded
+        } else {
+            std::ops::Bound::Excluded(page_token.to_string())
+        };
+        let mut docs: Vec<DocumentSummary> = state
+            .documents
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, d)| d)
+            .filter(|d| language.is_empty() || d.language == language)
+            .take(page_size + 1)
+            .map(summary)
+            .collect();
+        let next = if docs.len() > page_size {
+            docs.truncate(page_size);
+            docs.last().map(|d| d.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((docs, next))
+    }
+
+    /// One document with its text and passages.
+    pub fn get_document(&self, id: &str) -> Result<DocumentView> {
+        if id.is_empty() {
+            return Err(Error::invalid("id", "must not be empty"));
+        }
+        let state = self.read_state();
+        let doc = state
+            .documents
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("document {id:?}")))?;
+        let passages = doc
+            .passage_ids
+            .iter()
+            .filter_map(|pid| state.passages.get(pid).cloned())
+            .collect();
+        Ok(DocumentView {
+            summary: summary(doc),
+            text: doc.text.clone(),
+            passages,
+        })
+    }
+
+    pub fn info(&self) -> EngineInfo {
+        let state = self.read_state();
+        let mut passages_per_language = BTreeMap::new();
+        for p in state.passages.values() {
+            *passages_per_language
+                .entry(p.language.clone())
+                .or_insert(0u64) += 1;
+        }
+        let mut documents_per_language = BTreeMap::new();
+        for d in state.documents.values() {
+            *documents_per_language
+                .entry(d.language.clone())
+                .or_insert(0u64) += 1;
+        }
+        EngineInfo {
+            model: self.embedder.manifest().name.clone(),
+            dimension: self.embedder.manifest().dimension,
+            documents: state.documents.len(),
+            passages: state.passages.len(),
+            passages_per_language,
+            documents_per_language,
+            index_build_id: format!(
+                "g{}-{}",
+                state.generation,
+                self.embedder.manifest().fingerprint()
+            ),
+            index_kind: state.index.kind().to_string(),
+            chunker_version: ingest::CHUNKER_VERSION.to_string(),
+        }
+    }
+}
+
+fn summary(d: &StoredDocument) -> DocumentSummary {
+    DocumentSummary {
+        id: d.id.clone(),
+        source: d.source.clone(),
+        title: d.title.clone(),
+        language: d.language.clone(),
+        published: d.published.clone(),
+        chunks: d.passage_ids.len() as u32,
+        chars: d.text.chars().count() as u64,
+        content_hash: d.content_hash.clone(),
+    }
+}

@@ -1,0 +1,181 @@
+//! The transport-agnostic service: ingest, search, rank. Owns the store and
+//! the index, keeps them in agreement, and bounds the work in flight. The
+//! gRPC adapter and the CLI both call it; neither knows about the other.
+//!
+//! - [`search`]: searches and embeddings, read-only.
+//! - [`write`]: ingests, deletes and corpus syncs: one writer at a time,
+//!   each write committed whole or not at all.
+//! - [`documents`]: listing and reading documents, `Info`.
+//! - [`state`]: the in-memory index and documents the store is loaded into.
+//! - [`persist`]: the data directory's manifest and graph dumps.
+//! - [`validate`]: request checks, one field violation per bad field.
+
+mod documents;
+pub mod persist;
+mod search;
+mod state;
+#[cfg(test)]
+mod tests;
+mod validate;
+mod write;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::index::IndexConfig;
+use crate::ingest::{ChunkConfig, TokenCounter};
+use crate::rank;
+use crate::store::Store;
+use crate::types::limits;
+
+use persist::{META_LAYOUT, Manifest, layout_fingerprint, persist_manifest};
+use state::{State, read_lock};
+
+/// Searches and embeds in flight at once by default.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Query vectors cached by default.
+pub const DEFAULT_QUERY_CACHE: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub chunk: ChunkConfig,
+    pub index: IndexConfig,
+    /// Searches and embeds in flight at once; more get RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    /// Corpus files larger than this are skipped.
+    pub max_file_bytes: u64,
+    /// Subtract each language's mean vector from passages and queries.
+    pub center_languages: bool,
+    /// Chinese↔English dictionary for lexical matching across languages.
+    pub lexicon: Option<Arc<crate::lexicon::Lexicon>>,
+    /// How hybrid mode merges the dense and lexical lists.
+    pub fusion: rank::Fusion,
+    /// Weight of the lexical ranking against the dense one in hybrid fusion.
+    pub lexical_weight: f32,
+    /// Query vectors cached for repeated questions; 0 turns the cache off.
+    pub query_cache: usize,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            chunk: ChunkConfig::default(),
+            index: IndexConfig::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_file_bytes: 10 * 1024 * 1024,
+            center_languages: true,
+            lexicon: None,
+            fusion: rank::Fusion::default(),
+            lexical_weight: rank::DEFAULT_LEXICAL_WEIGHT,
+            query_cache: DEFAULT_QUERY_CACHE,
+        }
+    }
+}
+
+pub struct Engine {
+    embedder: Embedder,
+    counter: Arc<dyn TokenCounter>,
+    store: Arc<Store>,
+    state: Arc<RwLock<State>>,
+    /// One writer at a time, so the store and the index change together.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Writes waiting for `writer`; more are turned away at once.
+    write_queue: Semaphore,
+    permits: Arc<Semaphore>,
+    /// Query text -> its raw (uncentred) vector. A chatbot asks the same
+    /// questions again and again; a hit skips the model, the dominant cost.
+    query_cache: Option<quick_cache::sync::Cache<String, Arc<Vec<f32>>>>,
+    config: EngineConfig,
+}
+
+impl Engine {
+    /// Opens the data directory, rebuilding stored passages when the model
+    /// or chunker changed, and loads the index.
+    pub async fn open(
+        config: EngineConfig,
+        embedder: Embedder,
+        counter: Arc<dyn TokenCounter>,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::Io(format!("{}: {e}", config.data_dir.display())))?;
+        let db_path = config.data_dir.join("wenda.redb");
+        let (store, snapshot) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let store = Store::open(&db_path)?;
+            let snapshot = store.snapshot()?;
+            Ok((store, snapshot))
+        })
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))??;
+        let layout = layout_fingerprint(&embedder, &config.chunk);
+        let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout)
+            && !snapshot.documents.is_empty();
+        let manifest = Manifest::read(&config.data_dir);
+        let dimension = embedder.manifest().dimension;
+        let mut state = match State::load(&config, dimension, snapshot, manifest.clone()) {
+            Ok(state) => state,
+            // A graph dump that passed its checks and still did not open
+            // (the vectors were already let go, to keep the peak memory
+            // down): read the store again and build the graph instead.
+            Err(err) if manifest.as_ref().is_some_and(|m| m.hnsw.is_some()) => {
+                tracing::warn!(%err, "loading with the hnsw dump failed; rebuilding the graph");
+                let mut state = State::load(&config, dimension, store.snapshot()?, None)?;
+                state.dump_unusable = true;
+                state
+            }
+            Err(err) => return Err(err),
+        };
+        let described = manifest.is_some_and(|m| {
+            m.generation == state.generation
+                && m.index_kind == state.index.kind()
+                && m.passages == state.passages.len()
+        });
+        if !described || state.dump_unusable {
+            persist_manifest(&config, &embedder, &state)?;
+            state.dump_unusable = false;
+        }
+        let engine = Self {
+            permits: Arc::new(Semaphore::new(config.max_in_flight)),
+            embedder,
+            counter,
+            store: Arc::new(store),
+            state: Arc::new(RwLock::new(state)),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            write_queue: Semaphore::new(limits::MAX_QUEUED_WRITES),
+            query_cache: (config.query_cache > 0)
+                .then(|| quick_cache::sync::Cache::new(config.query_cache)),
+            config,
+        };
+        if stale {
+            engine.rebuild_all().await?;
+        }
+        Ok(engine)
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        read_lock(&self.state)
+    }
+
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            Error::Overloaded(format!(
+                "more than {} requests in flight",
+                self.config.max_in_flight
+            ))
+        })
+    }
+}
+
+fn ms(since: Instant) -> f32 {
+    since.elapsed().as_secs_f32() * 1000.0
+}

@@ -1,0 +1,224 @@
+//! The data directory's files besides the store: the manifest (what the
+//! stored index was built with, its generation, where its HNSW dump is) and
+//! the dumps themselves. Written atomically (temp file or folder, fsync,
+//! rename, fsync of the folder) after every committed change, so the
+//! manifest never names a half-written dump.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use sha2::{Digest, Sha256};
+
+use super::EngineConfig;
+use super::state::State;
+use crate::embed::Embedder;
+use crate::error::{Error, Result};
+use crate::index::HnswDump;
+use crate::ingest::{self, ChunkConfig};
+
+pub const FILE_NAME: &str = "manifest.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub model: String,
+    pub model_fingerprint: String,
+    pub chunker_version: String,
+    pub chunk_tokens: usize,
+    pub chunk_overlap: usize,
+    /// SHA-256 over the sorted (id, content hash) pairs of every document.
+    pub corpus_fingerprint: String,
+    /// The store generation this manifest describes.
+    pub generation: u64,
+    pub documents: usize,
+    pub passages: usize,
+    pub index_kind: String,
+    /// The HNSW dump of this generation, when the index is a graph.
+    pub hnsw: Option<HnswDump>,
+}
+
+impl Manifest {
+    pub fn read(data_dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(data_dir.join(FILE_NAME)).ok()?;
+        match serde_json::from_str(&text) {
+            Ok(m) => Some(m),
+            Err(err) => {
+                // A stale or foreign manifest only costs a rebuild of the index.
+                tracing::warn!(%err, "ignoring unreadable manifest");
+                None
+            }
+        }
+    }
+
+    pub fn write(&self, data_dir: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Storage(e.to_string()))?;
+        write_atomic(&data_dir.join(FILE_NAME), &bytes)
+    }
+}
+
+/// Writes a file so readers see the old or the new contents, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp: PathBuf = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+    {
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    sync_dir(dir)
+}
+
+/// Makes a rename in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::Io(format!("{}: {e}", dir.display())))
+}
+
+/// The model and chunker the stored passages were made with; when either
+/// changes, stored documents are re-chunked and re-embedded.
+pub(super) fn layout_fingerprint(embedder: &Embedder, chunk: &ChunkConfig) -> String {
+    // The precision is named as well as hashed (the fingerprint covers only
+    // the files loaded): vectors from int8 and fp32 never share an index.
+    format!(
+        "{}|{}|{}|{}|{}/{}",
+        embedder.manifest().name,
+        embedder.manifest().precision,
+        embedder.manifest().fingerprint(),
+        ingest::CHUNKER_VERSION,
+        chunk.max_tokens,
+        chunk.overlap_tokens
+    )
+}
+
+pub(super) const META_LAYOUT: &str = "layout";
+
+/// Writes the manifest for `state`, with a fresh HNSW dump when the index is
+/// a graph: dump into a temporary folder, rename it into place, then point
+/// the manifest at it, then remove older dumps. A crash at any step leaves a
+/// manifest that names a complete dump, or one that a restart ignores.
+pub(super) fn persist_manifest(
+    config: &EngineConfig,
+    embedder: &Embedder,
+    state: &State,
+) -> Result<()> {
+    let data_dir = &config.data_dir;
+    let name = format!("hnsw-g{}", state.generation);
+    let tmp = data_dir.join(format!(".{name}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    // The dump only saves start-up time: failing to write one is not worth
+    // failing a committed change for.
+    let dumped = state.index.dump(&tmp).unwrap_or_else(|err| {
+        tracing::warn!(%err, "could not dump the hnsw graph; it will be rebuilt at start-up");
+        None
+    });
+    let hnsw = match dumped {
+        Some(mut dump) => {
+            let target = data_dir.join(&name);
+            if target.exists() {
+                std::fs::remove_dir_all(&target)?;
+            }
+            std::fs::rename(&tmp, &target)?;
+            sync_dir(data_dir)?;
+            dump.dir = name.clone();
+            Some(dump)
+        }
+        None => {
+            std::fs::remove_dir_all(&tmp)?;
+            None
+        }
+    };
+    let mut ids: Vec<(&String, &String)> = state
+        .documents
+        .values()
+        .map(|d| (&d.id, &d.content_hash))
+        .collect();
+    ids.sort();
+    let mut corpus = Sha256::new();
+    for (id, hash) in ids {
+        corpus.update(id.as_bytes());
+        corpus.update([0u8]);
+        corpus.update(hash.as_bytes());
+    }
+    Manifest {
+        format: 1,
+        model: embedder.manifest().name.clone(),
+        model_fingerprint: embedder.manifest().fingerprint(),
+        chunker_version: ingest::CHUNKER_VERSION.to_string(),
+        chunk_tokens: config.chunk.max_tokens,
+        chunk_overlap: config.chunk.overlap_tokens,
+        corpus_fingerprint: hex::encode(corpus.finalize()),
+        generation: state.generation,
+        documents: state.documents.len(),
+        passages: state.passages.len(),
+        index_kind: state.index.kind().to_string(),
+        hnsw,
+    }
+    .write(data_dir)?;
+    // Older dumps are no longer named by the manifest.
+    for entry in std::fs::read_dir(data_dir)?.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.starts_with("hnsw-g") && file_name != name {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::DumpFile;
+
+    #[test]
+    fn round_trips_and_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Manifest::read(dir.path()).is_none());
+        let mut m = Manifest {
+            format: 1,
+            model: "m".into(),
+            model_fingerprint: "f".into(),
+            chunker_version: "c".into(),
+            chunk_tokens: 160,
+            chunk_overlap: 48,
+            corpus_fingerprint: "x".into(),
+            generation: 3,
+            documents: 1,
+            passages: 2,
+            index_kind: "hnsw".into(),
+            hnsw: Some(HnswDump {
+                dir: "hnsw-g3".into(),
+                basename: "index".into(),
+                unreachable: vec![7],
+                files: vec![DumpFile {
+                    name: "index.usearch".into(),
+                    bytes: 10,
+                    crc32: 0xdead_beef,
+                }],
+                vectors_crc32: Some(0x1234_5678),
+            }),
+        };
+        m.write(dir.path()).unwrap();
+        assert_eq!(Manifest::read(dir.path()).unwrap(), m);
+        m.generation = 4;
+        m.write(dir.path()).unwrap();
+        assert_eq!(Manifest::read(dir.path()).unwrap().generation, 4);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+        std::fs::write(dir.path().join(FILE_NAME), "{ garbage").unwrap();
+        assert!(Manifest::read(dir.path()).is_none());
+    }
+}

@@ -1,0 +1,161 @@
+//! Searches and embeddings: read-only, bounded by the in-flight permits.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::instrument;
+
+use super::state::State;
+use super::validate::{validate_embed, validate_search};
+use super::{Engine, ms};
+use crate::embed::{EmbedKind, EmbeddedText};
+use crate::error::Result;
+use crate::ingest::lang;
+use crate::rank::{self, Candidate};
+use crate::types::{SearchHit, SearchMode, SearchQuery, SearchResults, Timings, limits};
+
+impl Engine {
+    /// Returns the passages that best answer `query`.
+    #[instrument(skip_all, fields(mode = ?query.mode, top_k = query.top_k, embed_ms, search_ms, rank_ms))]
+    pub async fn search(&self, query: SearchQuery) -> Result<SearchResults> {
+        validate_search(&query)?;
+        let _permit = self.permit()?;
+        let started = Instant::now();
+        let top_k = if query.top_k == 0 {
+            limits::DEFAULT_TOP_K
+        } else {
+            query.top_k
+        };
+        let query_language = lang::detect(&query.query).unwrap_or_default();
+
+        // The lexical half (dictionary translations, BM25, the highlight
+        // terms) needs no vector: it runs while the embedder thread computes
+        // the query's, and only the dense search waits for it.
+        let pool = rank::candidate_pool(top_k);
+        let lexical_half = || {
+            let started = Instant::now();
+            let state = self.read_state();
+            let lexical_query = state.lexical.prepare(&query.query);
+            let lexical = if query.mode != SearchMode::Dense {
+                let passes = |id: u64| passes_filters(&state, &query, id);
+                state.lexical.search(&lexical_query, pool, &passes)
+            } else {
+                Vec::new()
+            };
+            let terms = rank::highlight_terms(&query.query, lexical_query.translations());
+            (lexical, terms, started.elapsed())
+        };
+        let (query_vector, embed_ms, (lexical, highlight_terms, lexical_time)) =
+            if query.mode == SearchMode::Lexical {
+                (None, ms(started), lexical_half())
+            } else {
+                let embedding = async {
+                    let vector = self.query_vector(&query.query).await;
+                    (vector, ms(started))
+                };
+                // `biased`: the embedding is polled first, so its job is on
+                // the embedder's queue before the lexical half starts.
+                let ((vector, embed_ms), lexical) =
+                    tokio::join!(biased; embedding, async { lexical_half() });
+                (Some(vector?), embed_ms, lexical)
+            };
+
+        let search_started = Instant::now();
+        let state = self.read_state();
+        let passes = |id: u64| passes_filters(&state, &query, id);
+        let dense = match &query_vector {
+            Some(v) => {
+                let v = if self.config.center_languages {
+                    state.centroids.center(v, &query_language)
+                } else {
+                    v.to_vec()
+                };
+                state.index.search(&v, pool, &passes)
+            }
+            None => Vec::new(),
+        };
+        // Work time of both halves; the lexical half's overlaps `embed_ms`.
+        let search_ms = ms(search_started) + lexical_time.as_secs_f32() * 1000.0;
+
+        let rank_started = Instant::now();
+        let fused: Vec<Candidate> = rank::fuse(
+            query.mode,
+            &dense,
+            &lexical,
+            self.config.fusion,
+            self.config.lexical_weight,
+        );
+        let hits: Vec<SearchHit> = fused
+            .into_iter()
+            .filter(|c| c.score >= query.min_score)
+            .take(top_k)
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let passage = state.passages.get(&c.id)?.clone();
+                let doc = state.documents.get(&passage.doc_id)?;
+                let highlights = rank::highlights(&passage, &doc.text, &highlight_terms);
+                Some(SearchHit {
+                    title: doc.title.clone(),
+                    source: doc.source.clone(),
+                    score: c.score,
+                    rank: i as u32 + 1,
+                    highlights,
+                    explanation: query.explain.then(|| c.explanation.clone()),
+                    passage,
+                })
+            })
+            .collect();
+        drop(state);
+        let rank_ms = ms(rank_started);
+        let span = tracing::Span::current();
+        span.record("embed_ms", embed_ms);
+        span.record("search_ms", search_ms);
+        span.record("rank_ms", rank_ms);
+        tracing::debug!(hits = hits.len(), "search done");
+        Ok(SearchResults {
+            hits,
+            query_language,
+            mode: query.mode,
+            timings: Timings {
+                embed_ms,
+                search_ms,
+                rank_ms,
+                total_ms: ms(started),
+            },
+        })
+    }
+
+    /// The query's vector, from the cache when it was asked before.
+    async fn query_vector(&self, text: &str) -> Result<Arc<Vec<f32>>> {
+        if let Some(vector) = self.query_cache.as_ref().and_then(|c| c.get(text)) {
+            metrics::counter!("wenda_query_cache_hits_total").increment(1);
+            return Ok(vector);
+        }
+        let mut out = self
+            .embedder
+            .embed(vec![text.to_string()], EmbedKind::Query)
+            .await?;
+        let vector = Arc::new(out.remove(0).vector);
+        if let Some(cache) = &self.query_cache {
+            metrics::counter!("wenda_query_cache_misses_total").increment(1);
+            cache.insert(text.to_string(), vector.clone());
+        }
+        Ok(vector)
+    }
+
+    /// Embeds texts as the index does.
+    pub async fn embed(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Vec<EmbeddedText>> {
+        validate_embed(&texts)?;
+        let _permit = self.permit()?;
+        self.embedder.embed(texts, kind).await
+    }
+}
+
+/// Whether passage `id` exists and passes the query's language and document
+/// filters (an empty filter passes everything).
+fn passes_filters(state: &State, query: &SearchQuery, id: u64) -> bool {
+    state.passages.get(&id).is_some_and(|p| {
+        (query.languages.is_empty() || query.languages.contains(&p.language))
+            && (query.doc_ids.is_empty() || query.doc_ids.contains(&p.doc_id))
+    })
+}

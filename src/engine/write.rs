@@ -1,0 +1,395 @@
+//! Writes: ingests, deletes, corpus syncs and rebuilds. One writer at a
+//! time; each write is embedded first (a caller that gives up then abandons
+//! it), then committed and brought into memory as one unit nobody can
+//! cancel.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Instant;
+
+use tracing::{info, instrument};
+
+use super::persist::{META_LAYOUT, layout_fingerprint, persist_manifest};
+use super::state::{MAX_DRIFT, State, publish_gauges, read_lock, write_lock};
+use super::validate::{validate_ids, validate_ingest};
+use super::{Engine, EngineConfig};
+use crate::embed::{EmbedKind, Embedder};
+use crate::error::{Error, Result};
+use crate::ingest::{self, DocumentInput, PreparedDocument, corpus};
+use crate::store::{Origin, Store, StoredDocument, StoredPassage, WriteBatch};
+use crate::types::{IngestOutcome, Progress, SyncReport, limits};
+
+/// The writer lock, held from a write's first read of the state until its
+/// commit is in memory; owned so the task finishing a commit can hold it.
+type WriterGuard = tokio::sync::OwnedMutexGuard<()>;
+
+impl Engine {
+    /// Re-chunks and re-embeds every stored document (model or chunker changed).
+    pub(super) async fn rebuild_all(&self) -> Result<()> {
+        let writer = self.lock_writer().await;
+        let docs: Vec<StoredDocument> = self.read_state().documents.values().cloned().collect();
+        info!(
+            documents = docs.len(),
+            "model or chunker changed: rebuilding passages"
+        );
+        let prepared = self
+            .prepare_all(
+                docs.into_iter()
+                    .map(|d| {
+                        let input = DocumentInput {
+                            id: d.id,
+                            text: d.text,
+                            title: d.title,
+                            source: d.source,
+                            language: d.language,
+                        };
+                        (input, d.origin)
+                    })
+                    .collect(),
+            )
+            .await?;
+        self.apply(writer, prepared, Vec::new(), true, &|_, _| {})
+            .await
+    }
+
+    async fn lock_writer(&self) -> WriterGuard {
+        self.writer.clone().lock_owned().await
+    }
+
+    fn queue_write(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.write_queue.try_acquire().map_err(|_| {
+            Error::Overloaded(format!(
+                "more than {} writes waiting",
+                limits::MAX_QUEUED_WRITES
+            ))
+        })
+    }
+
+    /// Adds or replaces documents; returns once they are durable and searchable.
+    #[instrument(skip_all, fields(documents = inputs.len()))]
+    pub async fn ingest(&self, inputs: Vec<DocumentInput>) -> Result<Vec<IngestOutcome>> {
+        validate_ingest(&inputs)?;
+        let _queued = self.queue_write()?;
+        let writer = self.lock_writer().await;
+        let mut outcomes = Vec::with_capacity(inputs.len());
+        let mut todo = Vec::new();
+        {
+            let state = self.read_state();
+            // The last copy of a repeated id wins, as if sent one after another.
+            let mut last: HashMap<&str, usize> = HashMap::new();
+            for (i, input) in inputs.iter().enumerate() {
+                last.insert(input.id.as_str(), i);
+            }
+            for (i, input) in inputs.iter().enumerate() {
+                let existing = state.documents.get(&input.id);
+                let unchanged = existing.is_some_and(|d| {
+                    d.content_hash == ingest::content_hash(&input.text)
+                        && (input.title.is_empty() || input.title == d.title)
+                        && (input.source.is_empty() || input.source == d.source)
+                        && (input.language.is_empty() || input.language == d.language)
+                });
+                outcomes.push(IngestOutcome {
+                    id: input.id.clone(),
+                    chunks: existing.map_or(0, |d| d.passage_ids.len() as u32),
+                    replaced: existing.is_some() && !unchanged,
+                    unchanged,
+                });
+                if !unchanged && last[input.id.as_str()] == i {
+                    todo.push((input.clone(), Origin::Api));
+                }
+            }
+        }
+        let prepared = self.prepare_all(todo).await?;
+        let chunks: HashMap<String, u32> = prepared
+            .iter()
+            .map(|(d, _)| (d.id.clone(), d.chunks.len() as u32))
+            .collect();
+        self.apply(writer, prepared, Vec::new(), false, &|_, _| {})
+            .await?;
+        for outcome in &mut outcomes {
+            if let Some(n) = chunks.get(&outcome.id) {
+                outcome.chunks = *n;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Removes documents; returns how many existed.
+    pub async fn delete(&self, ids: Vec<String>) -> Result<usize> {
+        validate_ids("ids", &ids, limits::MAX_DELETE_IDS)?;
+        let _queued = self.queue_write()?;
+        let writer = self.lock_writer().await;
+        let existing: Vec<String> = {
+            let state = self.read_state();
+            ids.into_iter()
+                .filter(|id| state.documents.contains_key(id))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if existing.is_empty() {
+            return Ok(0);
+        }
+        let n = existing.len();
+        self.apply(writer, Vec::new(), existing, false, &|_, _| {})
+            .await?;
+        Ok(n)
+    }
+
+    /// Brings the index in line with a corpus folder: new and changed files
+    /// are (re)indexed, removed files dropped, all in one transaction.
+    /// Documents ingested over the API are left alone.
+    pub async fn sync_corpus(&self, root: &Path, progress: Progress<'_>) -> Result<SyncReport> {
+        let started = Instant::now();
+        let writer = self.lock_writer().await;
+        let root_owned = root.to_path_buf();
+        let max = self.config.max_file_bytes;
+        let scan = tokio::task::spawn_blocking(move || corpus::scan(&root_owned, max))
+            .await
+            .map_err(|e| Error::Io(e.to_string()))?
+            .map_err(|e| Error::Io(format!("{}: {e}", root.display())))?;
+        let mut report = SyncReport {
+            skipped: scan.skipped.clone(),
+            ..Default::default()
+        };
+        let mut todo = Vec::new();
+        let deletes: Vec<String>;
+        {
+            let state = self.read_state();
+            let skipped_ids: HashSet<String> = scan
+                .skipped
+                .iter()
+                .filter_map(|s| {
+                    s.path
+                        .strip_prefix(root)
+                        .ok()
+                        .map(|p| p.to_string_lossy().replace('\\', "/"))
+                })
+                .collect();
+            let present: HashSet<&str> = scan.files.iter().map(|f| f.id.as_str()).collect();
+            for file in &scan.files {
+                let existing = state.documents.get(&file.id);
+                if existing.is_some_and(|d| d.content_hash == ingest::content_hash(&file.text)) {
+                    report.unchanged += 1;
+                    continue;
+                }
+                if existing.is_some() {
+                    report.updated += 1;
+                } else {
+                    report.added += 1;
+                }
+                let input = DocumentInput {
+                    id: file.id.clone(),
+                    text: file.text.clone(),
+                    ..Default::default()
+                };
+                todo.push((input, Origin::Corpus));
+            }
+            // A file that is now unreadable keeps its last good version:
+            // nothing already accepted is lost to a transient error.
+            deletes = state
+                .documents
+                .values()
+                .filter(|d| {
+                    d.origin == Origin::Corpus
+                        && !present.contains(d.id.as_str())
+                        && !skipped_ids.contains(&d.id)
+                })
+                .map(|d| d.id.clone())
+                .collect();
+            report.removed = deletes.len();
+        }
+        let prepared = self.prepare_all(todo).await?;
+        for (doc, _) in &prepared {
+            for c in &doc.chunks {
+                *report
+                    .chunks_per_language
+                    .entry(c.language.clone())
+                    .or_default() += 1;
+                report.tokens += c.chunk.tokens;
+            }
+        }
+        if !prepared.is_empty() || !deletes.is_empty() {
+            self.apply(writer, prepared, deletes, false, progress)
+                .await?;
+        }
+        report.seconds = started.elapsed().as_secs_f32();
+        Ok(report)
+    }
+
+    async fn prepare_all(
+        &self,
+        inputs: Vec<(DocumentInput, Origin)>,
+    ) -> Result<Vec<(PreparedDocument, Origin)>> {
+        let counter = self.counter.clone();
+        let chunk = self.config.chunk;
+        tokio::task::spawn_blocking(move || {
+            inputs
+                .into_iter()
+                .map(|(input, origin)| (ingest::prepare(input, counter.as_ref(), chunk), origin))
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Io(e.to_string()))
+    }
+
+    /// Embeds prepared documents, then commits them (and the deletions) in
+    /// one transaction and brings the in-memory index up to it.
+    ///
+    /// Until the commit starts, a caller that gives up (a deadline, a
+    /// cancelled call) abandons the write and nothing happens. From then on
+    /// the commit and the state update run to the end on a blocking task
+    /// that holds `writer`, whatever the caller does: no later write can
+    /// see memory that lags the store.
+    async fn apply(
+        &self,
+        writer: WriterGuard,
+        prepared: Vec<(PreparedDocument, Origin)>,
+        deletes: Vec<String>,
+        clear: bool,
+        progress: Progress<'_>,
+    ) -> Result<()> {
+        let texts: Vec<String> = prepared
+            .iter()
+            .flat_map(|(d, _)| d.chunks.iter().map(|c| c.chunk.text.clone()))
+            .collect();
+        let total = texts.len();
+        let mut vectors = Vec::with_capacity(total);
+        progress(0, total);
+        for batch in texts.chunks(limits::EMBED_BATCH) {
+            let embedded = self
+                .embedder
+                .embed(batch.to_vec(), EmbedKind::Passage)
+                .await?;
+            vectors.extend(embedded.into_iter().map(|e| e.vector));
+            progress(vectors.len(), total);
+        }
+
+        let mut vectors = vectors.into_iter();
+        let mut batch = WriteBatch {
+            delete: deletes,
+            clear_passages: clear,
+            ..Default::default()
+        };
+        for (doc, origin) in prepared {
+            let mut rows = Vec::with_capacity(doc.chunks.len());
+            for c in doc.chunks {
+                // The store gives the passage its id when it commits.
+                let passage = StoredPassage::from_chunk(0, &doc.id, c);
+                rows.push((
+                    passage,
+                    vectors
+                        .next()
+                        .ok_or_else(|| Error::Model("fewer vectors than passages".into()))?,
+                ));
+            }
+            let stored = StoredDocument {
+                passage_ids: Vec::new(),
+                id: doc.id,
+                source: doc.source,
+                title: doc.title,
+                language: doc.language,
+                published: doc.published,
+                text: doc.text,
+                content_hash: doc.content_hash,
+                origin,
+            };
+            batch.put.push((stored, rows));
+        }
+        batch.meta = vec![(
+            META_LAYOUT.into(),
+            layout_fingerprint(&self.embedder, &self.config.chunk),
+        )];
+
+        let commit = Commit {
+            store: self.store.clone(),
+            state: self.state.clone(),
+            config: self.config.clone(),
+            embedder: self.embedder.clone(),
+        };
+        // A blocking task runs to completion even when its handle is dropped.
+        tokio::task::spawn_blocking(move || {
+            let _writer = writer;
+            commit.run(batch)
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("write task failed: {e}")))?
+    }
+}
+
+/// What finishes a write once its commit starts: owned, so it outlives the
+/// request that started it.
+struct Commit {
+    store: Arc<Store>,
+    state: Arc<RwLock<State>>,
+    config: EngineConfig,
+    embedder: Embedder,
+}
+
+impl Commit {
+    /// Commits `batch` durably, then brings the in-memory state up to it.
+    fn run(&self, mut batch: WriteBatch) -> Result<()> {
+        let committed = self.store.write(&mut batch)?;
+        self.update_state(batch, committed.generation)
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        read_lock(&self.state)
+    }
+
+    /// Brings the in-memory state up to a committed write: in place when the
+    /// write is small against the index, else by re-reading the whole store
+    /// (a rebuild, a first load, or enough changes that the language
+    /// centroids and BM25 statistics should be estimated afresh).
+    fn update_state(&self, batch: WriteBatch, generation: u64) -> Result<()> {
+        let in_place = !batch.clear_passages && {
+            let state = self.read_state();
+            let drift = state.changed_since_estimate + state.passages_changed_by(&batch);
+            let passages_after =
+                state.passages.len() + batch.put.iter().map(|(_, r)| r.len()).sum::<usize>();
+            !state.behind_store
+                && state.estimated_from > 0
+                && drift as f32 <= MAX_DRIFT * state.estimated_from as f32
+                && self.config.index.kind_for(passages_after) == state.index.kind()
+        };
+        if in_place {
+            let applied = {
+                let mut state = write_lock(&self.state);
+                let applied = state.apply_write(batch, self.config.center_languages);
+                state.generation = generation;
+                publish_gauges(&state.passages, state.documents.values());
+                applied
+            }
+            .and_then(|()| persist_manifest(&self.config, &self.embedder, &self.read_state()));
+            match applied {
+                Ok(()) => return Ok(()),
+                // The store has the write; a full reload brings memory up to it.
+                Err(err) => {
+                    tracing::warn!(%err, "in-place index update failed; reloading the index")
+                }
+            }
+        }
+        self.reload_state().inspect_err(|err| {
+            tracing::error!(%err, "a committed write is not in memory yet; the next write reloads");
+            write_lock(&self.state).behind_store = true;
+        })
+    }
+
+    /// Re-reads the whole committed store into a fresh state and swaps it in;
+    /// the store is the single source of truth.
+    fn reload_state(&self) -> Result<()> {
+        let snapshot = self.store.snapshot()?;
+        let rebuilds = self.read_state().rebuilds;
+        let mut fresh = State::load(
+            &self.config,
+            self.embedder.manifest().dimension,
+            snapshot,
+            None,
+        )?;
+        fresh.rebuilds = rebuilds + 1;
+        persist_manifest(&self.config, &self.embedder, &fresh)?;
+        *write_lock(&self.state) = fresh;
+        Ok(())
+    }
+}
