@@ -50,9 +50,12 @@ bench-criterion: setup
 	WENDA_MODELS=$(CURDIR)/models WENDA_CORPUS_DIR=$(abspath $(CORPUS)) \
 		$(CARGO) bench --locked $(BENCHES) -- $(CRITERION_ARGS)
 
+# Formatting and clippy on every target and feature, warnings as errors
+# (the [lints] table in Cargo.toml adds to clippy's defaults). CI runs it
+# before the tests.
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy $(PROFILE) --all-targets --features otel -- -D warnings
+	$(CARGO) clippy $(PROFILE) --locked --all-targets --all-features -- -D warnings
 
 clean:
 	rm -rf target $(DATA) $(DATA)-eval

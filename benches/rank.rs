@@ -19,11 +19,12 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wenda::embed::EmbedKind;
+use wenda::embed::LanguageCentroids;
 use wenda::engine::EngineConfig;
 use wenda::index::{ExactIndex, ScoredId, VectorStore};
 use wenda::ingest::lang;
 use wenda::lexical::{LexicalHit, LexicalIndex};
-use wenda::rank::{self, LanguageCentroids};
+use wenda::rank;
 use wenda::store::StoredPassage;
 use wenda::types::SearchMode;
 

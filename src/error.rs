@@ -1,7 +1,6 @@
-//! The crate's one error type, and its one exhaustive mapping to gRPC status
-//! codes (no wildcard arm: a new variant does not compile until mapped).
-
-use tonic_types::{ErrorDetails, StatusExt};
+//! The crate's one error type. Each transport maps it exhaustively (no
+//! wildcard arm: a new variant does not compile until mapped); the gRPC
+//! mapping is `grpc::status`.
 
 /// A bad field in a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +37,6 @@ pub enum Error {
     /// The credentials do not allow this call.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
-    /// The request's deadline passed before it finished.
-    #[error("deadline exceeded")]
-    DeadlineExceeded,
     /// The model files or ONNX Runtime failed.
     #[error("model: {0}")]
     Model(String),
@@ -52,6 +48,9 @@ pub enum Error {
     Index(String),
     #[error("io: {0}")]
     Io(String),
+    /// A bug: a background task panicked.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -94,65 +93,3 @@ storage_errors!(
     redb::StorageError,
     redb::CommitError
 );
-
-impl From<Error> for tonic::Status {
-    fn from(err: Error) -> Self {
-        let message = err.to_string();
-        match err {
-            Error::InvalidArgument(violations) => {
-                let mut details = ErrorDetails::new();
-                for v in &violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
-                }
-                tonic::Status::with_error_details(tonic::Code::InvalidArgument, message, details)
-            }
-            Error::NotFound(_) => tonic::Status::not_found(message),
-            Error::Overloaded(_) => tonic::Status::resource_exhausted(message),
-            Error::Unavailable(_) => tonic::Status::unavailable(message),
-            Error::DeadlineExceeded => tonic::Status::deadline_exceeded(message),
-            Error::Unauthenticated(_) => tonic::Status::unauthenticated(message),
-            Error::PermissionDenied(_) => tonic::Status::permission_denied(message),
-            Error::Model(_) | Error::Storage(_) | Error::Index(_) | Error::Io(_) => {
-                tonic::Status::internal(message)
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invalid_argument_carries_field_details() {
-        let status: tonic::Status = Error::invalid("top_k", "must be at most 100").into();
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        let details = status.get_error_details();
-        let bad = details.bad_request().expect("bad request details");
-        assert_eq!(bad.field_violations[0].field, "top_k");
-    }
-
-    #[test]
-    fn codes() {
-        let code = |e: Error| tonic::Status::from(e).code();
-        assert_eq!(code(Error::NotFound("x".into())), tonic::Code::NotFound);
-        assert_eq!(
-            code(Error::Overloaded("x".into())),
-            tonic::Code::ResourceExhausted
-        );
-        assert_eq!(
-            code(Error::Unavailable("x".into())),
-            tonic::Code::Unavailable
-        );
-        assert_eq!(code(Error::DeadlineExceeded), tonic::Code::DeadlineExceeded);
-        assert_eq!(code(Error::Storage("x".into())), tonic::Code::Internal);
-        assert_eq!(
-            code(Error::Unauthenticated("x".into())),
-            tonic::Code::Unauthenticated
-        );
-        assert_eq!(
-            code(Error::PermissionDenied("x".into())),
-            tonic::Code::PermissionDenied
-        );
-    }
-}

@@ -3,16 +3,16 @@
 
 use std::process::ExitCode;
 
-use wenda::config::Command;
+use wenda::cli::args::Command;
 
 /// mimalloc rather than the system allocator: start-up builds a 250,000-piece
-/// tokenizer and a 120,000-entry dictionary out of small allocations; with
-/// glibc's malloc, process start to SERVING took 2.4 s, with mimalloc 1.4 s.
+/// tokenizer and a 120,000-entry dictionary out of small allocations, which
+/// mimalloc makes much faster (BENCHMARKS.md, "Figures behind the code").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = match wenda::config_file::parse() {
+    let cli = match wenda::cli::config_file::parse() {
         Ok(cli) => cli,
         Err(err) => return failure(&err),
     };

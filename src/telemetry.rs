@@ -6,9 +6,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogFormat;
-
 /// `RUST_LOG` when it is unset.
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 const DEFAULT_FILTER: &str = "info,h2=warn,tower=warn,hyper=warn,ort=warn";
 
 /// Keeps the span exporter running. [`Telemetry::shutdown`] (or dropping it)

@@ -15,7 +15,7 @@ use std::time::Duration;
 use criterion::Criterion;
 use wenda::embed::{Embedder, EmbedderConfig, TokenizerCounter};
 use wenda::ingest::{self, ChunkConfig, DocumentInput, PreparedDocument, corpus};
-use wenda::lexicon::Lexicon;
+use wenda::lexical::Lexicon;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::Engine;
+use super::validate::{validate_get, validate_list};
 use crate::error::{Error, Result};
-use crate::ingest::{self, lang};
+use crate::ingest;
 use crate::store::StoredDocument;
 use crate::types::{DocumentSummary, DocumentView, EngineInfo, limits};
 
@@ -17,18 +18,7 @@ impl Engine {
         page_token: &str,
         language: &str,
     ) -> Result<(Vec<DocumentSummary>, String)> {
-        if page_size > limits::MAX_PAGE_SIZE {
-            return Err(Error::invalid(
-                "page_size",
-                format!("must be at most {}", limits::MAX_PAGE_SIZE),
-            ));
-        }
-        if !language.is_empty() && !lang::is_known_code(language) {
-            return Err(Error::invalid(
-                "language",
-                format!("unknown language code {language:?}"),
-            ));
-        }
+        validate_list(page_size, language)?;
         let page_size = if page_size == 0 {
             limits::DEFAULT_PAGE_SIZE
         } else {
@@ -59,9 +49,7 @@ impl Engine {
 
     /// One document with its text and passages.
     pub fn get_document(&self, id: &str) -> Result<DocumentView> {
-        if id.is_empty() {
-            return Err(Error::invalid("id", "must not be empty"));
-        }
+        validate_get(id)?;
         let state = self.read_state();
         let doc = state
             .documents

@@ -53,7 +53,7 @@ pub struct EngineConfig {
     /// Subtract each language's mean vector from passages and queries.
     pub center_languages: bool,
     /// Chinese↔English dictionary for lexical matching across languages.
-    pub lexicon: Option<Arc<crate::lexicon::Lexicon>>,
+    pub lexicon: Option<Arc<crate::lexical::Lexicon>>,
     /// How hybrid mode merges the dense and lexical lists.
     pub fusion: rank::Fusion,
     /// Weight of the lexical ranking against the dense one in hybrid fusion.
@@ -106,13 +106,12 @@ impl Engine {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Io(format!("{}: {e}", config.data_dir.display())))?;
         let db_path = config.data_dir.join("wenda.redb");
-        let (store, snapshot) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (store, snapshot) = blocking(move || -> Result<_> {
             let store = Store::open(&db_path)?;
             let snapshot = store.snapshot()?;
             Ok((store, snapshot))
         })
-        .await
-        .map_err(|e| Error::Storage(e.to_string()))??;
+        .await??;
         let layout = layout_fingerprint(&embedder, &config.chunk);
         let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout)
             && !snapshot.documents.is_empty();
@@ -174,6 +173,15 @@ impl Engine {
             ))
         })
     }
+}
+
+/// Runs blocking work off the async runtime. Once started it runs to the
+/// end even if the caller stops waiting. A panic in it is a bug, reported
+/// as [`Error::Internal`] whatever the work was.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Internal(format!("background task failed: {e}")))
 }
 
 fn ms(since: Instant) -> f32 {

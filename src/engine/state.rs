@@ -10,10 +10,10 @@ use tracing::info;
 
 use super::EngineConfig;
 use super::persist::Manifest;
+use crate::embed::LanguageCentroids;
 use crate::error::Result;
 use crate::index::VectorStore;
 use crate::lexical::LexicalIndex;
-use crate::rank;
 use crate::store::{Snapshot, StoredDocument, StoredPassage, WriteBatch};
 
 pub(super) struct State {
@@ -22,7 +22,7 @@ pub(super) struct State {
     pub(super) index: Box<dyn VectorStore>,
     pub(super) lexical: LexicalIndex,
     /// Per-language mean passage vector, for removing language identity.
-    pub(super) centroids: rank::LanguageCentroids,
+    pub(super) centroids: LanguageCentroids,
     /// Passages the centroids and the lexical statistics were estimated
     /// from, and passages added or removed in place since then.
     pub(super) estimated_from: usize,
@@ -113,7 +113,7 @@ impl State {
             passages.insert(passage.id, passage);
         }
         let centroids = if config.center_languages {
-            let centroids = rank::LanguageCentroids::estimate(
+            let centroids = LanguageCentroids::estimate(
                 items
                     .iter()
                     .map(|(id, v)| (passages[id].language.as_str(), v.as_slice())),
@@ -123,7 +123,7 @@ impl State {
             }
             centroids
         } else {
-            rank::LanguageCentroids::default()
+            LanguageCentroids::default()
         };
         let dump_dir = dump.as_ref().map(|d| config.data_dir.join(&d.dir));
         let (index, from_dump) = crate::index::build(

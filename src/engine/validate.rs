@@ -30,10 +30,10 @@ pub(super) fn validate_search(q: &SearchQuery) -> Result<()> {
         }
     }
     for (i, id) in q.doc_ids.iter().enumerate() {
-        if id.is_empty() || id.chars().count() > limits::MAX_ID_CHARS {
+        if !id_length_ok(id) {
             bad.push(FieldViolation::new(
                 format!("doc_ids[{i}]"),
-                "must be 1 to 512 characters",
+                id_length_rule(),
             ));
         }
     }
@@ -75,11 +75,19 @@ pub(super) fn validate_embed(texts: &[String]) -> Result<()> {
     }
 }
 
-pub(super) fn id_problem(id: &str) -> Option<&'static str> {
-    if id.is_empty() || id.chars().count() > limits::MAX_ID_CHARS {
-        Some("must be 1 to 512 characters")
+fn id_length_ok(id: &str) -> bool {
+    !id.is_empty() && id.chars().count() <= limits::MAX_ID_CHARS
+}
+
+fn id_length_rule() -> String {
+    format!("must be 1 to {} characters", limits::MAX_ID_CHARS)
+}
+
+pub(super) fn id_problem(id: &str) -> Option<String> {
+    if !id_length_ok(id) {
+        Some(id_length_rule())
     } else if id.chars().any(char::is_control) {
-        Some("must not contain control characters")
+        Some("must not contain control characters".into())
     } else {
         None
     }
@@ -125,7 +133,10 @@ pub(super) fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
         } else if d.text.len() > limits::MAX_DOCUMENT_BYTES {
             bad.push(FieldViolation::new(
                 format!("documents[{i}].text"),
-                "must be at most 5 MB",
+                format!(
+                    "must be at most {} MB",
+                    limits::MAX_DOCUMENT_BYTES / (1024 * 1024)
+                ),
             ));
         }
         if !d.language.is_empty() && !lang::is_known_code(&d.language) {
@@ -140,6 +151,34 @@ pub(super) fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
     } else {
         Err(Error::InvalidArgument(bad))
     }
+}
+
+pub(super) fn validate_list(page_size: usize, language: &str) -> Result<()> {
+    let mut bad = Vec::new();
+    if page_size > limits::MAX_PAGE_SIZE {
+        bad.push(FieldViolation::new(
+            "page_size",
+            format!("must be at most {}", limits::MAX_PAGE_SIZE),
+        ));
+    }
+    if !language.is_empty() && !lang::is_known_code(language) {
+        bad.push(FieldViolation::new(
+            "language",
+            format!("unknown language code {language:?}"),
+        ));
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(bad))
+    }
+}
+
+pub(super) fn validate_get(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid("id", "must not be empty"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

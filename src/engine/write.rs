@@ -13,7 +13,7 @@ use tracing::{info, instrument};
 use super::persist::{META_LAYOUT, layout_fingerprint, persist_manifest};
 use super::state::{MAX_DRIFT, State, publish_gauges, read_lock, write_lock};
 use super::validate::{validate_ids, validate_ingest};
-use super::{Engine, EngineConfig};
+use super::{Engine, EngineConfig, blocking};
 use crate::embed::{EmbedKind, Embedder};
 use crate::error::{Error, Result};
 use crate::ingest::{self, DocumentInput, PreparedDocument, corpus};
@@ -145,9 +145,8 @@ impl Engine {
         let writer = self.lock_writer().await;
         let root_owned = root.to_path_buf();
         let max = self.config.max_file_bytes;
-        let scan = tokio::task::spawn_blocking(move || corpus::scan(&root_owned, max))
-            .await
-            .map_err(|e| Error::Io(e.to_string()))?
+        let scan = blocking(move || corpus::scan(&root_owned, max))
+            .await?
             .map_err(|e| Error::Io(format!("{}: {e}", root.display())))?;
         let mut report = SyncReport {
             skipped: scan.skipped.clone(),
@@ -224,14 +223,13 @@ impl Engine {
     ) -> Result<Vec<(PreparedDocument, Origin)>> {
         let counter = self.counter.clone();
         let chunk = self.config.chunk;
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             inputs
                 .into_iter()
                 .map(|(input, origin)| (ingest::prepare(input, counter.as_ref(), chunk), origin))
                 .collect()
         })
         .await
-        .map_err(|e| Error::Io(e.to_string()))
     }
 
     /// Embeds prepared documents, then commits them (and the deletions) in
@@ -308,13 +306,11 @@ impl Engine {
             config: self.config.clone(),
             embedder: self.embedder.clone(),
         };
-        // A blocking task runs to completion even when its handle is dropped.
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let _writer = writer;
             commit.run(batch)
         })
-        .await
-        .map_err(|e| Error::Storage(format!("write task failed: {e}")))?
+        .await?
     }
 }
 

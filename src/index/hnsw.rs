@@ -15,13 +15,9 @@ use crate::error::{Error, Result};
 
 /// An HNSW graph (USearch: flat 32-bit links, the vectors stored once in one
 /// arena), with an exact side list for points a search for their own vector
-/// does not find, so every live vector stays findable.
-///
-/// USearch rather than hnsw_rs: at a million passages hnsw_rs held 5.9 GB
-/// (an `Arc` and an allocation per link) and took 58 s to load. This graph,
-/// with half-precision vectors and M 32, holds 1.3 GB there (RSS after the
-/// build), loads in 2.5 s and reaches recall@10 0.995 at its default ef of
-/// 128 (docs/scaling.md, BENCHMARKS.md).
+/// does not find, so every live vector stays findable. Why USearch, and its
+/// memory, load time and recall at a million passages: docs/scaling.md and
+/// BENCHMARKS.md.
 pub struct HnswIndex {
     params: HnswParams,
     dimension: usize,
@@ -34,10 +30,9 @@ pub struct HnswIndex {
     unreachable: ExactIndex,
 }
 
-/// Gives the memory freed so far (the input vectors of a build or a load:
-/// 1.5 GB at a million passages) back to the OS now. mimalloc, the binary's
-/// allocator, would keep most of it until later allocations: a 30,000-vector
-/// load held 102 MB instead of 50.
+/// Gives the memory freed so far (the input vectors of a build or a load)
+/// back to the OS now. mimalloc, the binary's allocator, would keep most of
+/// it until later allocations (BENCHMARKS.md, "Figures behind the code").
 pub(super) fn return_freed_memory() {
     // SAFETY: takes no pointers and may be called at any time; with another
     // global allocator (the tests') mimalloc's own empty heap is collected.
@@ -169,9 +164,8 @@ impl HnswIndex {
                             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                             if n.is_multiple_of(50_000) {
                                 // The inputs freed so far go back to the
-                                // OS now, not at mimalloc's convenience: a
-                                // 1M build peaked at 1.9 GB in one run and
-                                // 2.9 GB in another without this.
+                                // OS now, not at mimalloc's convenience,
+                                // which lets a large build's peak vary.
                                 return_freed_memory();
                             }
                             if n.is_multiple_of(100_000) {

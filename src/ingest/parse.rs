@@ -638,13 +638,9 @@ fn first_heading(chars: &[char], from: usize) -> Option<String> {
         .find_map(|l| {
             l.trim_start()
                 .strip_prefix("# ")
-                .map(|t| strip_inline_markup(t.trim()))
+                .map(|t| parse_body(t.trim()))
         })
         .filter(|t| !t.is_empty())
-}
-
-fn strip_inline_markup(line: &str) -> String {
-    parse_body(line)
 }
 
 /// The clean text of a fragment with no front matter.

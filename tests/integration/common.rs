@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use wenda::embed::{Embedder, EmbedderConfig, TokenizerCounter};
 use wenda::engine::{Engine, EngineConfig};
-use wenda::lexicon::Lexicon;
+use wenda::lexical::Lexicon;
 use wenda::proto::retrieval_client::RetrievalClient;
 
 fn repo() -> PathBuf {
@@ -140,9 +140,14 @@ impl TestServer {
             .expect("bind port 0");
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(wenda::server::run(listener, engine, async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(wenda::grpc::run(
+            listener,
+            async move { Ok(engine) },
+            async {
+                let _ = stopped.await;
+            },
+            wenda::grpc::ServeOptions::default(),
+        ));
         Self {
             addr,
             stop: Some(stop),

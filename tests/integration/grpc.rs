@@ -428,12 +428,13 @@ async fn health_follows_loading_and_shutdown() {
     let (give_engine, engine_ready) =
         tokio::sync::oneshot::channel::<std::sync::Arc<wenda::engine::Engine>>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(wenda::server::run_loading(
+    let server = tokio::spawn(wenda::grpc::run(
         listener,
         async move { Ok(engine_ready.await?) },
         async move {
             let _ = stopped.await;
         },
+        wenda::grpc::ServeOptions::default(),
     ));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()

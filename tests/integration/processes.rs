@@ -568,14 +568,14 @@ async fn rust_client_example_prints_cited_passages() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(wenda::server::run_with(
+    tokio::spawn(wenda::grpc::run(
         listener,
         async move { Ok(engine) },
         async move {
             let _ = stopped.await;
         },
-        wenda::server::ServeOptions {
-            tokens: wenda::auth::Tokens::parse(&format!("read {TOKEN}\n")).unwrap(),
+        wenda::grpc::ServeOptions {
+            tokens: wenda::grpc::auth::Tokens::parse(&format!("read {TOKEN}\n")).unwrap(),
             tls: None,
         },
     ));

@@ -2,7 +2,7 @@
 //! a floor, so a change that hurts ranking across languages fails here.
 //! The figures and how they were reached are in docs/retrieval.md.
 
-use wenda::eval;
+use wenda::cli::eval;
 use wenda::types::{SearchMode, SearchQuery};
 
 use crate::common;

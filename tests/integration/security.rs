@@ -7,9 +7,9 @@ use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use wenda::auth::Tokens;
+use wenda::grpc::auth::Tokens;
+use wenda::grpc::{ServeOptions, TlsOptions};
 use wenda::proto;
-use wenda::server::{ServeOptions, TlsOptions};
 
 use crate::common;
 
@@ -23,7 +23,7 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(wenda::server::run_with(
+    tokio::spawn(wenda::grpc::run(
         listener,
         async move { Ok(engine) },
         async move {

@@ -214,7 +214,7 @@ fn final_y_as_i(syllable: &str) -> String {
 /// Whether a query term can be a Vietnamese syllable: letters only, none Han.
 fn is_latin_word(term: &str) -> bool {
     term.chars()
-        .all(|c| c.is_alphabetic() && !crate::lexical::is_han(c))
+        .all(|c| c.is_alphabetic() && !super::terms::is_han(c))
 }
 
 impl Lexicon {
@@ -303,10 +303,6 @@ impl Lexicon {
             words.sort_by_key(|(w, rank)| (*rank, w.chars().count()));
         }
         lexicon
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.en_to_zh.is_empty()
     }
 
     /// Whether Vietnamese words can be looked up by their readings.

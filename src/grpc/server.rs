@@ -11,9 +11,9 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tracing::info;
 
-use crate::auth::Tokens;
+use super::auth::Tokens;
+use super::service::RetrievalService;
 use crate::engine::Engine;
-use crate::grpc::RetrievalService;
 use crate::proto;
 use crate::proto::retrieval_server::RetrievalServer;
 
@@ -51,35 +51,12 @@ pub struct ServeOptions {
     pub tls: Option<TlsOptions>,
 }
 
-/// Serves a ready engine on `listener` until `shutdown` completes, then
-/// reports NOT_SERVING and drains requests in flight.
+/// Serves `listener` until `shutdown` completes. Starts answering at once:
+/// health is NOT_SERVING and Retrieval calls get UNAVAILABLE until `engine`
+/// resolves (model and index loaded), then SERVING. On shutdown, or when the
+/// engine fails to load, reports NOT_SERVING and drains requests in flight.
+/// The caller binds the listener, so tests serve on port 0.
 pub async fn run(
-    listener: TcpListener,
-    engine: Arc<Engine>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    run_with(
-        listener,
-        async move { Ok(engine) },
-        shutdown,
-        ServeOptions::default(),
-    )
-    .await
-}
-
-/// Like [`run`], but starts answering at once: health is NOT_SERVING and
-/// Retrieval calls get UNAVAILABLE until `engine` resolves (model and index
-/// loaded), then SERVING. An engine that fails to load ends the server.
-pub async fn run_loading(
-    listener: TcpListener,
-    engine: impl Future<Output = anyhow::Result<Arc<Engine>>>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    run_with(listener, engine, shutdown, ServeOptions::default()).await
-}
-
-/// [`run_loading`] with access control and TLS.
-pub async fn run_with(
     listener: TcpListener,
     engine: impl Future<Output = anyhow::Result<Arc<Engine>>>,
     shutdown: impl Future<Output = ()>,
@@ -133,7 +110,8 @@ pub async fn run_with(
         .add_service(reflection_v1alpha)
         .add_service(retrieval)
         // TCP_NODELAY: a small reply otherwise waits for the client's delayed
-        // ACK (Nagle), which measured as +43 ms on every unary call.
+        // ACK (Nagle) on every unary call (BENCHMARKS.md, "Figures behind
+        // the code").
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {

@@ -1,14 +1,16 @@
 //! Command-line flags; every flag can also be set by a `WENDA_*` variable.
+//! The flags build the configs of the engine, the model and the index.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
-use crate::embed::{EmbedderConfig, Precision};
+use crate::embed::{EmbedKind, EmbedderConfig, Precision};
 use crate::engine::EngineConfig;
 use crate::index::{HnswParams, IndexConfig, IndexKind};
 use crate::ingest::ChunkConfig;
+use crate::telemetry::LogFormat;
 use crate::types::SearchMode;
 
 #[derive(Debug, Parser)]
@@ -31,12 +33,6 @@ pub struct Cli {
     pub otlp_endpoint: Option<String>,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,11 +134,11 @@ pub struct EngineArgs {
     #[arg(long, env = "WENDA_LEXICAL_WEIGHT", default_value_t = crate::rank::DEFAULT_LEXICAL_WEIGHT)]
     pub lexical_weight: f32,
     /// Requests in flight before RESOURCE_EXHAUSTED.
-    #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = 64)]
+    #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = crate::engine::DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
     /// Query vectors kept for repeated questions (least recently used
     /// dropped first); 0 turns the cache off.
-    #[arg(long, env = "WENDA_QUERY_CACHE", default_value_t = 1024)]
+    #[arg(long, env = "WENDA_QUERY_CACHE", default_value_t = crate::engine::DEFAULT_QUERY_CACHE)]
     pub query_cache: usize,
 }
 
@@ -232,8 +228,8 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
     /// Query or passage prefix.
-    #[arg(long, value_enum, default_value_t = KindArg::Query)]
-    pub kind: KindArg,
+    #[arg(long, value_enum, default_value_t = EmbedKind::Query)]
+    pub kind: EmbedKind,
     /// Texts to embed; with none, one text per line of standard input.
     pub texts: Vec<String>,
     /// Print {"vector":[...],"tokens":N,"truncated":bool} objects instead of bare arrays.
@@ -241,12 +237,6 @@ pub struct EmbedArgs {
     pub with_tokens: bool,
     #[command(flatten)]
     pub model: ModelArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KindArg {
-    Query,
-    Passage,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, CommandFactory, FromArgMatches};
 
-use crate::config::Cli;
+use super::args::Cli;
 
 /// The variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "WENDA_CONFIG";
@@ -195,8 +195,9 @@ fn about_flag(err: &clap::Error, long: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Command, LogFormat, ServeArgs};
+    use crate::cli::args::{Command, ServeArgs};
     use crate::index::IndexKind;
+    use crate::telemetry::LogFormat;
 
     fn table(text: &str) -> toml::Table {
         toml::from_str(text).unwrap()

@@ -8,11 +8,16 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
-use crate::config::{AskArgs, EmbedArgs, EngineArgs, EvalArgs, KindArg, ServeArgs};
-use crate::embed::{EmbedKind, Embedder};
+pub mod args;
+pub mod config_file;
+pub mod eval;
+
+use args::{AskArgs, EmbedArgs, EngineArgs, EvalArgs, ServeArgs};
+
+use crate::embed::Embedder;
 use crate::engine::Engine;
 use crate::proto;
-use crate::types::{SearchMode, SyncReport};
+use crate::types::{SyncReport, limits};
 
 /// Loads the model, opens the data directory and syncs the corpus, if any.
 pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Result<Arc<Engine>> {
@@ -25,7 +30,7 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
         let explicit = args.lexicon.is_some();
         (
             explicit,
-            tokio::task::spawn_blocking(move || crate::lexicon::Lexicon::load(&path)),
+            tokio::task::spawn_blocking(move || crate::lexical::Lexicon::load(&path)),
         )
     });
     let (embedder, counter) = model.await??;
@@ -116,19 +121,25 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(listen = %args.listen, "no --tokens-file: every caller may ingest and delete");
     }
     let engine = open_engine(&args.engine, false);
-    crate::server::run_with(listener, engine, crate::server::shutdown_signal(), options).await
+    crate::grpc::run(
+        listener,
+        engine,
+        crate::grpc::server::shutdown_signal(),
+        options,
+    )
+    .await
 }
 
-fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::server::ServeOptions> {
+fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::grpc::ServeOptions> {
     let read =
         |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let mut tokens = match &args.tokens_file {
-        Some(path) => crate::auth::Tokens::load(path)?,
-        None => crate::auth::Tokens::default(),
+        Some(path) => crate::grpc::auth::Tokens::load(path)?,
+        None => crate::grpc::auth::Tokens::default(),
     };
     tokens.add_from_env()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::server::TlsOptions {
+        (Some(cert), Some(key)) => Some(crate::grpc::TlsOptions {
             cert_pem: read(cert)?,
             key_pem: read(key)?,
             client_ca_pem: args.tls_client_ca.as_deref().map(read).transpose()?,
@@ -143,7 +154,7 @@ fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::server::ServeOptions
         }
         (None, None) => None,
     };
-    Ok(crate::server::ServeOptions { tokens, tls })
+    Ok(crate::grpc::ServeOptions { tokens, tls })
 }
 
 /// `wenda index`: syncs the corpus into the data directory and prints a summary.
@@ -198,13 +209,9 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     };
     anyhow::ensure!(!texts.is_empty(), "no text to embed");
     let embedder = Embedder::start(args.model.embedder_config())?;
-    let kind = match args.kind {
-        KindArg::Query => EmbedKind::Query,
-        KindArg::Passage => EmbedKind::Passage,
-    };
     let mut out = std::io::stdout().lock();
-    for chunk in texts.chunks(64) {
-        for e in embedder.embed_blocking(chunk.to_vec(), kind)? {
+    for chunk in texts.chunks(limits::MAX_EMBED_TEXTS) {
+        for e in embedder.embed_blocking(chunk.to_vec(), args.kind)? {
             use std::io::Write;
             if args.with_tokens {
                 let line = serde_json::json!({"vector": e.vector, "tokens": e.tokens, "truncated": e.truncated});
@@ -222,11 +229,7 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
     let mut client = proto::retrieval_client::RetrievalClient::connect(args.server.clone())
         .await
         .with_context(|| format!("connecting to {} (is `wenda serve` running?)", args.server))?;
-    let mode = match args.mode {
-        SearchMode::Dense => proto::SearchMode::Dense,
-        SearchMode::Lexical => proto::SearchMode::Lexical,
-        SearchMode::Hybrid => proto::SearchMode::Hybrid,
-    };
+    let mode = crate::grpc::convert::mode_to_proto(args.mode);
     let response = client
         .search(proto::SearchRequest {
             query: args.question.clone(),
@@ -283,9 +286,9 @@ fn search_response_json(r: &proto::SearchResponse) -> serde_json::Value {
 
 /// `wenda eval`: indexes the corpus and scores the questions.
 pub async fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let questions = crate::eval::load_questions(&args.qa)?;
+    let questions = eval::load_questions(&args.qa)?;
     let engine = open_engine(&args.engine, true).await?;
-    let report = crate::eval::evaluate(&engine, &questions, args.mode).await?;
+    let report = eval::evaluate(&engine, &questions, args.mode).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

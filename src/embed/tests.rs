@@ -1,0 +1,221 @@
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::onnx::{embedding_tokenizer, ort_environment};
+use super::*;
+
+#[tokio::test]
+async fn concurrent_jobs_each_get_their_own_vectors() {
+    let embedder = testing::embedder();
+    let a = embedder.embed(vec!["hello world".into()], EmbedKind::Query);
+    let b = embedder.embed(
+        vec!["你好世界".into(), "xin chào".into()],
+        EmbedKind::Passage,
+    );
+    let (a, b) = tokio::join!(a, b);
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len(), 1);
+    assert_eq!(b.len(), 2);
+    assert_eq!(a[0].vector, testing::bigram_vector("hello world"));
+    assert_eq!(b[1].vector, testing::bigram_vector("xin chào"));
+    assert!(!a[0].truncated);
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = EmbedderConfig::new(dir.path())
+        .verified_manifest()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("multilingual-e5-small.toml") && err.contains("make setup"),
+        "{err}"
+    );
+}
+
+/// A model folder `m` with a manifest listing both ONNX files and
+/// holding only `present` of them (contents = their names).
+fn two_precision_model(present: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("m")).unwrap();
+    let sha = |s: &str| hex::encode(Sha256::digest(s.as_bytes()));
+    for f in present {
+        std::fs::write(dir.path().join("m").join(f), f).unwrap();
+    }
+    std::fs::write(dir.path().join("m/tokenizer.json"), "tokenizer.json").unwrap();
+    std::fs::write(
+        dir.path().join("m.toml"),
+        format!(
+            "name='m'\ndimension=4\nmax_tokens=8\nquery_prefix='q: '\npassage_prefix='p: '\n\
+             [onnx]\nfile='model.onnx'\nint8_file='model_int8.onnx'\n\
+             [files]\n'model.onnx'='{}'\n'model_int8.onnx'='{}'\n'tokenizer.json'='{}'\n",
+            sha("model.onnx"),
+            sha("model_int8.onnx"),
+            sha("tokenizer.json")
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn config(dir: &Path, precision: Precision) -> EmbedderConfig {
+    let mut config = EmbedderConfig::new(dir);
+    config.model = "m".into();
+    config.precision = precision;
+    config
+}
+
+#[test]
+fn each_precision_needs_only_its_own_onnx_file() {
+    let dir = two_precision_model(&["model.onnx"]);
+    let fp32 = config(dir.path(), Precision::Fp32)
+        .verified_manifest()
+        .unwrap();
+    assert_eq!(fp32.onnx_file(), "model.onnx");
+    assert_eq!(
+        fp32.files.keys().collect::<Vec<_>>(),
+        ["model.onnx", "tokenizer.json"]
+    );
+    let err = config(dir.path(), Precision::Int8)
+        .verified_manifest()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model_int8.onnx") && err.contains("make setup") && !err.contains('\n'),
+        "{err}"
+    );
+
+    let dir = two_precision_model(&["model_int8.onnx"]);
+    let int8 = config(dir.path(), Precision::Int8)
+        .verified_manifest()
+        .unwrap();
+    assert_eq!(int8.onnx_file(), "model_int8.onnx");
+    assert!(!int8.files.contains_key("model.onnx"));
+    assert!(
+        config(dir.path(), Precision::Fp32)
+            .verified_manifest()
+            .is_err()
+    );
+}
+
+#[test]
+fn fingerprint_differs_between_precisions_and_fp32_keeps_its_old_one() {
+    let dir = two_precision_model(&["model.onnx", "model_int8.onnx"]);
+    let fp32 = config(dir.path(), Precision::Fp32)
+        .verified_manifest()
+        .unwrap();
+    let int8 = config(dir.path(), Precision::Int8)
+        .verified_manifest()
+        .unwrap();
+    assert_ne!(fp32.fingerprint(), int8.fingerprint());
+    // The manifest as it was before int8 existed gave fp32's id.
+    let text = std::fs::read_to_string(dir.path().join("m.toml")).unwrap();
+    let before: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("'model_int8.onnx'"))
+        .collect();
+    let before: ModelManifest = toml::from_str(&before.join("\n")).unwrap();
+    assert_eq!(before.fingerprint(), fp32.fingerprint());
+}
+
+#[test]
+fn a_manifest_without_an_onnx_table_uses_the_standard_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m.toml"),
+        "name='m'\ndimension=4\nmax_tokens=8\nquery_prefix='q: '\npassage_prefix='p: '\n[files]\n'model.onnx'='00'\n",
+    )
+    .unwrap();
+    let err = config(dir.path(), Precision::Int8)
+        .verified_manifest()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no sha256 for model_int8.onnx") && err.contains("make setup"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_model_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("m")).unwrap();
+    std::fs::write(dir.path().join("m/model.onnx"), b"garbage").unwrap();
+    std::fs::write(
+        dir.path().join("m.toml"),
+        "name='m'\ndimension=4\nmax_tokens=8\nquery_prefix='q: '\npassage_prefix='p: '\n[files]\n'model.onnx'='00'\n",
+    )
+    .unwrap();
+    let mut config = EmbedderConfig::new(dir.path());
+    config.model = "m".into();
+    config.precision = Precision::Fp32;
+    let err = config.verified_manifest().unwrap_err().to_string();
+    assert!(
+        err.contains("model.onnx") && err.contains("corrupt") && err.contains("make setup"),
+        "{err}"
+    );
+}
+
+/// `load_fastembed` swaps its own tokenizer into fastembed's model: it
+/// must encode exactly as the one fastembed builds from the same files
+/// (ids, masks, padding of a batch, truncation at the limit).
+#[test]
+fn the_swapped_in_tokenizer_encodes_as_fastembeds_own() {
+    let dir = std::env::var_os("WENDA_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+        .join("multilingual-e5-small");
+    let read =
+        |name: &str| std::fs::read(dir.join(name)).expect("`make setup` provisions the model");
+    let files = || fastembed::TokenizerFiles {
+        tokenizer_file: read("tokenizer.json"),
+        config_file: read("config.json"),
+        special_tokens_map_file: read("special_tokens_map.json"),
+        tokenizer_config_file: read("tokenizer_config.json"),
+    };
+    let plain = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    let ours = embedding_tokenizer(plain, &files(), 512, &dir.join("tokenizer.json")).unwrap();
+    let lib = dir.parent().unwrap().join("onnxruntime/libonnxruntime.so");
+    let model = fastembed::UserDefinedEmbeddingModel::new(read("model_int8.onnx"), files());
+    let options = fastembed::InitOptionsUserDefined::new()
+        .with_environment(ort_environment(&lib).unwrap())
+        .with_max_length(512)
+        .with_intra_threads(1);
+    let theirs = fastembed::TextEmbedding::try_new_from_user_defined(model, options)
+        .unwrap()
+        .tokenizer;
+
+    assert_eq!(
+        format!("{:?}", ours.get_padding()),
+        format!("{:?}", theirs.get_padding())
+    );
+    assert_eq!(
+        format!("{:?}", ours.get_truncation()),
+        format!("{:?}", theirs.get_truncation())
+    );
+    let texts = vec![
+        "query: OpenInfra 社区有多少名成员？".to_string(),
+        "passage: Linux Foundation đang chủ trì những dự án nào? <mask> </s>".to_string(),
+        "passage: Which projects is the OpenInfra Foundation best known for?".to_string(),
+        format!("passage: {}", "OpenStack 云计算 ".repeat(400)),
+    ];
+    let encode = |t: &tokenizers::Tokenizer| {
+        t.encode_batch(texts.clone(), true)
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.get_ids().to_vec(),
+                    e.get_attention_mask().to_vec(),
+                    e.get_type_ids().to_vec(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (encode(&ours), encode(&theirs));
+    assert_eq!(a, b);
+    assert_eq!(a[3].0.len(), 512, "the long text is truncated at the limit");
+    assert!(a[0].1.contains(&0), "short texts are padded to the longest");
+}

@@ -1,0 +1,197 @@
+//! The `wenda.v1.Retrieval` service: each RPC checks the caller's token,
+//! converts its request, calls the engine, and converts the result back. No
+//! business logic lives here.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use super::auth::{Role, Tokens};
+use super::convert;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::proto;
+use crate::proto::retrieval_server::Retrieval;
+
+/// Serves `wenda.v1.Retrieval` over an [`Engine`], once it is loaded.
+pub struct RetrievalService {
+    engine: watch::Receiver<Option<Arc<Engine>>>,
+    tokens: Arc<Tokens>,
+}
+
+impl RetrievalService {
+    /// A service that answers UNAVAILABLE until the channel holds an engine.
+    pub fn loading(engine: watch::Receiver<Option<Arc<Engine>>>, tokens: Arc<Tokens>) -> Self {
+        Self { engine, tokens }
+    }
+
+    /// Checks the caller's token, then returns the engine.
+    fn engine<T>(&self, request: &Request<T>, needed: Role) -> Result<Arc<Engine>, Status> {
+        self.tokens.authorize(request.metadata(), needed)?;
+        self.engine
+            .borrow()
+            .clone()
+            .ok_or_else(|| Error::Unavailable("model and index are still loading".into()).into())
+    }
+}
+
+// The RPC bodies; the `Retrieval` impl below wraps each with metrics.
+impl RetrievalService {
+    async fn do_search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        let engine = self.engine(&request, Role::Read)?;
+        let query = convert::search_query(request.into_inner())?;
+        let results = engine.search(query).await?;
+        Ok(Response::new(convert::search_response(results)))
+    }
+
+    async fn do_embed(
+        &self,
+        request: Request<proto::EmbedRequest>,
+    ) -> Result<Response<proto::EmbedResponse>, Status> {
+        let engine = self.engine(&request, Role::Read)?;
+        let r = request.into_inner();
+        let kind = convert::embed_kind(r.kind)?;
+        let embedded = engine.embed(r.texts, kind).await?;
+        Ok(Response::new(convert::embed_response(
+            embedded,
+            engine.embedder().manifest(),
+        )))
+    }
+
+    async fn do_ingest(
+        &self,
+        request: Request<proto::IngestRequest>,
+    ) -> Result<Response<proto::IngestResponse>, Status> {
+        let engine = self.engine(&request, Role::Admin)?;
+        let inputs = request
+            .into_inner()
+            .documents
+            .into_iter()
+            .map(convert::document_input)
+            .collect();
+        let outcomes = engine.ingest(inputs).await?;
+        Ok(Response::new(proto::IngestResponse {
+            results: outcomes.into_iter().map(convert::ingest_result).collect(),
+        }))
+    }
+
+    async fn do_delete(
+        &self,
+        request: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
+        let engine = self.engine(&request, Role::Admin)?;
+        let deleted = engine.delete(request.into_inner().ids).await?;
+        Ok(Response::new(proto::DeleteResponse {
+            deleted: deleted as u32,
+        }))
+    }
+
+    async fn do_list_documents(
+        &self,
+        request: Request<proto::ListDocumentsRequest>,
+    ) -> Result<Response<proto::ListDocumentsResponse>, Status> {
+        let engine = self.engine(&request, Role::Read)?;
+        let r = request.into_inner();
+        let (docs, next) =
+            engine.list_documents(r.page_size as usize, &r.page_token, &r.language)?;
+        Ok(Response::new(proto::ListDocumentsResponse {
+            documents: docs.into_iter().map(convert::summary).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn do_get_document(
+        &self,
+        request: Request<proto::GetDocumentRequest>,
+    ) -> Result<Response<proto::GetDocumentResponse>, Status> {
+        let engine = self.engine(&request, Role::Read)?;
+        let view = engine.get_document(&request.into_inner().id)?;
+        Ok(Response::new(convert::document(view)))
+    }
+
+    async fn do_info(
+        &self,
+        request: Request<proto::InfoRequest>,
+    ) -> Result<Response<proto::InfoResponse>, Status> {
+        let info = self.engine(&request, Role::Read)?.info();
+        Ok(Response::new(convert::info(info)))
+    }
+}
+
+/// Runs an RPC body and records its count and duration by status code.
+async fn observed<T>(
+    method: &'static str,
+    body: impl std::future::Future<Output = Result<Response<T>, Status>>,
+) -> Result<Response<T>, Status> {
+    let started = std::time::Instant::now();
+    let result = body.await;
+    let code = result
+        .as_ref()
+        .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+    crate::metrics::record_rpc(method, code, started);
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match code {
+        tonic::Code::Ok => tracing::info!(method, ms, "rpc finished"),
+        tonic::Code::Internal | tonic::Code::Unknown => {
+            tracing::error!(method, ?code, ms, "rpc failed")
+        }
+        _ => tracing::info!(method, ?code, ms, "rpc refused"),
+    }
+    result
+}
+
+#[tonic::async_trait]
+impl Retrieval for RetrievalService {
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        observed("Search", self.do_search(request)).await
+    }
+
+    async fn embed(
+        &self,
+        request: Request<proto::EmbedRequest>,
+    ) -> Result<Response<proto::EmbedResponse>, Status> {
+        observed("Embed", self.do_embed(request)).await
+    }
+
+    async fn ingest(
+        &self,
+        request: Request<proto::IngestRequest>,
+    ) -> Result<Response<proto::IngestResponse>, Status> {
+        observed("Ingest", self.do_ingest(request)).await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<proto::DeleteRequest>,
+    ) -> Result<Response<proto::DeleteResponse>, Status> {
+        observed("Delete", self.do_delete(request)).await
+    }
+
+    async fn list_documents(
+        &self,
+        request: Request<proto::ListDocumentsRequest>,
+    ) -> Result<Response<proto::ListDocumentsResponse>, Status> {
+        observed("ListDocuments", self.do_list_documents(request)).await
+    }
+
+    async fn get_document(
+        &self,
+        request: Request<proto::GetDocumentRequest>,
+    ) -> Result<Response<proto::GetDocumentResponse>, Status> {
+        observed("GetDocument", self.do_get_document(request)).await
+    }
+
+    async fn info(
+        &self,
+        request: Request<proto::InfoRequest>,
+    ) -> Result<Response<proto::InfoResponse>, Status> {
+        observed("Info", self.do_info(request)).await
+    }
+}

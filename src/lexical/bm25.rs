@@ -1,0 +1,238 @@
+//! BM25 over the terms of [`super::terms`], with dictionary-translated
+//! queries scored as structured queries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::lexicon::Lexicon;
+use super::terms::TermTokenizer;
+
+/// BM25's term-frequency saturation.
+const K1: f32 = 1.2;
+/// BM25's length normalisation.
+const B: f32 = 0.75;
+
+/// A BM25 index of passages by id, searched with dictionary-translated
+/// queries. It holds term counts only, not the passage texts (the engine
+/// has those).
+///
+/// BM25 is written out here rather than taken from a crate because a
+/// translated query needs a scoring the `bm25` crate cannot express: a
+/// query word and its translations count as
+/// one term (Pirkola's structured queries, docs/retrieval.md), their
+/// occurrences summed and their document frequency that of their union.
+/// Scored as separate terms, a word with three translations weighs three
+/// times as much as one with none, and a wrong sense ("foundation" →
+/// 底座, pedestal) adds as much as the right one (基金会).
+#[derive(Default)]
+pub struct LexicalIndex {
+    /// Term -> its id in `postings`.
+    term_ids: HashMap<String, u32>,
+    /// By term id: passage id -> occurrences. Ids of terms whose passages
+    /// have all been removed stay, with an empty map.
+    postings: Vec<HashMap<u64, u32>>,
+    /// Passage id -> its distinct term ids and its length in terms.
+    passages: HashMap<u64, (Vec<u32>, u32)>,
+    /// Sum of the passages' lengths (for the average BM25 normalises by).
+    total_terms: u64,
+    lexicon: Option<Arc<Lexicon>>,
+}
+
+/// A lexical hit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LexicalHit {
+    pub id: u64,
+    pub score: f32,
+}
+
+/// A query ready for [`LexicalIndex::search`]: its terms grouped into
+/// concepts, each a query word with its translations (or a word alone).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LexicalQuery {
+    concepts: Vec<Vec<String>>,
+    translations: Vec<String>,
+}
+
+impl LexicalQuery {
+    /// Every dictionary translation the query found, sorted.
+    pub fn translations(&self) -> &[String] {
+        &self.translations
+    }
+}
+
+impl LexicalIndex {
+    /// Builds the index over passage texts.
+    pub fn build<'a>(
+        passages: impl Iterator<Item = (u64, &'a str)>,
+        lexicon: Option<Arc<Lexicon>>,
+    ) -> Self {
+        let mut index = Self {
+            lexicon,
+            ..Self::default()
+        };
+        for (id, text) in passages {
+            index.upsert(id, text);
+        }
+        index
+    }
+
+    /// Adds or replaces one passage.
+    pub fn upsert(&mut self, id: u64, text: &str) {
+        self.remove(id);
+        let terms = TermTokenizer.terms(text);
+        let mut counts: HashMap<u32, u32> = HashMap::new();
+        for term in &terms {
+            let next_id = self.term_ids.len() as u32;
+            let term_id = *self.term_ids.entry(term.clone()).or_insert(next_id);
+            if term_id == next_id {
+                self.postings.push(HashMap::new());
+            }
+            *counts.entry(term_id).or_default() += 1;
+        }
+        for (&term_id, &count) in &counts {
+            self.postings[term_id as usize].insert(id, count);
+        }
+        self.passages
+            .insert(id, (counts.into_keys().collect(), terms.len() as u32));
+        self.total_terms += terms.len() as u64;
+    }
+
+    /// Removes one passage, if present.
+    pub fn remove(&mut self, id: u64) {
+        if let Some((term_ids, length)) = self.passages.remove(&id) {
+            for term_id in term_ids {
+                self.postings[term_id as usize].remove(&id);
+            }
+            self.total_terms -= u64::from(length);
+        }
+    }
+
+    /// Whether some indexed passage has `term`.
+    pub(super) fn has_term(&self, term: &str) -> bool {
+        self.term_ids
+            .get(term)
+            .is_some_and(|&id| !self.postings[id as usize].is_empty())
+    }
+
+    /// Splits a query into concepts: each query word with the dictionary
+    /// translations found for it and for the phrases it is part of, kept
+    /// when they occur in the index. A word repeated in the query counts
+    /// once.
+    pub fn prepare(&self, query: &str) -> LexicalQuery {
+        let mut terms = TermTokenizer.terms(query);
+        let Some(lexicon) = &self.lexicon else {
+            terms.sort();
+            terms.dedup();
+            return LexicalQuery {
+                concepts: terms.into_iter().map(|t| vec![t]).collect(),
+                translations: Vec::new(),
+            };
+        };
+        let known = |w: &str| {
+            let terms = TermTokenizer.terms(w);
+            !terms.is_empty() && terms.iter().all(|t| self.has_term(t))
+        };
+        // Each query word's concept: the word and the translations of every
+        // phrase or word it is part of. A passage holding a phrase's
+        // translation (新闻发布会 for "press conference") counts as holding
+        // each of the phrase's words, as the English passage would.
+        let mut synonyms: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut translations = Vec::new();
+        let translated = lexicon.translate(&terms, &known);
+        for translation in &translated {
+            // A translation is matched as the word it is when the segmenter
+            // keeps it whole, not by the shorter words jieba's search mode
+            // also cuts it into (北京人 is not 北京 and 人). Cut, it is matched
+            // by its parts of two or more characters: 北京人 ("Beijing
+            // person", offered for "Beijing") by 北京, not also by 人, which
+            // alone stands for any person.
+            let words: Vec<String> = translation
+                .words
+                .iter()
+                .flat_map(|w| {
+                    let parts = TermTokenizer.terms(w);
+                    if parts.contains(w) {
+                        return vec![w.clone()];
+                    }
+                    let words: Vec<String> = parts
+                        .iter()
+                        .filter(|p| p.chars().count() > 1)
+                        .cloned()
+                        .collect();
+                    if words.is_empty() { parts } else { words }
+                })
+                .collect();
+            for source in &translation.source {
+                synonyms
+                    .entry(source.as_str())
+                    .or_default()
+                    .extend(words.iter().cloned());
+            }
+            translations.extend(translation.words.iter().cloned());
+        }
+        terms.sort();
+        terms.dedup();
+        let concepts = terms
+            .into_iter()
+            .map(|term| {
+                let mut concept = synonyms.remove(term.as_str()).unwrap_or_default();
+                concept.push(term);
+                concept.sort();
+                concept.dedup();
+                concept
+            })
+            .collect();
+        translations.sort();
+        translations.dedup();
+        LexicalQuery {
+            concepts,
+            translations,
+        }
+    }
+
+    /// The `k` best passages for `query` that pass `filter`, best first:
+    /// BM25 with each concept scored as one term (occurrences of its words
+    /// summed, document frequency that of their union).
+    pub fn search(
+        &self,
+        query: &LexicalQuery,
+        k: usize,
+        filter: &dyn Fn(u64) -> bool,
+    ) -> Vec<LexicalHit> {
+        if self.passages.is_empty() {
+            return Vec::new();
+        }
+        let passages = self.passages.len() as f32;
+        let average_length = self.total_terms as f32 / passages;
+        let mut scores: HashMap<u64, f32> = HashMap::new();
+        for concept in &query.concepts {
+            let mut occurrences: HashMap<u64, u32> = HashMap::new();
+            for posting in concept
+                .iter()
+                .filter_map(|t| self.term_ids.get(t))
+                .map(|&id| &self.postings[id as usize])
+            {
+                for (&id, &count) in posting {
+                    *occurrences.entry(id).or_default() += count;
+                }
+            }
+            let frequency = occurrences.len() as f32;
+            let idf = (1.0 + (passages - frequency + 0.5) / (frequency + 0.5)).ln();
+            for (id, count) in occurrences {
+                let length = self.passages[&id].1 as f32;
+                let count = count as f32;
+                let norm = K1 * (1.0 - B + B * length / average_length.max(1.0));
+                *scores.entry(id).or_default() += idf * count * (K1 + 1.0) / (count + norm);
+            }
+        }
+        let mut hits: Vec<LexicalHit> = scores
+            .into_iter()
+            .filter(|&(id, score)| score > 0.0 && filter(id))
+            .map(|(id, score)| LexicalHit { id, score })
+            .collect();
+        // Ties are broken by id so rankings do not depend on hash order.
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        hits.truncate(k);
+        hits
+    }
+}
