@@ -111,7 +111,7 @@ fn fixture() -> Fixture {
             let terms = rank::highlight_terms(&query, &translations);
             Case {
                 query,
-                language,
+                language: language.to_string(),
                 vector,
                 translations,
                 terms,

@@ -46,6 +46,8 @@ pub struct SearchQuery {
     pub min_score: f32,
     pub mode: SearchMode,
     pub explain: bool,
+    /// ISO 639-1; empty: detected.
+    pub query_language: String,
 }
 
 /// Component scores of a hit.

@@ -268,6 +268,10 @@ pub struct EvalArgs {
     /// Print the scores as JSON.
     #[arg(long)]
     pub json: bool,
+    /// State every question's language as this code (e.g. `und`) instead
+    /// of detecting it: measures what the query language does to ranking.
+    #[arg(long)]
+    pub query_language: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }

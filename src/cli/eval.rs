@@ -69,6 +69,10 @@ pub struct Report {
     /// "en→zh" and so on; the answer language is the first gold document's.
     pub per_pair: BTreeMap<String, Scores>,
     pub misses: Vec<Miss>,
+    /// Questions whose detected query language is their labelled one.
+    pub language_right: usize,
+    /// The others: (id, labelled, detected).
+    pub language_wrong: Vec<(String, String, String)>,
 }
 
 #[derive(Default)]
@@ -101,17 +105,25 @@ impl Tally {
 }
 
 /// Runs every question through the engine and scores the rankings.
-pub async fn evaluate(engine: &Engine, questions: &[Question], mode: SearchMode) -> Result<Report> {
+/// `query_language` is stated on every search when not empty.
+pub async fn evaluate(
+    engine: &Engine,
+    questions: &[Question],
+    mode: SearchMode,
+    query_language: &str,
+) -> Result<Report> {
     let mut overall = Tally::default();
     let mut per_language: BTreeMap<String, Tally> = BTreeMap::new();
     let mut per_pair: BTreeMap<String, Tally> = BTreeMap::new();
     let mut misses = Vec::new();
+    let (mut language_right, mut language_wrong) = (0, Vec::new());
     for q in questions {
         let results = engine
             .search(SearchQuery {
                 query: q.question.clone(),
                 top_k: 10,
                 mode,
+                query_language: query_language.to_string(),
                 ..Default::default()
             })
             .await?;
@@ -127,6 +139,11 @@ pub async fn evaluate(engine: &Engine, questions: &[Question], mode: SearchMode)
                 })
             })
             .map(|p| p + 1);
+        if results.query_language == q.lang {
+            language_right += 1;
+        } else {
+            language_wrong.push((q.id.clone(), q.lang.clone(), results.query_language.clone()));
+        }
         overall.add(rank);
         per_language.entry(q.lang.clone()).or_default().add(rank);
         let answer_lang = q
@@ -165,6 +182,8 @@ pub async fn evaluate(engine: &Engine, questions: &[Question], mode: SearchMode)
             .collect(),
         per_pair: per_pair.into_iter().map(|(k, t)| (k, t.scores())).collect(),
         misses,
+        language_right,
+        language_wrong,
     })
 }
 
@@ -183,6 +202,14 @@ impl std::fmt::Display for Report {
         }
         for (k, s) in &self.per_pair {
             row(f, k, s)?;
+        }
+        writeln!(
+            f,
+            "query language right: {}/{}",
+            self.language_right, self.overall.questions
+        )?;
+        for (id, labelled, detected) in &self.language_wrong {
+            writeln!(f, "  {id}: labelled {labelled}, detected {detected}")?;
         }
         if !self.misses.is_empty() {
             writeln!(f, "misses (not ranked first):")?;

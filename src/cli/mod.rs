@@ -288,7 +288,13 @@ fn search_response_json(r: &proto::SearchResponse) -> serde_json::Value {
 pub async fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let questions = eval::load_questions(&args.qa)?;
     let engine = open_engine(&args.engine, true).await?;
-    let report = eval::evaluate(&engine, &questions, args.mode).await?;
+    let report = eval::evaluate(
+        &engine,
+        &questions,
+        args.mode,
+        args.query_language.as_deref().unwrap_or_default(),
+    )
+    .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

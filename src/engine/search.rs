@@ -26,7 +26,13 @@ impl Engine {
         } else {
             query.top_k
         };
-        let query_language = lang::detect(&query.query).unwrap_or_default();
+        let query_language = if query.query_language.is_empty() {
+            let state = self.read_state();
+            let indexed: Vec<&str> = state.languages.keys().map(String::as_str).collect();
+            lang::detect_query(&query.query, &indexed).to_string()
+        } else {
+            query.query_language.clone()
+        };
 
         // The lexical half (dictionary translations, BM25, the highlight
         // terms) needs no vector: it runs while the embedder thread computes

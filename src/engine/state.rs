@@ -23,6 +23,9 @@ pub(super) struct State {
     pub(super) lexical: LexicalIndex,
     /// Per-language mean passage vector, for removing language identity.
     pub(super) centroids: LanguageCentroids,
+    /// Passages per language: the languages a query's language is guessed
+    /// among.
+    pub(super) languages: BTreeMap<String, usize>,
     /// Passages the centroids and the lexical statistics were estimated
     /// from, and passages added or removed in place since then.
     pub(super) estimated_from: usize,
@@ -52,7 +55,9 @@ impl State {
         for id in batch.delete.iter().chain(&replaced) {
             if let Some(old) = self.documents.remove(id) {
                 for pid in old.passage_ids {
-                    self.passages.remove(&pid);
+                    if let Some(p) = self.passages.remove(&pid) {
+                        count_language(&mut self.languages, &p.language, false);
+                    }
                     self.index.remove(pid);
                     self.lexical.remove(pid);
                     self.changed_since_estimate += 1;
@@ -68,6 +73,7 @@ impl State {
                 };
                 self.index.insert(passage.id, vector)?;
                 self.lexical.upsert(passage.id, &passage.text);
+                count_language(&mut self.languages, &passage.language, true);
                 self.passages.insert(passage.id, passage);
                 self.changed_since_estimate += 1;
             }
@@ -137,6 +143,10 @@ impl State {
             config.lexicon.clone(),
         );
         publish_gauges(&passages, &snapshot.documents);
+        let mut languages = BTreeMap::new();
+        for p in passages.values() {
+            count_language(&mut languages, &p.language, true);
+        }
         info!(
             documents = snapshot.documents.len(),
             passages = passages.len(),
@@ -156,11 +166,23 @@ impl State {
             changed_since_estimate: 0,
             lexical,
             centroids,
+            languages,
             generation,
             behind_store: false,
             rebuilds: 0,
             dump_unusable: dump.is_some() && !from_dump,
         })
+    }
+}
+
+fn count_language(counts: &mut BTreeMap<String, usize>, language: &str, add: bool) {
+    if add {
+        *counts.entry(language.to_string()).or_default() += 1;
+    } else if let Some(n) = counts.get_mut(language) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(language);
+        }
     }
 }
 

@@ -37,6 +37,12 @@ pub(super) fn validate_search(q: &SearchQuery) -> Result<()> {
             ));
         }
     }
+    if !q.query_language.is_empty() && !lang::is_known_code(&q.query_language) {
+        bad.push(FieldViolation::new(
+            "query_language",
+            format!("unknown language code {:?}", q.query_language),
+        ));
+    }
     if !q.min_score.is_finite() {
         bad.push(FieldViolation::new("min_score", "must be a finite number"));
     }

@@ -93,6 +93,7 @@ pub fn search_query(r: proto::SearchRequest) -> Result<SearchQuery, Error> {
         doc_ids: r.doc_ids,
         min_score: r.min_score,
         explain: r.explain,
+        query_language: r.query_language,
     })
 }
 

@@ -10,7 +10,7 @@ use super::parse::CleanText;
 
 /// Bump when chunk boundaries change: stored passages from another version
 /// are rebuilt at start-up.
-pub const CHUNKER_VERSION: &str = "sentences-v1";
+pub const CHUNKER_VERSION: &str = "sentences-v2";
 
 /// Counts model tokens in a text (no special tokens, no prefix).
 pub trait TokenCounter: Send + Sync {

@@ -63,7 +63,9 @@ pub fn prepare(
     let parsed = parse::parse(&input.text);
     let clean_text: String = parsed.clean.chars.iter().collect();
     let language = if input.language.is_empty() {
-        lang::detect(&clean_text).unwrap_or_else(|| lang::UNKNOWN.to_string())
+        lang::detect(&clean_text)
+            .unwrap_or(lang::UNKNOWN)
+            .to_string()
     } else {
         input.language.clone()
     };
@@ -72,7 +74,8 @@ pub fn prepare(
         .map(|chunk| {
             // Short or mixed passages detect poorly: trust the document's
             // language unless the passage is clearly in another one.
-            let language = lang::detect_confident(&chunk.text).unwrap_or_else(|| language.clone());
+            let language = lang::detect_confident(&chunk.text)
+                .map_or_else(|| language.clone(), str::to_string);
             PreparedChunk { chunk, language }
         })
         .collect();

@@ -13,7 +13,7 @@ async fn dev_set_scores_stay_above_the_floor() {
         .expect("dev questions");
     assert_eq!(questions.len(), 20);
     let engine = common::corpus_engine();
-    let hybrid = eval::evaluate(&engine, &questions, SearchMode::Hybrid)
+    let hybrid = eval::evaluate(&engine, &questions, SearchMode::Hybrid, "")
         .await
         .unwrap();
     eprintln!("hybrid:\n{hybrid}");
@@ -33,10 +33,10 @@ async fn dev_set_scores_stay_above_the_floor() {
         hybrid.overall.hit_at_1
     );
     // Fusion must beat each of its parts.
-    let dense = eval::evaluate(&engine, &questions, SearchMode::Dense)
+    let dense = eval::evaluate(&engine, &questions, SearchMode::Dense, "")
         .await
         .unwrap();
-    let lexical = eval::evaluate(&engine, &questions, SearchMode::Lexical)
+    let lexical = eval::evaluate(&engine, &questions, SearchMode::Lexical, "")
         .await
         .unwrap();
     assert!(
@@ -49,6 +49,34 @@ async fn dev_set_scores_stay_above_the_floor() {
             hybrid.per_language[lang].hit_at_5 >= 0.66,
             "{lang}: {:?}",
             hybrid.per_language[lang]
+        );
+    }
+}
+
+/// The query language is the one a person would name, ISO 639-1, for the
+/// dev questions and for the robustness and unanswerable sets in `bench/`
+/// (mixed scripts, Vietnamese without diacritics, keywords, typos, lower
+/// case, off-topic one-worders).
+#[tokio::test]
+async fn every_question_gets_its_language() {
+    let engine = common::corpus_engine();
+    let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
+    for file in [
+        common::corpus_dir().join("../eval/dev_qa.jsonl"),
+        bench.join("robustness_qa.jsonl"),
+        bench.join("unanswerable_qa.jsonl"),
+    ] {
+        let questions = eval::load_questions(&file).expect("questions");
+        assert!(questions.len() >= 20, "{}", file.display());
+        let report = eval::evaluate(&engine, &questions, SearchMode::Lexical, "")
+            .await
+            .unwrap();
+        assert_eq!(
+            report.language_right,
+            questions.len(),
+            "{}: {:?}",
+            file.display(),
+            report.language_wrong
         );
     }
 }
