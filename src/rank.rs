@@ -154,6 +154,67 @@ pub fn fuse(
     out.into_iter().map(|(c, _)| c).collect()
 }
 
+/// Whether two passages of one document share characters.
+pub fn overlaps(a: &StoredPassage, b: &StoredPassage) -> bool {
+    a.doc_id == b.doc_id && a.char_start < b.char_end && b.char_start < a.char_end
+}
+
+/// What a response does with overlapping passages of one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Overlap {
+    /// The better-ranked passage takes the other in: one passage, one
+    /// citation spanning both, every sentence of both.
+    #[default]
+    Merge,
+    /// The lower-ranked passage is left out.
+    Drop,
+}
+
+/// Grows `kept` to also cover `other`, an overlapping passage of the same
+/// document: the clean texts join at their shared characters, the citation
+/// spans both, the sentences are those of both. False (and `kept` as it
+/// was) when the two do not overlap or carry no clean offsets.
+pub fn merge_into(kept: &mut StoredPassage, other: &StoredPassage) -> bool {
+    if !overlaps(kept, other) || kept.clean_sentences.is_empty() || other.clean_sentences.is_empty()
+    {
+        return false;
+    }
+    let end = |p: &StoredPassage| p.clean_start + p.text.chars().count();
+    let (first, second) = if other.clean_start < kept.clean_start {
+        (other, &*kept)
+    } else {
+        (&*kept, other)
+    };
+    let shared = end(first).saturating_sub(second.clean_start);
+    let mut text = first.text.clone();
+    if end(second) > end(first) {
+        text.extend(second.text.chars().skip(shared));
+    }
+    let mut sentences: Vec<((usize, usize), (usize, usize))> = first
+        .sentences
+        .iter()
+        .copied()
+        .zip(first.clean_sentences.iter().copied())
+        .chain(
+            second
+                .sentences
+                .iter()
+                .copied()
+                .zip(second.clean_sentences.iter().copied()),
+        )
+        .collect();
+    sentences.sort_by_key(|&(_, clean)| clean);
+    sentences.dedup();
+    kept.clean_start = first.clean_start;
+    kept.text = text;
+    kept.char_start = kept.char_start.min(other.char_start);
+    kept.char_end = kept.char_end.max(other.char_end);
+    kept.chunk_index = kept.chunk_index.min(other.chunk_index);
+    kept.tokens += other.tokens;
+    (kept.sentences, kept.clean_sentences) = sentences.into_iter().unzip();
+    true
+}
+
 /// The terms highlights look for: the query's, and its translations, so an
 /// English question highlights the Chinese sentence that names 腾讯.
 /// Computed once per query, not once per hit.
@@ -167,25 +228,16 @@ pub fn highlight_terms(query: &str, translations: &[String]) -> HashSet<String> 
 
 /// The sentences of `passage` mentioning the most query terms, each term
 /// weighted by its length (up to 8 characters); at most two, best first.
-pub fn highlights(
-    passage: &StoredPassage,
-    document_text: &str,
-    query_terms: &HashSet<String>,
-) -> Vec<Highlight> {
+///
+/// A sentence is read and scored as clean text (the passage's own text, at
+/// the sentence's clean offsets) and cited by the span of the original it
+/// came from: for plain text the two are the same characters; for markup
+/// the span covers the markup the sentence was cleaned from.
+pub fn highlights(passage: &StoredPassage, query_terms: &HashSet<String>) -> Vec<Highlight> {
     if query_terms.is_empty() {
         return Vec::new();
     }
-    // A sentence inside the passage is cut from the passage's own text (a
-    // few hundred characters), not from the whole document's.
-    let sentence_text = |s: usize, e: usize| -> Option<String> {
-        let (text, from) = if s >= passage.char_start && e <= passage.char_end {
-            (passage.text.as_str(), s - passage.char_start)
-        } else {
-            (document_text, s)
-        };
-        let text: String = text.chars().skip(from).take(e - s).collect();
-        (text.chars().count() == e - s).then_some(text)
-    };
+    let chars: Vec<char> = passage.text.chars().collect();
     let total: f32 = query_terms
         .iter()
         .map(|t| t.chars().count().min(8) as f32)
@@ -193,9 +245,14 @@ pub fn highlights(
     let mut scored: Vec<Highlight> = passage
         .sentences
         .iter()
-        .filter(|(s, e)| s < e)
-        .filter_map(|&(s, e)| Some((s, e, sentence_text(s, e)?)))
-        .map(|(s, e, text)| {
+        .zip(&passage.clean_sentences)
+        .filter_map(|(&(start, end), &(clean_start, clean_end))| {
+            let from = clean_start.checked_sub(passage.clean_start)?;
+            let to = clean_end.checked_sub(passage.clean_start)?;
+            (start < end && from < to && to <= chars.len())
+                .then(|| (start, end, chars[from..to].iter().collect::<String>()))
+        })
+        .map(|(start, end, text)| {
             let lower = text.to_lowercase();
             let matched: f32 = query_terms
                 .iter()
@@ -204,8 +261,8 @@ pub fn highlights(
                 .sum();
             Highlight {
                 text,
-                char_start: s,
-                char_end: e,
+                char_start: start,
+                char_end: end,
                 score: matched / total.max(1.0),
             }
         })
@@ -349,5 +406,78 @@ mod tests {
         assert_eq!(dense_order.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2]);
         let one = fuse(SearchMode::Hybrid, &dense[..1], &[], Fusion::Convex, 1.0);
         assert!((one[0].score - 0.5).abs() < 1e-6, "{}", one[0].score);
+    }
+
+    mod highlights {
+        use super::*;
+        use crate::ingest::PreparedChunk;
+        use crate::ingest::chunk::{ChunkConfig, chunk};
+        use crate::ingest::parse::parse;
+        use crate::ingest::testing::{ApproxCounter, markup_piece, plain_piece};
+        use proptest::prelude::*;
+
+        /// Every highlight of every passage of `original`, for queries made
+        /// of each sentence's own terms, with the document's clean chars.
+        fn all_highlights(
+            original: &str,
+            config: ChunkConfig,
+        ) -> (Vec<Highlight>, Vec<(usize, usize, String)>) {
+            let parsed = parse(original);
+            let clean: Vec<char> = parsed.clean.chars.clone();
+            let mut out = Vec::new();
+            let mut sentences = Vec::new();
+            for c in chunk(&parsed.clean, &ApproxCounter, config) {
+                let passage = StoredPassage::from_chunk(
+                    1,
+                    "d",
+                    PreparedChunk {
+                        chunk: c,
+                        language: "en".into(),
+                    },
+                );
+                for (&(start, end), &(cs, ce)) in
+                    passage.sentences.iter().zip(&passage.clean_sentences)
+                {
+                    assert_eq!(parsed.clean.original_span(cs..ce), start..end);
+                    let text: String = clean[cs..ce].iter().collect();
+                    sentences.push((start, end, text.clone()));
+                    let terms: HashSet<String> = TermTokenizer.terms(&text).into_iter().collect();
+                    out.extend(highlights(&passage, &terms));
+                }
+            }
+            (out, sentences)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            /// Plain text: a highlight's span of the original is its text.
+            #[test]
+            fn plain_text_highlights_are_their_span(pieces in prop::collection::vec(plain_piece(), 0..30), max_tokens in 8usize..60) {
+                let original: String = pieces.concat();
+                let config = ChunkConfig { max_tokens, overlap_tokens: max_tokens / 4 };
+                let (highlights, _) = all_highlights(&original, config);
+                for h in highlights {
+                    let span: String = original.chars().skip(h.char_start).take(h.char_end - h.char_start).collect();
+                    prop_assert_eq!(span, h.text);
+                }
+            }
+
+            /// Markdown and HTML: a highlight's text is the clean text of one
+            /// sentence, and its span is exactly the markup that sentence came
+            /// from.
+            #[test]
+            fn markup_highlights_quote_the_sentence_their_span_holds(pieces in prop::collection::vec(markup_piece(), 0..30), max_tokens in 8usize..60) {
+                let original: String = pieces.concat();
+                let config = ChunkConfig { max_tokens, overlap_tokens: max_tokens / 4 };
+                let (highlights, sentences) = all_highlights(&original, config);
+                for h in highlights {
+                    prop_assert!(
+                        sentences.iter().any(|(s, e, t)| (*s, *e) == (h.char_start, h.char_end) && *t == h.text),
+                        "{:?} is not the sentence of its span", h
+                    );
+                }
+            }
+        }
     }
 }

@@ -51,6 +51,13 @@ pub struct StoredPassage {
     pub tokens: u32,
     /// Sentence spans in the original document, in chars.
     pub sentences: Vec<(usize, usize)>,
+    /// Where `text` starts in the document's clean text, in chars.
+    #[serde(default)]
+    pub clean_start: usize,
+    /// The sentences in the document's clean text, in chars (one per
+    /// entry of `sentences`): `text` holds each at `range - clean_start`.
+    #[serde(default)]
+    pub clean_sentences: Vec<(usize, usize)>,
 }
 
 impl StoredPassage {
@@ -67,6 +74,8 @@ impl StoredPassage {
             language: chunk.language,
             tokens: c.tokens as u32,
             sentences: c.sentences.iter().map(|r| (r.start, r.end)).collect(),
+            clean_start: c.clean_start,
+            clean_sentences: c.clean_sentences.iter().map(|r| (r.start, r.end)).collect(),
         }
     }
 }
@@ -279,6 +288,8 @@ mod tests {
             language: "en".into(),
             tokens: 3,
             sentences: vec![(0, 5)],
+            clean_start: 0,
+            clean_sentences: vec![(0, 5)],
         }
     }
 

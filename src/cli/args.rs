@@ -140,6 +140,10 @@ pub struct EngineArgs {
     /// dropped first); 0 turns the cache off.
     #[arg(long, env = "WENDA_QUERY_CACHE", default_value_t = crate::engine::DEFAULT_QUERY_CACHE)]
     pub query_cache: usize,
+    /// Overlapping passages of one document in a response: merged into the
+    /// better-ranked one, or the lower one dropped.
+    #[arg(long, env = "WENDA_OVERLAP", value_enum, default_value_t = crate::rank::Overlap::default())]
+    pub overlap: crate::rank::Overlap,
 }
 
 impl EngineArgs {
@@ -195,6 +199,7 @@ impl EngineArgs {
         c.fusion = self.fusion;
         c.lexical_weight = self.lexical_weight;
         c.query_cache = self.query_cache;
+        c.overlap = self.overlap;
         c
     }
 }

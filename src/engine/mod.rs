@@ -60,6 +60,8 @@ pub struct EngineConfig {
     pub lexical_weight: f32,
     /// Query vectors cached for repeated questions; 0 turns the cache off.
     pub query_cache: usize,
+    /// What a response does with overlapping passages of one document.
+    pub overlap: rank::Overlap,
 }
 
 impl EngineConfig {
@@ -75,6 +77,7 @@ impl EngineConfig {
             fusion: rank::Fusion::default(),
             lexical_weight: rank::DEFAULT_LEXICAL_WEIGHT,
             query_cache: DEFAULT_QUERY_CACHE,
+            overlap: rank::Overlap::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use super::{Engine, ms};
 use crate::embed::{EmbedKind, EmbeddedText};
 use crate::error::Result;
 use crate::ingest::lang;
-use crate::rank::{self, Candidate};
+use crate::rank::{self, Candidate, Overlap};
 use crate::types::{SearchHit, SearchMode, SearchQuery, SearchResults, Timings, limits};
 
 impl Engine {
@@ -91,26 +91,65 @@ impl Engine {
             self.config.fusion,
             self.config.lexical_weight,
         );
-        let hits: Vec<SearchHit> = fused
+        let mut hits: Vec<SearchHit> = Vec::with_capacity(top_k);
+        for (position, c) in fused
             .into_iter()
             .filter(|c| c.score >= query.min_score)
-            .take(top_k)
             .enumerate()
-            .filter_map(|(i, c)| {
-                let passage = state.passages.get(&c.id)?.clone();
-                let doc = state.documents.get(&passage.doc_id)?;
-                let highlights = rank::highlights(&passage, &doc.text, &highlight_terms);
-                Some(SearchHit {
-                    title: doc.title.clone(),
-                    source: doc.source.clone(),
-                    score: c.score,
-                    rank: i as u32 + 1,
-                    highlights,
-                    explanation: query.explain.then(|| c.explanation.clone()),
-                    passage,
-                })
-            })
-            .collect();
+        {
+            // The first FUSION_DEPTH candidates are always read whole, so
+            // what merges into what does not depend on `top_k`; deeper
+            // candidates only fill up to `top_k`.
+            let in_prefix = position < rank::FUSION_DEPTH;
+            if !in_prefix && hits.len() >= top_k {
+                break;
+            }
+            let Some(passage) = state.passages.get(&c.id) else {
+                continue;
+            };
+            // Neighbouring chunks share their overlap: a prompt built from
+            // both repeats it. The better-ranked one takes the other in, or
+            // the other is dropped; `top_k` counts what is returned
+            // (docs/retrieval.md).
+            if let Some(i) = hits
+                .iter()
+                .position(|h| rank::overlaps(&h.passage, passage))
+            {
+                if in_prefix
+                    && self.config.overlap == Overlap::Merge
+                    && rank::merge_into(&mut hits[i].passage, passage)
+                {
+                    // The grown passage may now reach a hit below it.
+                    let mut j = i + 1;
+                    while j < hits.len() {
+                        if rank::overlaps(&hits[i].passage, &hits[j].passage) {
+                            let below = hits.remove(j);
+                            rank::merge_into(&mut hits[i].passage, &below.passage);
+                        } else {
+                            j += 1;
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some(doc) = state.documents.get(&passage.doc_id) else {
+                continue;
+            };
+            hits.push(SearchHit {
+                title: doc.title.clone(),
+                source: doc.source.clone(),
+                score: c.score,
+                rank: 0,
+                highlights: Vec::new(),
+                explanation: query.explain.then(|| c.explanation.clone()),
+                passage: passage.clone(),
+            });
+        }
+        hits.truncate(top_k);
+        for (i, hit) in hits.iter_mut().enumerate() {
+            hit.rank = i as u32 + 1;
+            hit.highlights = rank::highlights(&hit.passage, &highlight_terms);
+        }
         drop(state);
         let rank_ms = ms(rank_started);
         let span = tracing::Span::current();

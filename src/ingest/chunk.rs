@@ -10,7 +10,7 @@ use super::parse::CleanText;
 
 /// Bump when chunk boundaries change: stored passages from another version
 /// are rebuilt at start-up.
-pub const CHUNKER_VERSION: &str = "sentences-v2";
+pub const CHUNKER_VERSION: &str = "sentences-v3";
 
 /// Counts model tokens in a text (no special tokens, no prefix).
 pub trait TokenCounter: Send + Sync {
@@ -46,6 +46,11 @@ pub struct TextChunk {
     pub char_end: usize,
     /// Sentence spans in the original document, in chars, in order.
     pub sentences: Vec<Range<usize>>,
+    /// Where `text` starts in the document's clean text, in chars.
+    pub clean_start: usize,
+    /// The same sentences in the document's clean text, in chars: `text`
+    /// holds each at `range - clean_start`.
+    pub clean_sentences: Vec<Range<usize>>,
     /// Model tokens of `text` (no prefix, no special tokens).
     pub tokens: usize,
 }
@@ -92,6 +97,11 @@ pub fn chunk(clean: &CleanText, counter: &dyn TokenCounter, config: ChunkConfig)
             sentences: sentences[start..end]
                 .iter()
                 .map(|s| clean.original_span(s.range.clone()))
+                .collect(),
+            clean_start: sentences[start].range.start,
+            clean_sentences: sentences[start..end]
+                .iter()
+                .map(|s| s.range.clone())
                 .collect(),
         });
         if end == sentences.len() {
@@ -289,40 +299,8 @@ mod tests {
 
     mod properties {
         use super::*;
+        use crate::ingest::testing::{markup_piece, plain_piece};
         use proptest::prelude::*;
-
-        fn plain_piece() -> impl Strategy<Value = String> {
-            prop_oneof![
-                Just("OpenStack 是一个开源项目。".to_string()),
-                Just("它由 Rackspace 和 NASA 发起！".to_string()),
-                Just("The foundation joined in 2025. ".to_string()),
-                Just("Is it? Yes; it is.".to_string()),
-                Just("Việt Nam có nhiều dự án mã nguồn mở. ".to_string()),
-                Just("e\u{301}👍🏽 ".to_string()),
-                Just("\n".to_string()),
-                Just("\n\n".to_string()),
-                Just("  ".to_string()),
-                "[a-zA-Z0-9 ,.]{0,40}",
-                "[\u{4e00}-\u{4fff}，。]{0,40}",
-            ]
-        }
-
-        fn markup_piece() -> impl Strategy<Value = String> {
-            prop_oneof![
-                plain_piece(),
-                Just("<p style=\"a\">".to_string()),
-                Just("</p>".to_string()),
-                Just("<br/>".to_string()),
-                Just("<span class='x'>云</span>".to_string()),
-                Just("&amp;".to_string()),
-                Just("&nbsp;".to_string()),
-                Just("[Linux 基金会](https://lf.org/a?b=c)".to_string()),
-                Just("![img](https://x/y.jpg)".to_string()),
-                Just("**bold**".to_string()),
-                Just("\n## Heading\n".to_string()),
-                Just("<!-- note -->".to_string()),
-            ]
-        }
 
         fn config() -> impl Strategy<Value = ChunkConfig> {
             (8usize..60, 0usize..8).prop_map(|(max_tokens, overlap)| ChunkConfig {

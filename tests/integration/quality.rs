@@ -81,6 +81,74 @@ async fn every_question_gets_its_language() {
     }
 }
 
+/// No response holds two passages that share text, and every highlight of
+/// the corpus's plain-text articles quotes exactly the characters its span
+/// covers, for the dev and robustness questions at `top_k` 20.
+#[tokio::test]
+async fn responses_hold_no_overlapping_passages_and_exact_highlights() {
+    let engine = common::corpus_engine();
+    let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
+    let mut questions =
+        eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl")).unwrap();
+    questions.extend(eval::load_questions(&bench.join("robustness_qa.jsonl")).unwrap());
+    let (mut passages, mut highlights, mut exact) = (0, 0, 0);
+    for q in &questions {
+        let hits = engine
+            .search(SearchQuery {
+                query: q.question.clone(),
+                top_k: 20,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .hits;
+        assert_eq!(hits.len(), 20, "{}", q.id);
+        for (i, a) in hits.iter().enumerate() {
+            assert_eq!(a.rank as usize, i + 1);
+            for b in &hits[i + 1..] {
+                let (a, b) = (&a.passage, &b.passage);
+                assert!(
+                    a.doc_id != b.doc_id
+                        || a.char_end <= b.char_start
+                        || b.char_end <= a.char_start,
+                    "{}: {}..{} and {}..{} of {} overlap",
+                    q.id,
+                    a.char_start,
+                    a.char_end,
+                    b.char_start,
+                    b.char_end,
+                    a.doc_id
+                );
+            }
+            let original = engine.get_document(&a.passage.doc_id).unwrap().text;
+            // Where the passage is plain text (its span is its text), a
+            // highlight is exactly its span; inside markdown its visible
+            // characters are the span's, in order.
+            let plain = common::char_slice(&original, a.passage.char_start, a.passage.char_end)
+                == a.passage.text;
+            for h in &a.highlights {
+                let span = common::char_slice(&original, h.char_start, h.char_end);
+                assert!(
+                    if plain {
+                        span == h.text
+                    } else {
+                        common::is_subsequence_ignoring_whitespace(&h.text, &span)
+                    },
+                    "{}: highlight {:?} of {} does not quote its span {span:?}",
+                    q.id,
+                    h.text,
+                    a.passage.doc_id
+                );
+                highlights += 1;
+                exact += usize::from(plain);
+            }
+            passages += 1;
+        }
+    }
+    eprintln!("{passages} passages and {highlights} highlights checked, {exact} of them exactly");
+    assert!(highlights > 100 && exact > 10);
+}
+
 /// A client asking for 50 passages gets the same first 10, in the same
 /// order with the same scores, as one asking for 10: the candidate pool
 /// grows with `top_k`, the fused scores must not.
