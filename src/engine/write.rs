@@ -16,7 +16,7 @@ use super::validate::{validate_ids, validate_ingest};
 use super::{Engine, EngineConfig, blocking};
 use crate::embed::{EmbedKind, Embedder};
 use crate::error::{Error, Result};
-use crate::ingest::{self, DocumentInput, PreparedDocument, corpus};
+use crate::ingest::{self, DocumentInput, PreparedDocument, corpus, lang};
 use crate::store::{Origin, Store, StoredDocument, StoredPassage, WriteBatch};
 use crate::types::{IngestOutcome, Progress, SyncReport, limits};
 
@@ -37,12 +37,21 @@ impl Engine {
             .prepare_all(
                 docs.into_iter()
                     .map(|d| {
+                        // A corpus file's title and language were derived
+                        // from its text: derive them again, as the new
+                        // chunker would. A language code from an older
+                        // vocabulary (three letters) is detected afresh.
+                        let corpus = d.origin == Origin::Corpus;
                         let input = DocumentInput {
                             id: d.id,
                             text: d.text,
-                            title: d.title,
+                            title: if corpus { String::new() } else { d.title },
                             source: d.source,
-                            language: d.language,
+                            language: if corpus || !lang::is_known_code(&d.language) {
+                                String::new()
+                            } else {
+                                d.language
+                            },
                         };
                         (input, d.origin)
                     })

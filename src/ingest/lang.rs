@@ -14,6 +14,8 @@
 
 use whatlang::{Detector, Lang};
 
+use crate::lexical::is_han;
+
 /// The code used when no language could be detected.
 pub const UNKNOWN: &str = "und";
 
@@ -29,10 +31,6 @@ struct Scripts {
     vietnamese_words: usize,
     /// Latin words of ASCII letters only, as written.
     ascii_words: Vec<String>,
-}
-
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 
 fn is_kana(c: char) -> bool {
