@@ -102,7 +102,7 @@ fn fixture() -> Fixture {
                 .expect("embedding a question")
                 .remove(0)
                 .vector;
-            let centred = centroids.center(&vector, &language);
+            let centred = centroids.center(&vector, language);
             let passes = |id: u64| passages.contains_key(&id);
             let dense = index.search(&centred, pool, &passes);
             let lexical_query = lexical.prepare(&query);

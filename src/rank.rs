@@ -277,6 +277,42 @@ pub fn highlights(passage: &StoredPassage, query_terms: &HashSet<String>) -> Vec
     scored
 }
 
+/// A logistic model of whether a passage answers a query, over evidence
+/// that does not depend on the other candidates. Fitted by
+/// `bench/fit_relevance.py` on labelled pairs from the dev, robustness and
+/// unanswerable questions (docs/retrieval.md has the data, the fit and the
+/// held-out figures).
+#[derive(Debug, Clone, Copy)]
+pub struct RelevanceModel {
+    pub bias: f32,
+    pub cosine: f32,
+    pub concepts: f32,
+    pub both_lists: f32,
+}
+
+/// The fitted weights (`bench/fit_relevance.py --write` prints them).
+pub const RELEVANCE: RelevanceModel = RelevanceModel {
+    bias: -10.254,
+    cosine: 7.895,
+    concepts: 4.552,
+    both_lists: 4.781,
+};
+
+/// The relevance the first passage needs for a response to be answerable,
+/// chosen from the fit (docs/retrieval.md).
+pub const DEFAULT_ANSWER_THRESHOLD: f32 = 0.143;
+
+/// The estimated probability that a passage with this evidence answers
+/// its query, in [0, 1].
+pub fn relevance(e: &crate::types::Evidence) -> f32 {
+    let m = RELEVANCE;
+    let z = m.bias
+        + m.cosine * e.cosine
+        + m.concepts * e.concepts
+        + m.both_lists * f32::from(u8::from(e.both_lists));
+    1.0 / (1.0 + (-z).exp())
+}
+
 /// Whether the lower-cased `sentence` mentions `term` (a lower-cased term of
 /// `TermTokenizer`): a Chinese term anywhere, since Chinese has no spaces, and
 /// any other as a whole word. Substring tests rather than segmenting every

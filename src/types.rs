@@ -48,6 +48,8 @@ pub struct SearchQuery {
     pub explain: bool,
     /// ISO 639-1; empty: detected.
     pub query_language: String,
+    /// Passages whose relevance is below this are dropped; 0 keeps all.
+    pub min_relevance: f32,
 }
 
 /// Component scores of a hit.
@@ -75,10 +77,30 @@ pub struct SearchHit {
     pub passage: StoredPassage,
     pub title: String,
     pub source: String,
+    /// The ranking score: relative to the other candidates of this query.
     pub score: f32,
     pub rank: u32,
     pub highlights: Vec<Highlight>,
     pub explanation: Option<Explanation>,
+    /// Estimated probability that the passage answers the query:
+    /// comparable across queries (`rank::relevance`).
+    pub relevance: f32,
+    /// What `relevance` was computed from.
+    pub evidence: Evidence,
+}
+
+/// Evidence that a passage answers a query, each part measured on the
+/// passage and the query alone, not against the other candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    /// Cosine of the centred query and passage vectors (the dense list's
+    /// lowest when the passage is not in it; 0 without a dense search).
+    pub cosine: f32,
+    /// Share of the query's concepts (a word with its translations) the
+    /// passage holds, each weighted by its IDF in the index.
+    pub concepts: f32,
+    /// Found by both the dense and the lexical search.
+    pub both_lists: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -92,6 +114,9 @@ pub struct Timings {
 #[derive(Debug, Clone)]
 pub struct SearchResults {
     pub hits: Vec<SearchHit>,
+    /// The first passage's relevance reaches the answer threshold: the
+    /// documents likely answer the query.
+    pub answerable: bool,
     pub query_language: String,
     pub mode: SearchMode,
     pub timings: Timings,

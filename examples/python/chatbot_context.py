@@ -7,8 +7,11 @@ with numbered citations, ready to paste into an LLM prompt.
 
 Prints the prompt context, then the sources list. Each passage is quoted
 with its best-supporting sentences when wenda found any, and every source
-carries the document, title, language and exact character span, so an
-answer can cite "[2]" and a reader can open the exact place.
+carries the document, title, language, exact character span and relevance,
+so an answer can cite "[2]" and a reader can open the exact place. When
+wenda judges that the documents do not answer the question (`answerable`
+false), it says so instead of building a context from passages that would
+only mislead the model.
 """
 import argparse
 import sys
@@ -23,7 +26,10 @@ def build_context(response, max_chars=1200):
         quote = " ".join(h.text for h in p.highlights) or p.text
         quote = " ".join(quote.split())[:max_chars]
         blocks.append(f"[{n}] {quote}")
-        sources.append(f"[{n}] {c.title} — {c.source} ({c.language}), chars {c.char_start}–{c.char_end}")
+        sources.append(
+            f"[{n}] {c.title} — {c.source} ({c.language}), chars {c.char_start}–{c.char_end}, "
+            f"relevance {p.relevance:.2f}"
+        )
     return "\n\n".join(blocks), sources
 
 
@@ -45,6 +51,10 @@ def main():
             response = stub.Search(pb.SearchRequest(query=args.question, top_k=args.top_k), timeout=30, metadata=metadata)
         except grpc.RpcError as err:
             sys.exit(f"chatbot_context: {err.code().name}: {err.details()}")
+    if not response.answerable:
+        print(f"Question: {args.question}\n")
+        print("Not in the documents: wenda found no passage likely to answer this question.")
+        return
     context, sources = build_context(response)
     print("Answer the question using only the numbered context; cite sources as [n].")
     print(f"Question: {args.question}\n")

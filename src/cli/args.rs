@@ -144,6 +144,10 @@ pub struct EngineArgs {
     /// better-ranked one, or the lower one dropped.
     #[arg(long, env = "WENDA_OVERLAP", value_enum, default_value_t = crate::rank::Overlap::default())]
     pub overlap: crate::rank::Overlap,
+    /// The relevance (0 to 1) a response's first passage needs for the
+    /// response to be `answerable`.
+    #[arg(long, env = "WENDA_ANSWER_THRESHOLD", default_value_t = crate::rank::DEFAULT_ANSWER_THRESHOLD)]
+    pub answer_threshold: f32,
 }
 
 impl EngineArgs {
@@ -159,6 +163,10 @@ impl EngineArgs {
             "--chunk-overlap must be smaller than --chunk-tokens"
         );
         anyhow::ensure!(self.max_in_flight > 0, "--max-in-flight must be at least 1");
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.answer_threshold),
+            "--answer-threshold must be between 0 and 1"
+        );
         anyhow::ensure!(
             (0.0..=10.0).contains(&self.lexical_weight),
             "--lexical-weight must be between 0 and 10"
@@ -200,6 +208,7 @@ impl EngineArgs {
         c.lexical_weight = self.lexical_weight;
         c.query_cache = self.query_cache;
         c.overlap = self.overlap;
+        c.answer_threshold = self.answer_threshold;
         c
     }
 }
@@ -273,6 +282,14 @@ pub struct EvalArgs {
     /// Print the scores as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Questions the documents do not answer (same format, empty gold):
+    /// prints how many are refused (not `answerable`).
+    #[arg(long)]
+    pub unanswerable: Option<PathBuf>,
+    /// Write the evidence of the first 10 passages of every question (both
+    /// files) as JSON lines, for `bench/fit_relevance.py`.
+    #[arg(long)]
+    pub evidence: Option<PathBuf>,
     /// State every question's language as this code (e.g. `und`) instead
     /// of detecting it: measures what the query language does to ranking.
     #[arg(long)]

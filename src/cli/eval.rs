@@ -73,6 +73,110 @@ pub struct Report {
     pub language_right: usize,
     /// The others: (id, labelled, detected).
     pub language_wrong: Vec<(String, String, String)>,
+    /// Questions answered `answerable` with a hit in the first 5.
+    pub answered_with_hit: usize,
+    /// Questions answered `answerable` (with a hit or not).
+    pub answered: usize,
+}
+
+/// How a set of questions the documents do not answer fared.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Refusals {
+    pub questions: usize,
+    /// Answered not `answerable`.
+    pub refused: usize,
+    /// The others: (id, question, first passage's relevance).
+    pub answered: Vec<(String, String, f32)>,
+}
+
+/// One (question, passage) pair with the evidence relevance is computed
+/// from and whether the passage is a hit: the rows `bench/fit_relevance.py`
+/// fits the relevance model on.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceRow {
+    pub id: String,
+    pub lang: String,
+    pub answerable: bool,
+    pub rank: u32,
+    pub hit: bool,
+    pub cosine: f32,
+    pub concepts: f32,
+    pub both_lists: bool,
+    pub relevance: f32,
+}
+
+fn is_hit(q: &Question, h: &crate::types::SearchHit) -> bool {
+    q.gold.iter().any(|g| {
+        h.source == g.doc
+            && g.contains
+                .iter()
+                .any(|c| h.passage.text.contains(c.as_str()))
+    })
+}
+
+async fn search(
+    engine: &Engine,
+    q: &Question,
+    mode: SearchMode,
+    query_language: &str,
+) -> Result<crate::types::SearchResults> {
+    engine
+        .search(SearchQuery {
+            query: q.question.clone(),
+            top_k: 10,
+            mode,
+            query_language: query_language.to_string(),
+            ..Default::default()
+        })
+        .await
+}
+
+/// Runs questions the documents do not answer and counts the refusals.
+pub async fn refusals(
+    engine: &Engine,
+    questions: &[Question],
+    mode: SearchMode,
+) -> Result<Refusals> {
+    let mut out = Refusals {
+        questions: questions.len(),
+        ..Default::default()
+    };
+    for q in questions {
+        let results = search(engine, q, mode, "").await?;
+        if results.answerable {
+            let relevance = results.hits.first().map_or(0.0, |h| h.relevance);
+            out.answered
+                .push((q.id.clone(), q.question.clone(), relevance));
+        } else {
+            out.refused += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The evidence rows of the first 10 passages of every question.
+pub async fn evidence_rows(
+    engine: &Engine,
+    questions: &[Question],
+    answerable: bool,
+) -> Result<Vec<EvidenceRow>> {
+    let mut rows = Vec::new();
+    for q in questions {
+        for h in search(engine, q, SearchMode::Hybrid, "").await?.hits {
+            rows.push(EvidenceRow {
+                id: q.id.clone(),
+                lang: q.lang.clone(),
+                answerable,
+                rank: h.rank,
+                hit: answerable && is_hit(q, &h),
+                cosine: h.evidence.cosine,
+                concepts: h.evidence.concepts,
+                both_lists: h.evidence.both_lists,
+                relevance: h.relevance,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 #[derive(Default)]
@@ -117,28 +221,18 @@ pub async fn evaluate(
     let mut per_pair: BTreeMap<String, Tally> = BTreeMap::new();
     let mut misses = Vec::new();
     let (mut language_right, mut language_wrong) = (0, Vec::new());
+    let (mut answered, mut answered_with_hit) = (0, 0);
     for q in questions {
-        let results = engine
-            .search(SearchQuery {
-                query: q.question.clone(),
-                top_k: 10,
-                mode,
-                query_language: query_language.to_string(),
-                ..Default::default()
-            })
-            .await?;
+        let results = search(engine, q, mode, query_language).await?;
         let rank = results
             .hits
             .iter()
-            .position(|h| {
-                q.gold.iter().any(|g| {
-                    h.source == g.doc
-                        && g.contains
-                            .iter()
-                            .any(|c| h.passage.text.contains(c.as_str()))
-                })
-            })
+            .position(|h| is_hit(q, h))
             .map(|p| p + 1);
+        if results.answerable {
+            answered += 1;
+            answered_with_hit += usize::from(rank.is_some_and(|r| r <= 5));
+        }
         if results.query_language == q.lang {
             language_right += 1;
         } else {
@@ -184,6 +278,8 @@ pub async fn evaluate(
         misses,
         language_right,
         language_wrong,
+        answered,
+        answered_with_hit,
     })
 }
 
@@ -205,6 +301,11 @@ impl std::fmt::Display for Report {
         }
         writeln!(
             f,
+            "answerable with a hit in the first 5: {}/{} (answerable at all: {})",
+            self.answered_with_hit, self.overall.questions, self.answered
+        )?;
+        writeln!(
+            f,
             "query language right: {}/{}",
             self.language_right, self.overall.questions
         )?;
@@ -221,6 +322,20 @@ impl std::fmt::Display for Report {
                     m.id, m.question, m.top
                 )?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Refusals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "unanswerable refused: {}/{}",
+            self.refused, self.questions
+        )?;
+        for (id, question, relevance) in &self.answered {
+            writeln!(f, "  {id} answered (relevance {relevance:.2}): {question}")?;
         }
         Ok(())
     }

@@ -295,10 +295,33 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<()> {
         args.query_language.as_deref().unwrap_or_default(),
     )
     .await?;
+    let unanswerable = match &args.unanswerable {
+        Some(path) => eval::load_questions(path)?,
+        None => Vec::new(),
+    };
+    let refusals = if args.unanswerable.is_some() {
+        Some(eval::refusals(&engine, &unanswerable, args.mode).await?)
+    } else {
+        None
+    };
+    if let Some(path) = &args.evidence {
+        let mut rows = eval::evidence_rows(&engine, &questions, true).await?;
+        rows.extend(eval::evidence_rows(&engine, &unanswerable, false).await?);
+        let mut out = String::new();
+        for row in rows {
+            out.push_str(&serde_json::to_string(&row)?);
+            out.push('\n');
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let value = serde_json::json!({"report": report, "unanswerable": refusals});
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{report}");
+        if let Some(refusals) = refusals {
+            print!("{refusals}");
+        }
     }
     Ok(())
 }

@@ -62,6 +62,8 @@ pub struct EngineConfig {
     pub query_cache: usize,
     /// What a response does with overlapping passages of one document.
     pub overlap: rank::Overlap,
+    /// The relevance a response's first passage needs to be answerable.
+    pub answer_threshold: f32,
 }
 
 impl EngineConfig {
@@ -78,6 +80,7 @@ impl EngineConfig {
             lexical_weight: rank::DEFAULT_LEXICAL_WEIGHT,
             query_cache: DEFAULT_QUERY_CACHE,
             overlap: rank::Overlap::default(),
+            answer_threshold: rank::DEFAULT_ANSWER_THRESHOLD,
         }
     }
 }

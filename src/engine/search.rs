@@ -1,5 +1,6 @@
 //! Searches and embeddings: read-only, bounded by the in-flight permits.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use crate::embed::{EmbedKind, EmbeddedText};
 use crate::error::Result;
 use crate::ingest::lang;
 use crate::rank::{self, Candidate, Overlap};
-use crate::types::{SearchHit, SearchMode, SearchQuery, SearchResults, Timings, limits};
+use crate::types::{Evidence, SearchHit, SearchMode, SearchQuery, SearchResults, Timings, limits};
 
 impl Engine {
     /// Returns the passages that best answer `query`.
@@ -49,9 +50,9 @@ impl Engine {
                 Vec::new()
             };
             let terms = rank::highlight_terms(&query.query, lexical_query.translations());
-            (lexical, terms, started.elapsed())
+            (lexical, terms, lexical_query, started.elapsed())
         };
-        let (query_vector, embed_ms, (lexical, highlight_terms, lexical_time)) =
+        let (query_vector, embed_ms, (lexical, highlight_terms, lexical_query, lexical_time)) =
             if query.mode == SearchMode::Lexical {
                 (None, ms(started), lexical_half())
             } else {
@@ -143,12 +144,31 @@ impl Engine {
                 highlights: Vec::new(),
                 explanation: query.explain.then(|| c.explanation.clone()),
                 passage: passage.clone(),
+                relevance: 0.0,
+                evidence: Evidence::default(),
             });
         }
         hits.truncate(top_k);
+        // A passage missing from the dense list scores below its last entry.
+        let dense_floor = dense.last().map_or(0.0, |d| d.score);
+        let dense_scores: HashMap<u64, f32> = dense.iter().map(|d| (d.id, d.score)).collect();
+        let lexical_ids: HashSet<u64> = lexical.iter().map(|l| l.id).collect();
+        for hit in &mut hits {
+            hit.highlights = rank::highlights(&hit.passage, &highlight_terms);
+            let id = hit.passage.id;
+            hit.evidence = Evidence {
+                cosine: dense_scores.get(&id).copied().unwrap_or(dense_floor),
+                concepts: state.lexical.concept_coverage(&lexical_query, id),
+                both_lists: dense_scores.contains_key(&id) && lexical_ids.contains(&id),
+            };
+            hit.relevance = rank::relevance(&hit.evidence);
+        }
+        let answerable = hits
+            .first()
+            .is_some_and(|h| h.relevance >= self.config.answer_threshold);
+        hits.retain(|h| h.relevance >= query.min_relevance);
         for (i, hit) in hits.iter_mut().enumerate() {
             hit.rank = i as u32 + 1;
-            hit.highlights = rank::highlights(&hit.passage, &highlight_terms);
         }
         drop(state);
         let rank_ms = ms(rank_started);
@@ -159,6 +179,7 @@ impl Engine {
         tracing::debug!(hits = hits.len(), "search done");
         Ok(SearchResults {
             hits,
+            answerable,
             query_language,
             mode: query.mode,
             timings: Timings {

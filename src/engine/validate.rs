@@ -43,6 +43,12 @@ pub(super) fn validate_search(q: &SearchQuery) -> Result<()> {
             format!("unknown language code {:?}", q.query_language),
         ));
     }
+    if !(0.0..=1.0).contains(&q.min_relevance) {
+        bad.push(FieldViolation::new(
+            "min_relevance",
+            "must be between 0 and 1",
+        ));
+    }
     if !q.min_score.is_finite() {
         bad.push(FieldViolation::new("min_score", "must be a finite number"));
     }

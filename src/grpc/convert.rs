@@ -50,6 +50,7 @@ fn passage_from_hit(hit: SearchHit) -> proto::Passage {
         citation: Some(citation(&hit.passage, &hit.title, &hit.source)),
         text: hit.passage.text,
         score: hit.score,
+        relevance: hit.relevance,
         rank: hit.rank,
         highlights: hit
             .highlights
@@ -94,6 +95,7 @@ pub fn search_query(r: proto::SearchRequest) -> Result<SearchQuery, Error> {
         min_score: r.min_score,
         explain: r.explain,
         query_language: r.query_language,
+        min_relevance: r.min_relevance,
     })
 }
 
@@ -109,6 +111,7 @@ pub fn search_response(results: SearchResults) -> proto::SearchResponse {
             total_ms: t.total_ms,
         }),
         mode: mode_to_proto(results.mode) as i32,
+        answerable: results.answerable,
     }
 }
 
@@ -169,6 +172,7 @@ pub fn document(view: DocumentView) -> proto::GetDocumentResponse {
                 rank: p.chunk_index + 1,
                 highlights: Vec::new(),
                 explanation: None,
+                relevance: 0.0,
             })
             .collect(),
         document: Some(summary(view.summary)),

@@ -15,6 +15,7 @@
 use whatlang::{Detector, Lang};
 
 use crate::lexical::is_han;
+use crate::lexical::lexicon::is_unaccented_syllable;
 
 /// The code used when no language could be detected.
 pub const UNKNOWN: &str = "und";
@@ -246,36 +247,6 @@ pub fn iso639_1(lang: Lang) -> &'static str {
         Lang::Hye => "hy",
         Lang::Cym => "cy",
     }
-}
-
-/// Onsets of Vietnamese syllables, longest first, with đ written d.
-const ONSETS: &[&str] = &[
-    "ngh", "ng", "nh", "ch", "gh", "gi", "kh", "ph", "th", "tr", "qu", "b", "c", "d", "g", "h",
-    "k", "l", "m", "n", "p", "r", "s", "t", "v", "x", "",
-];
-
-/// Rhymes of Vietnamese syllables with their marks dropped (â, ă → a;
-/// ê → e; ô, ơ → o; ư → u), from the orthography's rhyme table.
-const RHYMES: &[&str] = &[
-    "a", "ac", "ach", "ai", "am", "an", "ang", "anh", "ao", "ap", "at", "au", "ay", "e", "ec",
-    "ech", "em", "en", "eng", "enh", "eo", "ep", "et", "eu", "i", "ia", "ich", "iec", "iem", "ien",
-    "iep", "iet", "ieu", "im", "in", "inh", "ip", "it", "iu", "o", "oa", "oac", "oach", "oai",
-    "oam", "oan", "oang", "oanh", "oao", "oap", "oat", "oay", "oc", "oe", "oen", "oeo", "oet",
-    "oi", "om", "on", "ong", "oo", "ooc", "oong", "op", "ot", "u", "ua", "uan", "uang", "uanh",
-    "uat", "uay", "uc", "ue", "uech", "uen", "uenh", "uet", "ui", "um", "un", "ung", "uo", "uoc",
-    "uoi", "uom", "uon", "uong", "uop", "uot", "uou", "up", "ut", "uu", "uy", "uya", "uych",
-    "uyen", "uyet", "uynh", "uyt", "uyu", "y", "yen", "yet", "yeu",
-];
-
-/// Whether a lower-case ASCII word reads as one Vietnamese syllable with
-/// its marks dropped.
-fn is_unaccented_syllable(word: &str) -> bool {
-    ONSETS.iter().any(|onset| {
-        word.strip_prefix(onset).is_some_and(|rhyme| {
-            // "gi" carries its own vowel: "gi" (gì) is a whole syllable.
-            RHYMES.contains(&rhyme) || (*onset == "gi" && rhyme.is_empty())
-        })
-    })
 }
 
 /// English words that are also unaccented Vietnamese syllables: a text of

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::lexicon::Lexicon;
-use super::terms::TermTokenizer;
+use super::terms::{TermTokenizer, fold};
 
 /// BM25's term-frequency saturation.
 const K1: f32 = 1.2;
@@ -35,6 +35,9 @@ pub struct LexicalIndex {
     passages: HashMap<u64, (Vec<u32>, u32)>,
     /// Sum of the passages' lengths (for the average BM25 normalises by).
     total_terms: u64,
+    /// A term with Vietnamese marks, by its form without them ("duoc" ->
+    /// "được"): how a query typed without diacritics finds the words.
+    folded: HashMap<String, Vec<String>>,
     lexicon: Option<Arc<Lexicon>>,
 }
 
@@ -86,6 +89,10 @@ impl LexicalIndex {
             let term_id = *self.term_ids.entry(term.clone()).or_insert(next_id);
             if term_id == next_id {
                 self.postings.push(HashMap::new());
+                let folded = fold(term);
+                if folded != *term {
+                    self.folded.entry(folded).or_default().push(term.clone());
+                }
             }
             *counts.entry(term_id).or_default() += 1;
         }
@@ -107,6 +114,16 @@ impl LexicalIndex {
         }
     }
 
+    /// The indexed terms a term typed without Vietnamese marks may stand
+    /// for (none for a term that has marks, or no such terms).
+    fn accented(&self, term: &str) -> impl Iterator<Item = &String> {
+        self.folded
+            .get(term)
+            .into_iter()
+            .flatten()
+            .filter(|t| self.has_term(t))
+    }
+
     /// Whether some indexed passage has `term`.
     pub(super) fn has_term(&self, term: &str) -> bool {
         self.term_ids
@@ -120,12 +137,30 @@ impl LexicalIndex {
     /// once.
     pub fn prepare(&self, query: &str) -> LexicalQuery {
         let mut terms = TermTokenizer.terms(query);
+        // A word typed without Vietnamese marks counts as the marked words
+        // it may be, as a translation would.
+        let mut synonyms: HashMap<String, Vec<String>> = HashMap::new();
+        let mut translations = Vec::new();
+        for term in &terms {
+            let accented: Vec<String> = self.accented(term).cloned().collect();
+            if !accented.is_empty() {
+                translations.extend(accented.iter().cloned());
+                synonyms.entry(term.clone()).or_default().extend(accented);
+            }
+        }
         let Some(lexicon) = &self.lexicon else {
             terms.sort();
             terms.dedup();
             return LexicalQuery {
-                concepts: terms.into_iter().map(|t| vec![t]).collect(),
-                translations: Vec::new(),
+                concepts: terms
+                    .into_iter()
+                    .map(|t| {
+                        let mut concept = synonyms.remove(t.as_str()).unwrap_or_default();
+                        concept.push(t);
+                        concept
+                    })
+                    .collect(),
+                translations,
             };
         };
         let known = |w: &str| {
@@ -136,8 +171,6 @@ impl LexicalIndex {
         // phrase or word it is part of. A passage holding a phrase's
         // translation (新闻发布会 for "press conference") counts as holding
         // each of the phrase's words, as the English passage would.
-        let mut synonyms: HashMap<&str, Vec<String>> = HashMap::new();
-        let mut translations = Vec::new();
         let translated = lexicon.translate(&terms, &known);
         for translation in &translated {
             // A translation is matched as the word it is when the segmenter
@@ -164,7 +197,7 @@ impl LexicalIndex {
                 .collect();
             for source in &translation.source {
                 synonyms
-                    .entry(source.as_str())
+                    .entry(source.clone())
                     .or_default()
                     .extend(words.iter().cloned());
             }
@@ -188,6 +221,37 @@ impl LexicalIndex {
             concepts,
             translations,
         }
+    }
+
+    /// The share of `query`'s concepts passage `id` holds, each concept
+    /// weighted by its IDF (a concept no passage holds weighs most: the
+    /// question asks for something the documents do not mention). 0 for an
+    /// unknown passage or an empty query.
+    pub fn concept_coverage(&self, query: &LexicalQuery, id: u64) -> f32 {
+        let Some((terms, _)) = self.passages.get(&id) else {
+            return 0.0;
+        };
+        let passages = self.passages.len() as f32;
+        let (mut held, mut total) = (0.0f32, 0.0f32);
+        for concept in &query.concepts {
+            let ids: Vec<u32> = concept
+                .iter()
+                .filter_map(|t| self.term_ids.get(t).copied())
+                .collect();
+            let mut holders: Vec<u64> = ids
+                .iter()
+                .flat_map(|&t| self.postings[t as usize].keys().copied())
+                .collect();
+            holders.sort_unstable();
+            holders.dedup();
+            let frequency = holders.len() as f32;
+            let idf = (1.0 + (passages - frequency + 0.5) / (frequency + 0.5)).ln();
+            total += idf;
+            if ids.iter().any(|t| terms.contains(t)) {
+                held += idf;
+            }
+        }
+        if total > 0.0 { held / total } else { 0.0 }
     }
 
     /// The `k` best passages for `query` that pass `filter`, best first:

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
+use super::terms::fold;
 use crate::error::{Error, Result};
 
 /// Most translations kept per query word or phrase.
@@ -41,6 +42,10 @@ pub struct Lexicon {
     /// marks placed as [`canonical_syllable`] places them) -> the CC-CEDICT
     /// words of two to four characters read so, in dictionary order.
     vi_to_zh: HashMap<String, Vec<String>>,
+    /// The same readings without their marks ([`fold`]ed): "thanh lap" ->
+    /// 成立 and every other word read so, for Vietnamese typed without
+    /// diacritics.
+    vi_folded: HashMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for Lexicon {
@@ -264,6 +269,10 @@ impl Lexicon {
                 continue;
             };
             if let Some(reading) = readings.and_then(|r| sino_vietnamese(simplified, r)) {
+                let folded = lexicon.vi_folded.entry(fold(&reading)).or_default();
+                if !folded.iter().any(|w| w == simplified) {
+                    folded.push(simplified.to_string());
+                }
                 let words = lexicon.vi_to_zh.entry(reading).or_default();
                 if !words.iter().any(|w| w == simplified) {
                     words.push(simplified.to_string());
@@ -368,11 +377,19 @@ impl Lexicon {
             .map(|t| is_latin_word(t).then(|| canonical_syllable(t)))
             .collect();
         translate_runs(terms, READING_SYLLABLES, known, |run| {
-            if terms[run.clone()].iter().all(|t| t.is_ascii()) {
-                return None;
-            }
-            let key: Option<Vec<&str>> = syllables[run].iter().map(|s| s.as_deref()).collect();
-            let words = self.vi_to_zh.get(&key?.join(" "))?;
+            let run_terms = &terms[run.clone()];
+            // A run without marks is read only when every word of it is a
+            // Vietnamese syllable with its marks dropped, so English word
+            // pairs ("to an") are not.
+            let words = if run_terms.iter().all(|t| t.is_ascii()) {
+                if !run_terms.iter().all(|t| is_unaccented_syllable(t)) {
+                    return None;
+                }
+                self.vi_folded.get(&run_terms.join(" "))?
+            } else {
+                let key: Option<Vec<&str>> = syllables[run].iter().map(|s| s.as_deref()).collect();
+                self.vi_to_zh.get(&key?.join(" "))?
+            };
             Some(words.iter().map(String::as_str).collect())
         })
     }
@@ -438,6 +455,36 @@ pub struct Translation {
     pub source: Vec<String>,
     /// Their translations found in the index, best sense first.
     pub words: Vec<String>,
+}
+
+/// Onsets of Vietnamese syllables, longest first, with đ written d.
+const ONSETS: &[&str] = &[
+    "ngh", "ng", "nh", "ch", "gh", "gi", "kh", "ph", "th", "tr", "qu", "b", "c", "d", "g", "h",
+    "k", "l", "m", "n", "p", "r", "s", "t", "v", "x", "",
+];
+
+/// Rhymes of Vietnamese syllables with their marks dropped (â, ă → a;
+/// ê → e; ô, ơ → o; ư → u), from the orthography's rhyme table.
+const RHYMES: &[&str] = &[
+    "a", "ac", "ach", "ai", "am", "an", "ang", "anh", "ao", "ap", "at", "au", "ay", "e", "ec",
+    "ech", "em", "en", "eng", "enh", "eo", "ep", "et", "eu", "i", "ia", "ich", "iec", "iem", "ien",
+    "iep", "iet", "ieu", "im", "in", "inh", "ip", "it", "iu", "o", "oa", "oac", "oach", "oai",
+    "oam", "oan", "oang", "oanh", "oao", "oap", "oat", "oay", "oc", "oe", "oen", "oeo", "oet",
+    "oi", "om", "on", "ong", "oo", "ooc", "oong", "op", "ot", "u", "ua", "uan", "uang", "uanh",
+    "uat", "uay", "uc", "ue", "uech", "uen", "uenh", "uet", "ui", "um", "un", "ung", "uo", "uoc",
+    "uoi", "uom", "uon", "uong", "uop", "uot", "uou", "up", "ut", "uu", "uy", "uya", "uych",
+    "uyen", "uyet", "uynh", "uyt", "uyu", "y", "yen", "yet", "yeu",
+];
+
+/// Whether a lower-case ASCII word reads as one Vietnamese syllable with
+/// its marks dropped.
+pub fn is_unaccented_syllable(word: &str) -> bool {
+    ONSETS.iter().any(|onset| {
+        word.strip_prefix(onset).is_some_and(|rhyme| {
+            // "gi" carries its own vowel: "gi" (gì) is a whole syllable.
+            RHYMES.contains(&rhyme) || (*onset == "gi" && rhyme.is_empty())
+        })
+    })
 }
 
 #[cfg(test)]

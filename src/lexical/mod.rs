@@ -15,4 +15,4 @@ mod tests;
 
 pub use bm25::{LexicalHit, LexicalIndex, LexicalQuery};
 pub use lexicon::Lexicon;
-pub use terms::{TermTokenizer, is_han};
+pub use terms::{TermTokenizer, fold, is_han};

@@ -156,3 +156,16 @@ impl TermTokenizer {
         out
     }
 }
+
+/// A term without Vietnamese marks: tone marks and vowel marks dropped
+/// (NFD, combining marks removed), đ read as d.
+pub fn fold(term: &str) -> String {
+    term.nfd()
+        .filter(|c| !matches!(*c as u32, 0x0300..=0x036F))
+        .map(|c| match c {
+            'đ' => 'd',
+            'Đ' => 'D',
+            c => c,
+        })
+        .collect()
+}

@@ -161,6 +161,106 @@ async fn an_english_question_finds_the_answer_in_chinese_and_english_articles() 
     );
 }
 
+/// `relevance` means the same across queries and `answerable` tells a
+/// chatbot whether to answer: a question the articles answer is
+/// answerable, off-topic ones are not, and `min_relevance` drops passages
+/// below it; a query language can be stated.
+#[tokio::test]
+async fn relevance_and_answerable_tell_an_answer_from_none() {
+    let server = TestServer::start(common::corpus_engine()).await;
+    let mut client = server.client().await;
+    let mut search = async |query: &str, min_relevance: f32| {
+        client
+            .search(proto::SearchRequest {
+                query: query.into(),
+                top_k: 10,
+                min_relevance,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let answered = search(
+        "Who is the executive director of the Linux Foundation?",
+        0.0,
+    )
+    .await;
+    assert!(answered.answerable);
+    let first = answered.passages[0].relevance;
+    assert!(
+        answered
+            .passages
+            .iter()
+            .all(|p| (0.0..=1.0).contains(&p.relevance)),
+        "{:?}",
+        answered.passages
+    );
+    for question in [
+        "banana bread recipe",
+        "What is the capital of France?",
+        "珠穆朗玛峰有多高？",
+        "Cách nấu phở bò ngon tại nhà?",
+    ] {
+        let off_topic = search(question, 0.0).await;
+        assert!(!off_topic.answerable, "{question}");
+        assert!(!off_topic.passages.is_empty(), "passages still come back");
+        // Unlike the ranking score, relevance compares across queries.
+        assert!(off_topic.passages[0].relevance < first, "{question}");
+    }
+    // min_relevance keeps only passages at or above it, ranked from 1.
+    let cut = (first + answered.passages.last().unwrap().relevance) / 2.0;
+    let kept = search(
+        "Who is the executive director of the Linux Foundation?",
+        cut,
+    )
+    .await;
+    assert!(!kept.passages.is_empty() && kept.passages.len() < answered.passages.len());
+    for (i, p) in kept.passages.iter().enumerate() {
+        assert!(p.relevance >= cut && p.rank as usize == i + 1);
+    }
+    let none = search("banana bread recipe", 0.99).await;
+    assert!(none.passages.is_empty());
+
+    // A stated query language is the one reported; a bad one is refused.
+    let stated = client
+        .search(proto::SearchRequest {
+            query: "OpenInfra".into(),
+            query_language: "vi".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stated.query_language, "vi");
+    for (field, request) in [
+        (
+            "query_language",
+            proto::SearchRequest {
+                query: "OpenInfra".into(),
+                query_language: "vie".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "min_relevance",
+            proto::SearchRequest {
+                query: "OpenInfra".into(),
+                min_relevance: 1.5,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let status = client.search(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        assert_eq!(
+            details.bad_request().unwrap().field_violations[0].field,
+            field
+        );
+    }
+}
+
 #[tokio::test]
 async fn filters_restrict_languages_and_documents() {
     let server = TestServer::start(common::corpus_engine()).await;

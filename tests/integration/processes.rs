@@ -194,6 +194,21 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
         out.contains("Context:\n[1] ") && out.contains("Sources:\n[1] "),
         "{out}"
     );
+    // A question the articles do not answer: the example says so.
+    let chatbot = Command::new(common::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/chatbot_context.py"))
+        .args([
+            "--server",
+            &server.addr.to_string(),
+            "How many legs does a spider have?",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8(chatbot.stdout).unwrap();
+    assert!(
+        chatbot.status.success() && out.contains("Not in the documents") && !out.contains("[1]"),
+        "{out}"
+    );
 
     // wenda ask --json.
     let ask = Command::new(common::wenda_bin())
