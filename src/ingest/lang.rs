@@ -15,7 +15,7 @@
 use whatlang::{Detector, Lang};
 
 use crate::lexical::is_han;
-use crate::lexical::lexicon::is_unaccented_syllable;
+use crate::lexical::lexicon::{ENGLISH_SYLLABLES, is_unaccented_syllable};
 
 /// The code used when no language could be detected.
 pub const UNKNOWN: &str = "und";
@@ -248,15 +248,6 @@ pub fn iso639_1(lang: Lang) -> &'static str {
         Lang::Cym => "cy",
     }
 }
-
-/// English words that are also unaccented Vietnamese syllables: a text of
-/// nothing else is English.
-const ENGLISH_SYLLABLES: &[&str] = &[
-    "a", "an", "and", "at", "be", "by", "can", "do", "go", "he", "hi", "in", "is", "it", "me",
-    "my", "no", "of", "on", "or", "so", "the", "to", "up", "us", "we", "ban", "bin", "long", "ten",
-    "tin", "then", "than", "this", "that", "thin", "that", "chat", "hot", "lot", "not", "top",
-    "man", "men", "pan", "pen", "sun", "tan", "ton", "van", "cat", "mat", "rat", "sat", "hat",
-];
 
 /// Latin text of ASCII words only whose lower-case words are Vietnamese
 /// syllables with their marks dropped, most of them not English words as

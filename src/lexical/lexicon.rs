@@ -361,9 +361,9 @@ impl Lexicon {
     }
 
     /// The Chinese words that runs of the query's Latin-script words are the
-    /// Sino-Vietnamese reading of, longest runs first. A run needs a letter
-    /// outside ASCII (a Vietnamese tone mark or vowel), so English word
-    /// pairs such as "to an" are not read as Vietnamese.
+    /// Sino-Vietnamese reading of, longest runs first. A run without marks
+    /// is read by the readings folded the same way, when it and most of the
+    /// query are Vietnamese syllables.
     fn translate_by_reading(
         &self,
         terms: &[String],
@@ -372,6 +372,14 @@ impl Lexicon {
         if self.vi_to_zh.is_empty() {
             return Vec::new();
         }
+        // Unmarked runs are read only in a query most of whose Latin words
+        // are Vietnamese syllables: English spells some ("to", "an") too.
+        let latin = terms.iter().filter(|t| is_latin_word(t)).count();
+        let vietnamese = terms
+            .iter()
+            .filter(|t| is_unaccented_syllable(t) && !ENGLISH_SYLLABLES.contains(&t.as_str()))
+            .count();
+        let unmarked_vietnamese = vietnamese >= 2 && vietnamese * 3 >= latin;
         let syllables: Vec<Option<String>> = terms
             .iter()
             .map(|t| is_latin_word(t).then(|| canonical_syllable(t)))
@@ -382,7 +390,7 @@ impl Lexicon {
             // Vietnamese syllable with its marks dropped, so English word
             // pairs ("to an") are not.
             let words = if run_terms.iter().all(|t| t.is_ascii()) {
-                if !run_terms.iter().all(|t| is_unaccented_syllable(t)) {
+                if !unmarked_vietnamese || !run_terms.iter().all(|t| is_unaccented_syllable(t)) {
                     return None;
                 }
                 self.vi_folded.get(&run_terms.join(" "))?
@@ -486,6 +494,15 @@ pub fn is_unaccented_syllable(word: &str) -> bool {
         })
     })
 }
+
+/// English words that are also unaccented Vietnamese syllables: a text of
+/// nothing else is English.
+pub const ENGLISH_SYLLABLES: &[&str] = &[
+    "a", "an", "and", "at", "be", "by", "can", "do", "go", "he", "hi", "in", "is", "it", "me",
+    "my", "no", "of", "on", "or", "so", "the", "to", "up", "us", "we", "ban", "bin", "long", "ten",
+    "tin", "then", "than", "this", "that", "thin", "that", "chat", "hot", "lot", "not", "top",
+    "man", "men", "pan", "pen", "sun", "tan", "ton", "van", "cat", "mat", "rat", "sat", "hat",
+];
 
 #[cfg(test)]
 mod tests {
@@ -632,13 +649,22 @@ mod tests {
     }
 
     #[test]
-    fn english_words_are_not_read_as_vietnamese() {
-        // "gia" and "nhap" are spelt as Vietnamese syllables but carry no
-        // Vietnamese letter: an ASCII-only run is English (or unaccented).
-        let readings = parse_readings(r#"{"加": "Gia", "入": "Nhap"}"#).expect("readings");
-        let lexicon =
-            Lexicon::parse_with_readings("加入 加入 [jia1 ru4] /to join/\n", Some(&readings));
-        assert!(read(&lexicon, "gia nhap").is_empty());
+    fn english_words_are_not_read_as_vietnamese_but_unmarked_vietnamese_is() {
+        let readings = parse_readings(r#"{"加": "Gia", "入": "Nhập", "都": "Đô", "安": "An"}"#)
+            .expect("readings");
+        let lexicon = Lexicon::parse_with_readings(
+            "加入 加入 [jia1 ru4] /to join/\n都安 都安 [du1 an1] /Du'an county/\n",
+            Some(&readings),
+        );
+        // Typed without marks, a query of Vietnamese syllables is read.
+        assert_eq!(read(&lexicon, "gia nhap"), ["加入"]);
+        assert_eq!(
+            read(&lexicon, "OpenInfra gia nhap Linux Foundation"),
+            ["加入"]
+        );
+        // English that happens to spell syllables ("do an") is not: most of
+        // its words are no Vietnamese syllables.
+        assert!(read(&lexicon, "how do an engineer work").is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use wenda::proto::{self, retrieval_client::RetrievalClient};
 
 use crate::common;
-use crate::processes::{ServeProcess, wait_serving};
+use crate::processes::{ServeProcess, list_documents, wait_serving};
 
 /// A small xorshift generator: the test's random choices, repeatable.
 struct Rng(u64);
@@ -56,22 +56,26 @@ fn document_text(n: usize, sentences: usize) -> String {
     text
 }
 
-/// The outcome of a call that may have been cut short: acknowledged, or
-/// ended by its deadline (the write may or may not have happened).
-fn acknowledged<T>(result: Result<Result<T, tonic::Status>, tokio::time::error::Elapsed>) -> bool {
+/// What became of a write sent with a deadline.
+#[derive(PartialEq)]
+enum Outcome {
+    Acknowledged,
+    /// Ended by its deadline (or turned away): the write may or may not
+    /// have happened.
+    CutShort,
+    /// The server is gone (killed).
+    Gone,
+}
+
+fn outcome<T>(result: Result<Result<T, tonic::Status>, tokio::time::error::Elapsed>) -> Outcome {
     match result {
-        Ok(Ok(_)) => true,
-        Err(_) => false,
-        Ok(Err(status)) => {
-            assert!(
-                matches!(
-                    status.code(),
-                    Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted
-                ),
-                "unexpected error: {status:?}"
-            );
-            false
-        }
+        Ok(Ok(_)) => Outcome::Acknowledged,
+        Err(_) => Outcome::CutShort,
+        Ok(Err(status)) => match status.code() {
+            Code::Unavailable | Code::Unknown => Outcome::Gone,
+            Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => Outcome::CutShort,
+            _ => panic!("unexpected error: {status:?}"),
+        },
     }
 }
 
@@ -100,13 +104,10 @@ async fn random_writes(
                 ids: vec![id.clone()],
             });
             request.set_timeout(deadline);
-            let result = tokio::time::timeout(deadline, client.delete(request)).await;
-            if matches!(&result, Ok(Err(s)) if s.code() == Code::Unavailable || s.code() == Code::Unknown)
-            {
-                return false;
-            }
-            if acknowledged(result) {
-                known.get_mut(&id).unwrap().deleted = true;
+            match outcome(tokio::time::timeout(deadline, client.delete(request)).await) {
+                Outcome::Acknowledged => known.get_mut(&id).unwrap().deleted = true,
+                Outcome::CutShort => {}
+                Outcome::Gone => return false,
             }
         } else {
             let n = *next_id;
@@ -128,13 +129,10 @@ async fn random_writes(
                 }],
             });
             request.set_timeout(deadline);
-            let result = tokio::time::timeout(deadline, client.ingest(request)).await;
-            if matches!(&result, Ok(Err(s)) if s.code() == Code::Unavailable || s.code() == Code::Unknown)
-            {
-                return false;
-            }
-            if acknowledged(result) {
-                known.get_mut(&id).unwrap().ingested = true;
+            match outcome(tokio::time::timeout(deadline, client.ingest(request)).await) {
+                Outcome::Acknowledged => known.get_mut(&id).unwrap().ingested = true,
+                Outcome::CutShort => {}
+                Outcome::Gone => return false,
             }
         }
     }
@@ -163,14 +161,7 @@ async fn settle(client: &mut RetrievalClient<Channel>) {
 
 /// Checks the invariants on a serving process; returns the documents stored.
 async fn check(client: &mut RetrievalClient<Channel>, known: &BTreeMap<String, Known>) -> usize {
-    let list = client
-        .list_documents(proto::ListDocumentsRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let list = list_documents(client).await;
     let mut chunks = 0u64;
     for d in &list.documents {
         let k = known

@@ -364,6 +364,20 @@ async fn sigkill_during_indexing_leaves_the_old_or_the_new_index_never_a_mix() {
     assert_ne!(new, old);
 }
 
+/// Every document's summary (the tests stay under one page).
+pub(crate) async fn list_documents(
+    client: &mut wenda::proto::retrieval_client::RetrievalClient<tonic::transport::Channel>,
+) -> wenda::proto::ListDocumentsResponse {
+    client
+        .list_documents(wenda::proto::ListDocumentsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn marker_document(n: usize) -> wenda::proto::Document {
     wenda::proto::Document {
         id: format!("stream/doc-{n}"),
@@ -456,14 +470,7 @@ async fn sigkill_during_a_stream_of_ingests_loses_nothing_acknowledged() {
     }
     // Nothing half there: every stored document is complete, and the
     // index holds exactly the stored passages.
-    let list = client
-        .list_documents(proto::ListDocumentsRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let list = list_documents(&mut client).await;
     let mut passages = 0u64;
     for d in &list.documents {
         let doc = client
