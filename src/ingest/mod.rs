@@ -8,6 +8,7 @@ pub mod lang;
 pub mod parse;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod title;
 
 use sha2::{Digest, Sha256};
 

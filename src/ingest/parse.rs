@@ -78,7 +78,7 @@ pub fn parse(original: &str) -> ParsedDocument {
     let title = fm_title
         .filter(|t| !t.trim().is_empty())
         .or_else(|| first_heading(&chars, body_start))
-        .or_else(|| first_line(&clean))
+        .or_else(|| super::title::from_first_sentence(&clean.chars.iter().collect::<String>()))
         .unwrap_or_default();
     ParsedDocument {
         title,
@@ -653,59 +653,6 @@ fn parse_body(text: &str) -> String {
     clean.chars.iter().collect::<String>().trim().to_string()
 }
 
-/// Longest title made from a document's first sentence, ellipsis included.
-pub const MAX_DERIVED_TITLE_CHARS: usize = 120;
-
-/// The title of a document that names none: its first sentence, cut at a
-/// word boundary with an ellipsis when longer than
-/// [`MAX_DERIVED_TITLE_CHARS`].
-fn first_line(clean: &CleanText) -> Option<String> {
-    let text: String = clean.chars.iter().collect();
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    Some(shorten_title(first_sentence(line)))
-}
-
-/// The line up to and including its first sentence-ending mark (one
-/// followed by a space or the end, or any CJK full stop).
-fn first_sentence(line: &str) -> &str {
-    let mut chars = line.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        let end = at + c.len_utf8();
-        let cjk = matches!(c, '。' | '！' | '？');
-        let latin = matches!(c, '.' | '!' | '?')
-            && chars.peek().is_none_or(|(_, next)| next.is_whitespace());
-        if cjk || latin {
-            return &line[..end];
-        }
-    }
-    line
-}
-
-fn shorten_title(sentence: &str) -> String {
-    let chars: Vec<char> = sentence.chars().collect();
-    if chars.len() <= MAX_DERIVED_TITLE_CHARS {
-        return sentence.to_string();
-    }
-    let room = MAX_DERIVED_TITLE_CHARS - 1;
-    // Cut where a word ends: not between two letters of a Latin word
-    // (Chinese has no spaces; any character boundary is a word's).
-    let in_word = |c: char| c.is_alphanumeric() && !crate::lexical::is_han(c);
-    let mut cut = room;
-    while cut > room / 2 && in_word(chars[cut - 1]) && in_word(chars[cut]) {
-        cut -= 1;
-    }
-    if in_word(chars[cut - 1]) && in_word(chars[cut]) {
-        cut = room;
-    }
-    let kept: String = chars[..cut].iter().collect();
-    format!(
-        "{}…",
-        kept.trim_end_matches(
-            |c: char| c.is_whitespace() || matches!(c, ',' | '，' | '、' | ';' | ':' | '-')
-        )
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -792,7 +739,10 @@ mod tests {
         assert_eq!(doc.title, "OpenInfra 加入 Linux 基金会。");
         let long = "The foundation announced a long list of partnerships with companies from many countries and industries that will work together on open infrastructure for years to come and beyond";
         let title = parse(long).title;
-        assert!(title.chars().count() <= MAX_DERIVED_TITLE_CHARS, "{title}");
+        assert!(
+            title.chars().count() <= super::super::title::MAX_CHARS,
+            "{title}"
+        );
         assert!(title.ends_with('…') && long.starts_with(title.trim_end_matches('…')));
         let cut = title.trim_end_matches('…');
         assert!(
@@ -801,7 +751,7 @@ mod tests {
         );
         let chinese = "开放基础设施".repeat(30);
         let title = parse(&chinese).title;
-        assert_eq!(title.chars().count(), MAX_DERIVED_TITLE_CHARS);
+        assert_eq!(title.chars().count(), super::super::title::MAX_CHARS);
         assert!(title.ends_with('…'));
     }
 }
