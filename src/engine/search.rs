@@ -95,7 +95,9 @@ impl Engine {
         let mut hits: Vec<SearchHit> = Vec::with_capacity(top_k);
         for (position, c) in fused
             .into_iter()
-            .filter(|c| c.score >= query.min_score)
+            // 0 keeps everything, as the proto says: dense cosines can be
+            // negative.
+            .filter(|c| query.min_score == 0.0 || c.score >= query.min_score)
             .enumerate()
         {
             // The first FUSION_DEPTH candidates are always read whole, so

@@ -68,15 +68,34 @@ impl Tokens {
     /// `WENDA_ADMIN_TOKENS`: environment only, never flags, since command
     /// lines are visible to every user of the machine.
     pub fn add_from_env(&mut self) -> Result<()> {
-        for (var, role) in [
+        self.add_from_vars(|var| std::env::var(var).ok())
+    }
+
+    /// [`add_from_env`](Self::add_from_env) over any source of variables.
+    /// A variable that is set but holds no token (" ", ",") is an error:
+    /// read as "no tokens" it would turn access control off in silence.
+    fn add_from_vars(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<()> {
+        for (name, role) in [
             ("WENDA_READ_TOKENS", Role::Read),
             ("WENDA_ADMIN_TOKENS", Role::Admin),
         ] {
-            if let Ok(list) = std::env::var(var) {
-                for token in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                    self.add(role, token)
-                        .map_err(|e| Error::invalid(var, e.to_string()))?;
-                }
+            let Some(list) = var(name) else {
+                continue;
+            };
+            let tokens: Vec<&str> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect();
+            if tokens.is_empty() {
+                return Err(Error::invalid(
+                    name,
+                    "is set but holds no token; unset it to run without tokens",
+                ));
+            }
+            for token in tokens {
+                self.add(role, token)
+                    .map_err(|e| Error::invalid(name, e.to_string()))?;
             }
         }
         Ok(())
@@ -116,13 +135,14 @@ impl Tokens {
         if !self.is_enabled() {
             return Ok(());
         }
+        // The scheme is case-insensitive (RFC 7235): "Bearer", "bearer",
+        // "BEARER".
         let presented = metadata
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))?;
         match self.role_of(presented.trim().as_bytes()) {
             None => Err(Error::Unauthenticated("invalid bearer token".into())),
@@ -200,6 +220,48 @@ mod tests {
         assert!(Tokens::parse("root 0123456789abcdef0123").is_err());
         assert!(Tokens::parse("read short").is_err());
         assert!(Tokens::parse("readonly").is_err());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let tokens = Tokens::parse("read reader-0123456789abcdef").unwrap();
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let value = format!("{scheme} reader-0123456789abcdef");
+            assert!(
+                tokens.authorize(&metadata(&value), Role::Read).is_ok(),
+                "{scheme}"
+            );
+        }
+        for value in [
+            "Basic reader-0123456789abcdef",
+            "Bearerreader-0123456789abcdef",
+        ] {
+            assert!(matches!(
+                tokens.authorize(&metadata(value), Role::Read),
+                Err(Error::Unauthenticated(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_token_variable_that_is_set_but_empty_is_an_error() {
+        let vars = |read: Option<&str>, admin: Option<&str>| {
+            let mut tokens = Tokens::default();
+            tokens
+                .add_from_vars(|name| match name {
+                    "WENDA_READ_TOKENS" => read.map(str::to_string),
+                    _ => admin.map(str::to_string),
+                })
+                .map(|()| tokens)
+        };
+        for empty in ["", " ", ",", " , ,"] {
+            let err = vars(None, Some(empty)).unwrap_err();
+            assert!(err.to_string().contains("WENDA_ADMIN_TOKENS"), "{err}");
+            assert!(vars(Some(empty), None).is_err());
+        }
+        assert!(!vars(None, None).unwrap().is_enabled());
+        let tokens = vars(Some("reader-0123456789abcdef,"), None).unwrap();
+        assert!(tokens.is_enabled());
     }
 
     #[test]

@@ -299,6 +299,43 @@ async fn filters_restrict_languages_and_documents() {
             .all(|p| p.citation.as_ref().unwrap().doc_id == "003_2d3723fee4e68220.txt")
     );
     assert_eq!(one.mode, proto::SearchMode::Dense as i32);
+
+    // min_score 0 keeps everything, negative cosines included: an
+    // unrelated question over one document still returns all of it (its
+    // overlapping passages merged).
+    let doc = "003_2d3723fee4e68220.txt";
+    let all = client
+        .search(proto::SearchRequest {
+            query: "banana bread recipe".into(),
+            top_k: 100,
+            doc_ids: vec![doc.into()],
+            mode: proto::SearchMode::Dense as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        all.passages.iter().any(|p| p.score < 0.0),
+        "no negative cosine: the check proves nothing"
+    );
+    let stored = client
+        .get_document(proto::GetDocumentRequest { id: doc.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    for p in &stored.passages {
+        let c = p.citation.as_ref().unwrap();
+        assert!(
+            all.passages.iter().any(|r| {
+                let r = r.citation.as_ref().unwrap();
+                r.char_start <= c.char_start && c.char_end <= r.char_end
+            }),
+            "passage {}..{} of {doc} missing",
+            c.char_start,
+            c.char_end
+        );
+    }
 }
 
 #[tokio::test]

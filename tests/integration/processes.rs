@@ -517,6 +517,24 @@ fn tokens_from_the_environment_are_read_and_checked() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"));
+
+    // Set but empty: refused, rather than read as "no access control".
+    for empty in [" ", ","] {
+        let output = Command::new(common::wenda_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--models"])
+            .arg(common::models_dir())
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("WENDA_ADMIN_TOKENS", empty)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{empty:?}: {stderr}");
+        assert!(
+            stderr.contains("WENDA_ADMIN_TOKENS") && stderr.contains("holds no token"),
+            "{stderr}"
+        );
+    }
 }
 
 /// Builds an example with this test binary's profile and features and
