@@ -17,6 +17,15 @@ pub mod limits {
     pub const MAX_INGEST_DOCUMENTS: usize = 256;
     pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
     pub const MAX_ID_CHARS: usize = 512;
+    pub const MAX_TITLE_CHARS: usize = 1024;
+    pub const MAX_SOURCE_CHARS: usize = 2048;
+    /// Entries of a search's `languages` and `doc_ids` filters.
+    pub const MAX_FILTER_LANGUAGES: usize = 100;
+    pub const MAX_FILTER_DOC_IDS: usize = 1000;
+    /// Field violations one error reports; the rest are counted.
+    pub const MAX_VIOLATIONS: usize = 20;
+    /// Characters of a bad value an error message repeats.
+    pub const MAX_ECHO_CHARS: usize = 40;
     pub const MAX_DELETE_IDS: usize = 256;
     pub const DEFAULT_PAGE_SIZE: usize = 100;
     pub const MAX_PAGE_SIZE: usize = 1000;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Engine;
-use super::validate::{validate_get, validate_list};
+use super::validate::{echo, validate_get, validate_list};
 use crate::error::{Error, Result};
 use crate::ingest;
 use crate::store::StoredDocument;
@@ -54,7 +54,7 @@ impl Engine {
         let doc = state
             .documents
             .get(id)
-            .ok_or_else(|| Error::NotFound(format!("document {id:?}")))?;
+            .ok_or_else(|| Error::NotFound(format!("document {}", echo(id))))?;
         let passages = doc
             .passage_ids
             .iter()

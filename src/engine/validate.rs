@@ -21,11 +21,22 @@ pub(super) fn validate_search(q: &SearchQuery) -> Result<()> {
             format!("must be at most {}", limits::MAX_TOP_K),
         ));
     }
+    for (field, len, max) in [
+        ("languages", q.languages.len(), limits::MAX_FILTER_LANGUAGES),
+        ("doc_ids", q.doc_ids.len(), limits::MAX_FILTER_DOC_IDS),
+    ] {
+        if len > max {
+            bad.push(FieldViolation::new(
+                field,
+                format!("must hold at most {max} entries"),
+            ));
+        }
+    }
     for (i, l) in q.languages.iter().enumerate() {
         if !lang::is_known_code(l) {
             bad.push(FieldViolation::new(
                 format!("languages[{i}]"),
-                format!("unknown language code {l:?}"),
+                format!("unknown language code {}", echo(l)),
             ));
         }
     }
@@ -40,7 +51,7 @@ pub(super) fn validate_search(q: &SearchQuery) -> Result<()> {
     if !q.query_language.is_empty() && !lang::is_known_code(&q.query_language) {
         bad.push(FieldViolation::new(
             "query_language",
-            format!("unknown language code {:?}", q.query_language),
+            format!("unknown language code {}", echo(&q.query_language)),
         ));
     }
     if !(0.0..=1.0).contains(&q.min_relevance) {
@@ -52,11 +63,7 @@ pub(super) fn validate_search(q: &SearchQuery) -> Result<()> {
     if !q.min_score.is_finite() {
         bad.push(FieldViolation::new("min_score", "must be a finite number"));
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(bad))
-    }
+    verdict(bad)
 }
 
 pub(super) fn validate_embed(texts: &[String]) -> Result<()> {
@@ -80,11 +87,7 @@ pub(super) fn validate_embed(texts: &[String]) -> Result<()> {
             ));
         }
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(bad))
-    }
+    verdict(bad)
 }
 
 fn id_length_ok(id: &str) -> bool {
@@ -118,11 +121,7 @@ pub(super) fn validate_ids(field: &str, ids: &[String], max: usize) -> Result<()
             bad.push(FieldViolation::new(format!("{field}[{i}]"), problem));
         }
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(bad))
-    }
+    verdict(bad)
 }
 
 pub(super) fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
@@ -154,15 +153,22 @@ pub(super) fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
         if !d.language.is_empty() && !lang::is_known_code(&d.language) {
             bad.push(FieldViolation::new(
                 format!("documents[{i}].language"),
-                format!("unknown language code {:?}", d.language),
+                format!("unknown language code {}", echo(&d.language)),
             ));
         }
+        for (field, value, max) in [
+            ("title", &d.title, limits::MAX_TITLE_CHARS),
+            ("source", &d.source, limits::MAX_SOURCE_CHARS),
+        ] {
+            if value.chars().count() > max {
+                bad.push(FieldViolation::new(
+                    format!("documents[{i}].{field}"),
+                    format!("must be at most {max} characters"),
+                ));
+            }
+        }
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(bad))
-    }
+    verdict(bad)
 }
 
 pub(super) fn validate_list(page_size: usize, language: &str) -> Result<()> {
@@ -176,21 +182,46 @@ pub(super) fn validate_list(page_size: usize, language: &str) -> Result<()> {
     if !language.is_empty() && !lang::is_known_code(language) {
         bad.push(FieldViolation::new(
             "language",
-            format!("unknown language code {language:?}"),
+            format!("unknown language code {}", echo(language)),
         ));
     }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(bad))
-    }
+    verdict(bad)
 }
 
 pub(super) fn validate_get(id: &str) -> Result<()> {
-    if id.is_empty() {
-        return Err(Error::invalid("id", "must not be empty"));
+    if !id_length_ok(id) {
+        return Err(Error::invalid("id", id_length_rule()));
     }
     Ok(())
+}
+
+/// A bad value as an error message may repeat it: quoted, and cut to
+/// [`limits::MAX_ECHO_CHARS`] characters, so a huge input cannot make a
+/// huge error.
+pub(super) fn echo(value: &str) -> String {
+    if value.chars().count() <= limits::MAX_ECHO_CHARS {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(limits::MAX_ECHO_CHARS).collect();
+        format!("{head:?}…")
+    }
+}
+
+/// The request's verdict: fine, or its first [`limits::MAX_VIOLATIONS`]
+/// bad fields and a count of the rest.
+fn verdict(mut bad: Vec<FieldViolation>) -> Result<()> {
+    if bad.is_empty() {
+        return Ok(());
+    }
+    if bad.len() > limits::MAX_VIOLATIONS {
+        let more = bad.len() - limits::MAX_VIOLATIONS;
+        bad.truncate(limits::MAX_VIOLATIONS);
+        bad.push(FieldViolation::new(
+            "…",
+            format!("and {more} more bad fields"),
+        ));
+    }
+    Err(Error::InvalidArgument(bad))
 }
 
 #[cfg(test)]
@@ -206,6 +237,43 @@ mod tests {
             Just("xx".to_string()),
             ".{0,4}"
         ]
+    }
+
+    #[test]
+    fn errors_repeat_at_most_a_little_of_a_bad_input() {
+        let q = SearchQuery {
+            query: "x".into(),
+            languages: (0..100)
+                .map(|i| format!("{i}{}", "z".repeat(10_000)))
+                .collect(),
+            ..Default::default()
+        };
+        let Err(Error::InvalidArgument(bad)) = validate_search(&q) else {
+            panic!("accepted")
+        };
+        assert_eq!(bad.len(), limits::MAX_VIOLATIONS + 1);
+        assert_eq!(bad.last().unwrap().description, "and 80 more bad fields");
+        let size: usize = bad
+            .iter()
+            .map(|v| v.field.len() + v.description.len())
+            .sum();
+        assert!(size < 4096, "{size} bytes of error");
+        assert!(validate_get(&"x".repeat(limits::MAX_ID_CHARS + 1)).is_err());
+        assert!(echo(&"y".repeat(1_000_000)).chars().count() <= limits::MAX_ECHO_CHARS + 3);
+    }
+
+    #[test]
+    fn titles_and_sources_are_bounded() {
+        let doc = |title: usize, source: usize| DocumentInput {
+            id: "a".into(),
+            text: "text".into(),
+            title: "t".repeat(title),
+            source: "s".repeat(source),
+            ..Default::default()
+        };
+        assert!(validate_ingest(&[doc(limits::MAX_TITLE_CHARS, limits::MAX_SOURCE_CHARS)]).is_ok());
+        assert!(validate_ingest(&[doc(limits::MAX_TITLE_CHARS + 1, 0)]).is_err());
+        assert!(validate_ingest(&[doc(0, limits::MAX_SOURCE_CHARS + 1)]).is_err());
     }
 
     proptest! {
