@@ -69,12 +69,11 @@ impl Engine {
 
     pub fn info(&self) -> EngineInfo {
         let state = self.read_state();
-        let mut passages_per_language = BTreeMap::new();
-        for p in state.passages.values() {
-            *passages_per_language
-                .entry(p.language.clone())
-                .or_insert(0u64) += 1;
-        }
+        let passages_per_language = state
+            .languages
+            .iter()
+            .map(|(language, n)| (language.clone(), *n as u64))
+            .collect();
         let mut documents_per_language = BTreeMap::new();
         for d in state.documents.values() {
             *documents_per_language

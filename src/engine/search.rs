@@ -1,6 +1,5 @@
 //! Searches and embeddings: read-only, bounded by the in-flight permits.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -92,6 +91,7 @@ impl Engine {
             self.config.fusion,
             self.config.lexical_weight,
         );
+        let dense_floor = dense.last().map_or(0.0, |d| d.score);
         let mut hits: Vec<SearchHit> = Vec::with_capacity(top_k);
         for (position, c) in fused
             .into_iter()
@@ -138,6 +138,7 @@ impl Engine {
             let Some(doc) = state.documents.get(&passage.doc_id) else {
                 continue;
             };
+            let e = &c.explanation;
             hits.push(SearchHit {
                 title: doc.title.clone(),
                 source: doc.source.clone(),
@@ -147,22 +148,21 @@ impl Engine {
                 explanation: query.explain.then(|| c.explanation.clone()),
                 passage: passage.clone(),
                 relevance: 0.0,
-                evidence: Evidence::default(),
+                evidence: Evidence {
+                    // A passage missing from the dense list scores below
+                    // its last entry.
+                    cosine: e.dense_score.unwrap_or(dense_floor),
+                    concepts: 0.0,
+                    both_lists: e.dense_score.is_some() && e.lexical_score.is_some(),
+                },
             });
         }
         hits.truncate(top_k);
-        // A passage missing from the dense list scores below its last entry.
-        let dense_floor = dense.last().map_or(0.0, |d| d.score);
-        let dense_scores: HashMap<u64, f32> = dense.iter().map(|d| (d.id, d.score)).collect();
-        let lexical_ids: HashSet<u64> = lexical.iter().map(|l| l.id).collect();
         for hit in &mut hits {
             hit.highlights = rank::highlights(&hit.passage, &highlight_terms);
-            let id = hit.passage.id;
-            hit.evidence = Evidence {
-                cosine: dense_scores.get(&id).copied().unwrap_or(dense_floor),
-                concepts: state.lexical.concept_coverage(&lexical_query, id),
-                both_lists: dense_scores.contains_key(&id) && lexical_ids.contains(&id),
-            };
+            hit.evidence.concepts = state
+                .lexical
+                .concept_coverage(&lexical_query, hit.passage.id);
             hit.relevance = rank::relevance(&hit.evidence);
         }
         let answerable = hits

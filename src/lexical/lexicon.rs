@@ -500,8 +500,8 @@ pub fn is_unaccented_syllable(word: &str) -> bool {
 pub const ENGLISH_SYLLABLES: &[&str] = &[
     "a", "an", "and", "at", "be", "by", "can", "do", "go", "he", "hi", "in", "is", "it", "me",
     "my", "no", "of", "on", "or", "so", "the", "to", "up", "us", "we", "ban", "bin", "long", "ten",
-    "tin", "then", "than", "this", "that", "thin", "that", "chat", "hot", "lot", "not", "top",
-    "man", "men", "pan", "pen", "sun", "tan", "ton", "van", "cat", "mat", "rat", "sat", "hat",
+    "tin", "then", "than", "this", "that", "thin", "chat", "hot", "lot", "not", "top", "man",
+    "men", "pan", "pen", "sun", "tan", "ton", "van", "cat", "mat", "rat", "sat", "hat",
 ];
 
 #[cfg(test)]

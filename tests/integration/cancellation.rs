@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use wenda::proto::{self, retrieval_client::RetrievalClient};
 
 use crate::common;
-use crate::processes::{ServeProcess, list_documents, wait_serving};
+use crate::processes::{ServeProcess, list_documents, top_lexical_doc, wait_serving};
 
 /// A small xorshift generator: the test's random choices, repeatable.
 struct Rng(u64);
@@ -194,21 +194,9 @@ async fn check(client: &mut RetrievalClient<Channel>, known: &BTreeMap<String, K
         chunks += d.chunks as u64;
         // Findable by the marker only it holds.
         let n = &d.id[2..];
-        let hits = client
-            .search(proto::SearchRequest {
-                query: format!("mk{n}q"),
-                top_k: 1,
-                mode: proto::SearchMode::Lexical as i32,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
         assert_eq!(
-            hits.passages
-                .first()
-                .map(|p| p.citation.as_ref().unwrap().doc_id.as_str()),
-            Some(d.id.as_str()),
+            top_lexical_doc(client, &format!("mk{n}q")).await,
+            Some(d.id.clone()),
             "{} is not findable",
             d.id
         );

@@ -364,6 +364,26 @@ async fn sigkill_during_indexing_leaves_the_old_or_the_new_index_never_a_mix() {
     assert_ne!(new, old);
 }
 
+/// The document of the first passage a lexical search finds.
+pub(crate) async fn top_lexical_doc(
+    client: &mut wenda::proto::retrieval_client::RetrievalClient<tonic::transport::Channel>,
+    query: &str,
+) -> Option<String> {
+    let hits = client
+        .search(wenda::proto::SearchRequest {
+            query: query.into(),
+            top_k: 1,
+            mode: wenda::proto::SearchMode::Lexical as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    hits.passages
+        .first()
+        .map(|p| p.citation.as_ref().unwrap().doc_id.clone())
+}
+
 /// Every document's summary (the tests stay under one page).
 pub(crate) async fn list_documents(
     client: &mut wenda::proto::retrieval_client::RetrievalClient<tonic::transport::Channel>,
@@ -452,19 +472,9 @@ async fn sigkill_during_a_stream_of_ingests_loses_nothing_acknowledged() {
             .unwrap_or_else(|e| panic!("{id} lost: {e}"))
             .into_inner();
         assert_eq!(doc.passages.len() as u32, doc.document.unwrap().chunks);
-        let hits = client
-            .search(proto::SearchRequest {
-                query: format!("marker{n}x"),
-                top_k: 1,
-                mode: proto::SearchMode::Lexical as i32,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
         assert_eq!(
-            hits.passages[0].citation.as_ref().unwrap().doc_id,
-            id,
+            top_lexical_doc(&mut client, &format!("marker{n}x")).await,
+            Some(id.clone()),
             "{id} not searchable"
         );
     }
