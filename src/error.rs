@@ -43,6 +43,9 @@ pub enum Error {
     /// The embedded database failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// The disk holding the store is full: nothing was written.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// The vector index failed or disagrees with the store.
     #[error("index: {0}")]
     Index(String),

@@ -3,7 +3,8 @@
 //! commit, so a crash leaves either the old state or the new one.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -117,52 +118,76 @@ pub struct Snapshot {
 }
 
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` after an I/O error closed the database, until it reopens.
+    /// redb refuses every transaction after one I/O error ("close and
+    /// re-open"), so a full disk would otherwise stop all writes until a
+    /// restart; reopening recovers to the last commit once the disk allows.
+    db: Mutex<Option<Database>>,
 }
 
 impl Store {
     /// Opens (or creates) the database file.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path)
-            .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
-        let txn = db.begin_write()?;
-        {
-            txn.open_table(DOCUMENTS)?;
-            txn.open_table(PASSAGES)?;
-            txn.open_table(VECTORS)?;
-            txn.open_table(META)?;
+        let db = open_database(path).map_err(|err| describe(err, path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            db: Mutex::new(Some(db)),
+        })
+    }
+
+    /// Runs `work` on the open database, reopening it first if an I/O error
+    /// closed it. An I/O error in `work` closes the database (and tries to
+    /// reopen it at once) and is logged with its cause.
+    fn with_db<T>(&self, work: impl FnOnce(&Database) -> Result<T, Failure>) -> Result<T> {
+        let mut db = self.lock();
+        if db.is_none() {
+            let reopened = open_database(&self.path).map_err(|err| describe(err, &self.path))?;
+            tracing::info!(path = %self.path.display(), "the store is reopened");
+            *db = Some(reopened);
         }
-        txn.commit()?;
-        Ok(Self { db })
+        let Some(open) = db.as_ref() else {
+            unreachable!("opened above")
+        };
+        match work(open) {
+            Ok(value) => Ok(value),
+            Err(Failure::Refused(err)) => Err(err),
+            Err(Failure::Db(err)) => {
+                if matches!(err, redb::Error::Io(_) | redb::Error::PreviousIo) {
+                    tracing::error!(path = %self.path.display(), %err, "the store failed to write; closing and reopening it");
+                    *db = None;
+                    match open_database(&self.path) {
+                        Ok(reopened) => *db = Some(reopened),
+                        Err(reopen) => {
+                            tracing::error!(%reopen, "the store stays closed until a write can reopen it")
+                        }
+                    }
+                }
+                Err(describe(err, &self.path))
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Database>> {
+        // The guarded value is only replaced whole, never left half-changed.
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The store's generation, read from the database.
+    pub fn generation(&self) -> Result<u64> {
+        self.with_db(|db| {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            Ok(meta
+                .get(META_GENERATION)?
+                .and_then(|v| v.value().parse().ok())
+                .unwrap_or(0))
+        })
     }
 
     /// Reads everything.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| Error::Storage(e.to_string()))?;
-        let mut snap = Snapshot::default();
-        for row in txn.open_table(DOCUMENTS)?.iter()? {
-            let (_, value) = row?;
-            snap.documents.push(decode(value.value())?);
-        }
-        let vectors = txn.open_table(VECTORS)?;
-        for row in txn.open_table(PASSAGES)?.iter()? {
-            let (key, value) = row?;
-            let passage: StoredPassage = decode(value.value())?;
-            let vector = vectors
-                .get(key.value())?
-                .map(|v| bytes_to_vector(v.value()))
-                .ok_or_else(|| Error::Storage(format!("passage {} has no vector", key.value())))?;
-            snap.passages.push((passage, vector));
-        }
-        for row in txn.open_table(META)?.iter()? {
-            let (k, v) = row?;
-            snap.meta
-                .insert(k.value().to_string(), v.value().to_string());
-        }
-        Ok(snap)
+        self.with_db(read_all)
     }
 
     /// Applies a batch in one durable transaction and returns the new
@@ -175,70 +200,159 @@ impl Store {
     /// document's passage ids. Overwriting a stored passage is refused, and
     /// the transaction with it.
     pub fn write(&self, batch: &mut WriteBatch) -> Result<Committed> {
-        let txn = self.db.begin_write()?;
-        let committed;
-        {
-            let mut documents = txn.open_table(DOCUMENTS)?;
-            let mut passages = txn.open_table(PASSAGES)?;
-            let mut vectors = txn.open_table(VECTORS)?;
-            let mut meta = txn.open_table(META)?;
-            let counter = |meta: &redb::Table<&str, &str>, key: &str| -> Result<Option<u64>> {
-                Ok(meta.get(key)?.and_then(|v| v.value().parse().ok()))
-            };
-            let after_last = passages.last()?.map_or(1, |(k, _)| k.value() + 1);
-            let mut next_id = counter(&meta, META_NEXT_ID)?.unwrap_or(1).max(after_last);
-            committed = Committed {
-                generation: counter(&meta, META_GENERATION)?.unwrap_or(0) + 1,
-            };
-            for (doc, rows) in &mut batch.put {
-                doc.passage_ids.clear();
-                for (passage, _) in rows {
-                    passage.id = next_id;
-                    passage.doc_id.clone_from(&doc.id);
-                    doc.passage_ids.push(next_id);
-                    next_id += 1;
-                }
-            }
-            if batch.clear_passages {
-                passages.retain(|_, _| false)?;
-                vectors.retain(|_, _| false)?;
-            }
-            let replaced = batch.put.iter().map(|(d, _)| d.id.clone());
-            for id in batch.delete.iter().cloned().chain(replaced) {
-                let old = documents
-                    .remove(id.as_str())?
-                    .map(|v| decode::<StoredDocument>(v.value()))
-                    .transpose()?;
-                for pid in old.map(|d| d.passage_ids).unwrap_or_default() {
-                    passages.remove(pid)?;
-                    vectors.remove(pid)?;
-                }
-            }
-            for (doc, chunks) in &batch.put {
-                documents.insert(doc.id.as_str(), encode(doc)?.as_slice())?;
-                for (passage, vector) in chunks {
-                    // Dropping `txn` uncommitted aborts the whole write.
-                    if passages
-                        .insert(passage.id, encode(passage)?.as_slice())?
-                        .is_some()
-                    {
-                        return Err(Error::Storage(format!(
-                            "passage id {} is already taken; the write was aborted",
-                            passage.id
-                        )));
-                    }
-                    vectors.insert(passage.id, vector_to_bytes(vector).as_slice())?;
-                }
-            }
-            for (k, v) in &batch.meta {
-                meta.insert(k.as_str(), v.as_str())?;
-            }
-            meta.insert(META_NEXT_ID, next_id.to_string().as_str())?;
-            meta.insert(META_GENERATION, committed.generation.to_string().as_str())?;
-        }
-        txn.commit()?;
-        Ok(committed)
+        self.with_db(|db| write_batch(db, batch))
     }
+}
+
+/// Why a store operation failed: the database (which may need reopening),
+/// or a refusal of ours.
+enum Failure {
+    Db(redb::Error),
+    Refused(Error),
+}
+
+impl<E: Into<redb::Error>> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Self::Db(err.into())
+    }
+}
+
+/// The crate error for a database failure: a full disk is
+/// RESOURCE_EXHAUSTED and other I/O errors UNAVAILABLE (both worth a retry
+/// once the operator has acted; nothing was written), the rest a storage
+/// failure.
+fn describe(err: redb::Error, path: &Path) -> Error {
+    let message = format!("{}: {err}", path.display());
+    match &err {
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            Error::StorageFull(message)
+        }
+        redb::Error::Io(_) | redb::Error::PreviousIo => Error::Unavailable(message),
+        _ => Error::Storage(message),
+    }
+}
+
+/// Opens (or creates) the database and its tables.
+fn open_database(path: &Path) -> Result<Database, redb::Error> {
+    let db = Database::create(path)?;
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(DOCUMENTS)?;
+        txn.open_table(PASSAGES)?;
+        txn.open_table(VECTORS)?;
+        txn.open_table(META)?;
+    }
+    txn.commit()?;
+    Ok(db)
+}
+
+fn read_all(db: &Database) -> Result<Snapshot, Failure> {
+    let txn = db.begin_read()?;
+    let mut snap = Snapshot::default();
+    for row in txn.open_table(DOCUMENTS)?.iter()? {
+        let (_, value) = row?;
+        snap.documents
+            .push(decode(value.value()).map_err(Failure::Refused)?);
+    }
+    let vectors = txn.open_table(VECTORS)?;
+    for row in txn.open_table(PASSAGES)?.iter()? {
+        let (key, value) = row?;
+        let passage: StoredPassage = decode(value.value()).map_err(Failure::Refused)?;
+        let vector = vectors
+            .get(key.value())?
+            .map(|v| bytes_to_vector(v.value()))
+            .ok_or_else(|| {
+                Failure::Refused(Error::Storage(format!(
+                    "passage {} has no vector",
+                    key.value()
+                )))
+            })?;
+        snap.passages.push((passage, vector));
+    }
+    for row in txn.open_table(META)?.iter()? {
+        let (k, v) = row?;
+        snap.meta
+            .insert(k.value().to_string(), v.value().to_string());
+    }
+    Ok(snap)
+}
+
+fn write_batch(db: &Database, batch: &mut WriteBatch) -> Result<Committed, Failure> {
+    let txn = db.begin_write()?;
+    let committed;
+    {
+        let mut documents = txn.open_table(DOCUMENTS)?;
+        let mut passages = txn.open_table(PASSAGES)?;
+        let mut vectors = txn.open_table(VECTORS)?;
+        let mut meta = txn.open_table(META)?;
+        let counter = |meta: &redb::Table<&str, &str>, key: &str| -> Result<Option<u64>, Failure> {
+            Ok(meta.get(key)?.and_then(|v| v.value().parse().ok()))
+        };
+        let after_last = passages.last()?.map_or(1, |(k, _)| k.value() + 1);
+        let mut next_id = counter(&meta, META_NEXT_ID)?.unwrap_or(1).max(after_last);
+        committed = Committed {
+            generation: counter(&meta, META_GENERATION)?.unwrap_or(0) + 1,
+        };
+        for (doc, rows) in &mut batch.put {
+            doc.passage_ids.clear();
+            for (passage, _) in rows {
+                passage.id = next_id;
+                passage.doc_id.clone_from(&doc.id);
+                doc.passage_ids.push(next_id);
+                next_id += 1;
+            }
+        }
+        if batch.clear_passages {
+            passages.retain(|_, _| false)?;
+            vectors.retain(|_, _| false)?;
+        }
+        let replaced = batch.put.iter().map(|(d, _)| d.id.clone());
+        for id in batch.delete.iter().cloned().chain(replaced) {
+            let old = documents
+                .remove(id.as_str())?
+                .map(|v| decode::<StoredDocument>(v.value()))
+                .transpose()
+                .map_err(Failure::Refused)?;
+            for pid in old.map(|d| d.passage_ids).unwrap_or_default() {
+                passages.remove(pid)?;
+                vectors.remove(pid)?;
+            }
+        }
+        for (doc, chunks) in &batch.put {
+            documents.insert(
+                doc.id.as_str(),
+                encode(doc).map_err(Failure::Refused)?.as_slice(),
+            )?;
+            for (passage, vector) in chunks {
+                // Dropping `txn` uncommitted aborts the whole write.
+                if passages
+                    .insert(
+                        passage.id,
+                        encode(passage).map_err(Failure::Refused)?.as_slice(),
+                    )?
+                    .is_some()
+                {
+                    return Err(Failure::Refused(Error::Storage(format!(
+                        "passage id {} is already taken; the write was aborted",
+                        passage.id
+                    ))));
+                }
+                vectors.insert(passage.id, vector_to_bytes(vector).as_slice())?;
+            }
+        }
+        for (k, v) in &batch.meta {
+            meta.insert(k.as_str(), v.as_str())?;
+        }
+        meta.insert(META_NEXT_ID, next_id.to_string().as_str())?;
+        meta.insert(META_GENERATION, committed.generation.to_string().as_str())?;
+    }
+    txn.commit()?;
+    Ok(committed)
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -358,12 +472,14 @@ mod tests {
 
         // A counter that lags the passages (as one written by an older
         // wenda could) does not make the next write reuse an id.
-        let txn = store.db.begin_write().unwrap();
+        let db = store.lock();
+        let txn = db.as_ref().unwrap().begin_write().unwrap();
         txn.open_table(META)
             .unwrap()
             .insert(META_NEXT_ID, "1")
             .unwrap();
         txn.commit().unwrap();
+        drop(db);
         let mut c = one_passage("c");
         store.write(&mut c).unwrap();
         assert_eq!(c.put[0].0.passage_ids, vec![3]);

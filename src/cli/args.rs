@@ -148,6 +148,12 @@ pub struct EngineArgs {
     /// response to be `answerable`.
     #[arg(long, env = "WENDA_ANSWER_THRESHOLD", default_value_t = crate::rank::DEFAULT_ANSWER_THRESHOLD)]
     pub answer_threshold: f32,
+    /// Start even when wenda.redb disagrees with the manifest (lost,
+    /// truncated or replaced), serving the store as it is, and drop
+    /// documents whose text fails its content hash. Without it either
+    /// stops start-up with an error.
+    #[arg(long, env = "WENDA_RECOVER", action = clap::ArgAction::SetTrue)]
+    pub recover: bool,
 }
 
 impl EngineArgs {
@@ -209,6 +215,7 @@ impl EngineArgs {
         c.query_cache = self.query_cache;
         c.overlap = self.overlap;
         c.answer_threshold = self.answer_threshold;
+        c.recover = self.recover;
         c
     }
 }

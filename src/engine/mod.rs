@@ -64,6 +64,10 @@ pub struct EngineConfig {
     pub overlap: rank::Overlap,
     /// The relevance a response's first passage needs to be answerable.
     pub answer_threshold: f32,
+    /// Serve the store as it is when it disagrees with the manifest, and
+    /// drop documents whose text fails its content hash, instead of
+    /// refusing to start.
+    pub recover: bool,
 }
 
 impl EngineConfig {
@@ -81,6 +85,7 @@ impl EngineConfig {
             query_cache: DEFAULT_QUERY_CACHE,
             overlap: rank::Overlap::default(),
             answer_threshold: rank::DEFAULT_ANSWER_THRESHOLD,
+            recover: false,
         }
     }
 }
@@ -112,16 +117,13 @@ impl Engine {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Io(format!("{}: {e}", config.data_dir.display())))?;
         let db_path = config.data_dir.join("wenda.redb");
-        let (store, snapshot) = blocking(move || -> Result<_> {
-            let store = Store::open(&db_path)?;
-            let snapshot = store.snapshot()?;
-            Ok((store, snapshot))
-        })
-        .await??;
+        let manifest = Manifest::read(&config.data_dir);
+        let (checked, recover) = (manifest.clone(), config.recover);
+        let (store, snapshot) =
+            blocking(move || open_checked(&db_path, checked.as_ref(), recover)).await??;
         let layout = layout_fingerprint(&embedder, &config.chunk);
         let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout)
             && !snapshot.documents.is_empty();
-        let manifest = Manifest::read(&config.data_dir);
         let dimension = embedder.manifest().dimension;
         let mut state = match State::load(&config, dimension, snapshot, manifest.clone()) {
             Ok(state) => state,
@@ -179,6 +181,60 @@ impl Engine {
             ))
         })
     }
+}
+
+/// Opens the store and reads it, refusing a store that disagrees with its
+/// manifest or holds a document whose text fails its content hash (with
+/// `recover`: serving the store as it is, without those documents).
+fn open_checked(
+    db_path: &std::path::Path,
+    manifest: Option<&Manifest>,
+    recover: bool,
+) -> Result<(Store, crate::store::Snapshot)> {
+    // redb takes an empty file for a new database; with a manifest beside
+    // it that is a lost database, and the agreement check says so.
+    let empty_file = std::fs::metadata(db_path).is_ok_and(|m| m.len() == 0);
+    let store = Store::open(db_path)?;
+    let mut snapshot = store.snapshot()?;
+    if let Some(manifest) = manifest {
+        match persist::check_agreement(manifest, &snapshot) {
+            Ok(()) => {}
+            Err(err) if recover => {
+                tracing::warn!(%err, "--recover: serving the store as it is");
+            }
+            Err(err) if empty_file => {
+                return Err(Error::Storage(format!(
+                    "{} is empty (0 bytes); {err}",
+                    db_path.display()
+                )));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let altered = persist::altered_documents(&snapshot);
+    if !altered.is_empty() {
+        let listed = altered
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !recover {
+            return Err(Error::Storage(format!(
+                "{} documents ({listed}) do not match their content hash: wenda.redb was \
+                 changed by something other than wenda. Restore it from a backup, or start \
+                 with --recover to drop those documents",
+                altered.len()
+            )));
+        }
+        tracing::warn!(count = altered.len(), documents = %listed, "--recover: dropping documents that fail their content hash");
+        store.write(&mut crate::store::WriteBatch {
+            delete: altered,
+            ..Default::default()
+        })?;
+        snapshot = store.snapshot()?;
+    }
+    Ok((store, snapshot))
 }
 
 /// Runs blocking work off the async runtime. Once started it runs to the

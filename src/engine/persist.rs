@@ -17,6 +17,7 @@ use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::index::HnswDump;
 use crate::ingest::{self, ChunkConfig};
+use crate::store::{META_GENERATION, Snapshot, StoredDocument};
 
 pub const FILE_NAME: &str = "manifest.json";
 
@@ -42,8 +43,21 @@ pub struct Manifest {
 impl Manifest {
     pub fn read(data_dir: &Path) -> Option<Self> {
         let text = std::fs::read_to_string(data_dir.join(FILE_NAME)).ok()?;
-        match serde_json::from_str(&text) {
-            Ok(m) => Some(m),
+        match serde_json::from_str::<Self>(&text) {
+            Ok(mut m) => {
+                // Names in a data file never lead out of the data directory:
+                // a dump named by a path is not opened (the graph is built
+                // from the store instead).
+                if let Some(dump) = m.hnsw.as_ref().filter(|d| !d.names_are_plain()) {
+                    tracing::warn!(
+                        dir = %dump.dir,
+                        basename = %dump.basename,
+                        "the manifest names a graph dump outside the data directory; ignoring the dump"
+                    );
+                    m.hnsw = None;
+                }
+                Some(m)
+            }
             Err(err) => {
                 // A stale or foreign manifest only costs a rebuild of the index.
                 tracing::warn!(%err, "ignoring unreadable manifest");
@@ -56,6 +70,69 @@ impl Manifest {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Storage(e.to_string()))?;
         write_atomic(&data_dir.join(FILE_NAME), &bytes)
     }
+}
+
+/// The store's generation: the number of writes ever committed to it.
+pub(super) fn store_generation(snapshot: &Snapshot) -> u64 {
+    snapshot
+        .meta
+        .get(META_GENERATION)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// SHA-256 over the sorted (id, content hash) pairs of `documents`.
+fn corpus_fingerprint<'a>(documents: impl Iterator<Item = &'a StoredDocument>) -> String {
+    let mut ids: Vec<(&String, &String)> = documents.map(|d| (&d.id, &d.content_hash)).collect();
+    ids.sort();
+    let mut corpus = Sha256::new();
+    for (id, hash) in ids {
+        corpus.update(id.as_bytes());
+        corpus.update([0u8]);
+        corpus.update(hash.as_bytes());
+    }
+    hex::encode(corpus.finalize())
+}
+
+/// Checks that the store is the one the manifest was written for. The
+/// manifest is written after every commit, so it may lag the store by one
+/// write (a crash between the two), but never lead it: a store behind its
+/// manifest, or a different store at the same generation, was lost,
+/// truncated or replaced, and serving it would silently drop what clients
+/// were told is stored.
+pub(super) fn check_agreement(manifest: &Manifest, snapshot: &Snapshot) -> Result<()> {
+    let generation = store_generation(snapshot);
+    let problem = if generation < manifest.generation {
+        format!("the store is at generation {generation}, behind the manifest")
+    } else if generation == manifest.generation
+        && (snapshot.documents.len() != manifest.documents
+            || corpus_fingerprint(snapshot.documents.iter()) != manifest.corpus_fingerprint)
+    {
+        format!(
+            "the store at generation {generation} holds other documents than the manifest lists"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::Storage(format!(
+        "{problem}: the manifest describes generation {} with {} documents, the store holds {} \
+         documents; wenda.redb was lost, truncated or replaced. Restore it from a backup, or \
+         start with --recover to serve the store as it is",
+        manifest.generation,
+        manifest.documents,
+        snapshot.documents.len()
+    )))
+}
+
+/// Documents whose text no longer matches their content hash: changed in
+/// the database file by something other than wenda.
+pub(super) fn altered_documents(snapshot: &Snapshot) -> Vec<String> {
+    snapshot
+        .documents
+        .iter()
+        .filter(|d| ingest::content_hash(&d.text) != d.content_hash)
+        .map(|d| d.id.clone())
+        .collect()
 }
 
 /// Writes a file so readers see the old or the new contents, never a mix.
@@ -138,18 +215,6 @@ pub(super) fn persist_manifest(
             None
         }
     };
-    let mut ids: Vec<(&String, &String)> = state
-        .documents
-        .values()
-        .map(|d| (&d.id, &d.content_hash))
-        .collect();
-    ids.sort();
-    let mut corpus = Sha256::new();
-    for (id, hash) in ids {
-        corpus.update(id.as_bytes());
-        corpus.update([0u8]);
-        corpus.update(hash.as_bytes());
-    }
     Manifest {
         format: 1,
         model: embedder.manifest().name.clone(),
@@ -157,7 +222,7 @@ pub(super) fn persist_manifest(
         chunker_version: ingest::CHUNKER_VERSION.to_string(),
         chunk_tokens: config.chunk.max_tokens,
         chunk_overlap: config.chunk.overlap_tokens,
-        corpus_fingerprint: hex::encode(corpus.finalize()),
+        corpus_fingerprint: corpus_fingerprint(state.documents.values()),
         generation: state.generation,
         documents: state.documents.len(),
         passages: state.passages.len(),
@@ -220,5 +285,55 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
         std::fs::write(dir.path().join(FILE_NAME), "{ garbage").unwrap();
         assert!(Manifest::read(dir.path()).is_none());
+    }
+
+    /// A manifest naming a dump outside the data directory (`../elsewhere`,
+    /// an absolute path, a nested file) is read without its dump, so
+    /// nothing outside the data directory is opened.
+    #[test]
+    fn dump_paths_never_lead_outside_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let dump = HnswDump {
+            dir: "hnsw-g1".into(),
+            basename: "index".into(),
+            unreachable: vec![],
+            files: vec![DumpFile {
+                name: "index.usearch".into(),
+                bytes: 1,
+                crc32: 1,
+            }],
+            vectors_crc32: Some(1),
+        };
+        let manifest = |dump: HnswDump| Manifest {
+            format: 1,
+            model: "m".into(),
+            model_fingerprint: "f".into(),
+            chunker_version: "c".into(),
+            chunk_tokens: 160,
+            chunk_overlap: 48,
+            corpus_fingerprint: "x".into(),
+            generation: 1,
+            documents: 1,
+            passages: 1,
+            index_kind: "hnsw".into(),
+            hnsw: Some(dump),
+        };
+        manifest(dump.clone()).write(dir.path()).unwrap();
+        assert!(Manifest::read(dir.path()).unwrap().hnsw.is_some());
+        let bad: [fn(&mut HnswDump); 5] = [
+            |d| d.dir = "../elsewhere".into(),
+            |d| d.dir = "/tmp/elsewhere".into(),
+            |d| d.dir = "hnsw-g1/../../x".into(),
+            |d| d.basename = "../index".into(),
+            |d| d.files[0].name = "sub/index.usearch".into(),
+        ];
+        for change in bad {
+            let mut d = dump.clone();
+            change(&mut d);
+            manifest(d.clone()).write(dir.path()).unwrap();
+            let read = Manifest::read(dir.path()).unwrap();
+            assert_eq!(read.hnsw, None, "{d:?}");
+            assert_eq!(read.generation, 1);
+        }
     }
 }

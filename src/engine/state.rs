@@ -103,11 +103,7 @@ impl State {
         manifest: Option<Manifest>,
     ) -> Result<State> {
         let started = Instant::now();
-        let generation: u64 = snapshot
-            .meta
-            .get(crate::store::META_GENERATION)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let generation = super::persist::store_generation(&snapshot);
         // A dump is trusted only for the generation it was written for.
         let dump = manifest
             .filter(|m| m.generation == generation)

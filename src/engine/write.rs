@@ -335,8 +335,35 @@ struct Commit {
 impl Commit {
     /// Commits `batch` durably, then brings the in-memory state up to it.
     fn run(&self, mut batch: WriteBatch) -> Result<()> {
-        let committed = self.store.write(&mut batch)?;
+        let committed = match self.store.write(&mut batch) {
+            Ok(committed) => committed,
+            Err(err) => {
+                // A write that failed on I/O may still have reached the disk
+                // (an fsync that failed after the data was written): if the
+                // reopened store moved on, the next write reloads it.
+                if let Ok(stored) = self.store.generation()
+                    && stored != self.read_state().generation
+                {
+                    tracing::warn!(
+                        stored,
+                        "a failed write reached the store; the next write reloads"
+                    );
+                    write_lock(&self.state).behind_store = true;
+                }
+                return Err(err);
+            }
+        };
         self.update_state(batch, committed.generation)
+    }
+
+    /// Writes the manifest for the current state. It only describes the
+    /// store (a missing or older one costs a graph rebuild at start-up), so
+    /// failing to write it, on a full disk say, does not fail a committed
+    /// write.
+    fn describe_state(&self) {
+        if let Err(err) = persist_manifest(&self.config, &self.embedder, &self.read_state()) {
+            tracing::warn!(%err, "the manifest was not updated; the next start rebuilds the graph");
+        }
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
@@ -365,10 +392,12 @@ impl Commit {
                 state.generation = generation;
                 publish_gauges(&state.passages, state.documents.values());
                 applied
-            }
-            .and_then(|()| persist_manifest(&self.config, &self.embedder, &self.read_state()));
+            };
             match applied {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.describe_state();
+                    return Ok(());
+                }
                 // The store has the write; a full reload brings memory up to it.
                 Err(err) => {
                     tracing::warn!(%err, "in-place index update failed; reloading the index")
@@ -393,8 +422,8 @@ impl Commit {
             None,
         )?;
         fresh.rebuilds = rebuilds + 1;
-        persist_manifest(&self.config, &self.embedder, &fresh)?;
         *write_lock(&self.state) = fresh;
+        self.describe_state();
         Ok(())
     }
 }

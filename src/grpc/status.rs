@@ -18,7 +18,9 @@ impl From<Error> for tonic::Status {
                 tonic::Status::with_error_details(tonic::Code::InvalidArgument, message, details)
             }
             Error::NotFound(_) => tonic::Status::not_found(message),
-            Error::Overloaded(_) => tonic::Status::resource_exhausted(message),
+            Error::Overloaded(_) | Error::StorageFull(_) => {
+                tonic::Status::resource_exhausted(message)
+            }
             Error::Unavailable(_) => tonic::Status::unavailable(message),
             Error::Unauthenticated(_) => tonic::Status::unauthenticated(message),
             Error::PermissionDenied(_) => tonic::Status::permission_denied(message),
@@ -58,6 +60,10 @@ mod tests {
         );
         assert_eq!(code(Error::Internal("x".into())), tonic::Code::Internal);
         assert_eq!(code(Error::Storage("x".into())), tonic::Code::Internal);
+        assert_eq!(
+            code(Error::StorageFull("x".into())),
+            tonic::Code::ResourceExhausted
+        );
         assert_eq!(
             code(Error::Unauthenticated("x".into())),
             tonic::Code::Unauthenticated

@@ -2,7 +2,7 @@
 //! lengths and CRC-32s, and a CRC-32 over the vectors it holds, so a restart
 //! trusts a dump only for exactly the vectors the store holds.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,27 @@ pub struct HnswDump {
     /// rebuilt.
     #[serde(default)]
     pub vectors_crc32: Option<u32>,
+}
+
+impl HnswDump {
+    /// Whether every name the dump gives is one plain file name inside its
+    /// folder, and the folder one inside the data directory: a manifest is
+    /// data, and data never leads outside the data directory.
+    pub fn names_are_plain(&self) -> bool {
+        [&self.dir, &self.basename]
+            .into_iter()
+            .chain(self.files.iter().map(|f| &f.name))
+            .all(|name| is_plain_name(name))
+    }
+}
+
+/// Whether `name` is one plain file name: no separator, no `..`, not absolute.
+fn is_plain_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(Component::Normal(_)), None)
+    )
 }
 
 /// One file of an [`HnswDump`].

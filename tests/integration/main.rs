@@ -8,6 +8,7 @@ mod deploy;
 mod embeddings;
 mod grpc;
 mod ingest;
+mod integrity;
 #[cfg(feature = "otel")]
 mod otel;
 mod processes;
