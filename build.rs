@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("wenda_descriptor.bin"))
+        // prost's codec, with undecodable requests as INVALID_ARGUMENT.
+        .codec_path("crate::grpc::codec::Codec")
         .compile_protos(&["proto/wenda/v1/wenda.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

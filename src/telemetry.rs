@@ -171,6 +171,45 @@ mod otel {
     }
 }
 
+/// Lets a repeated log line through at most once per period, counting the
+/// ones it held back, so a flood (refused connections, undecodable
+/// requests) cannot flood the log as well.
+#[derive(Debug)]
+pub struct Throttle {
+    period: std::time::Duration,
+    /// When a line last went through, and how many were held back since.
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl Throttle {
+    pub const fn new(period: std::time::Duration) -> Self {
+        Self {
+            period,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(held back since the last line)` when a line may go out now.
+    pub fn ready(&self) -> Option<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        match state.0 {
+            Some(last) if now.duration_since(last) < self.period => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                let held = std::mem::take(&mut state.1);
+                state.0 = Some(now);
+                Some(held)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

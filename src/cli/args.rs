@@ -242,6 +242,14 @@ pub struct ServeArgs {
     /// CA certificate (PEM) client certificates must chain to (mutual TLS).
     #[arg(long, env = "WENDA_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Connections open at once; more are closed as they arrive, with a
+    /// log line. Lowered at start-up if the open-file limit cannot hold it.
+    #[arg(long, env = "WENDA_MAX_CONNECTIONS", default_value_t = crate::grpc::connections::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a connection may stay idle (no bytes either way, no call in
+    /// flight) before it is closed.
+    #[arg(long, env = "WENDA_IDLE_TIMEOUT", default_value_t = crate::grpc::connections::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
     #[command(flatten)]
     pub engine: EngineArgs,
 }

@@ -154,7 +154,24 @@ fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::grpc::ServeOptions> 
         }
         (None, None) => None,
     };
-    Ok(crate::grpc::ServeOptions { tokens, tls })
+    anyhow::ensure!(
+        args.max_connections > 0,
+        "--max-connections must be at least 1"
+    );
+    anyhow::ensure!(
+        args.idle_timeout > 0,
+        "--idle-timeout must be at least 1 second"
+    );
+    let limits = crate::grpc::connections::ConnectionLimits {
+        max_connections: args.max_connections,
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+    }
+    .fit_to_fd_limit()?;
+    Ok(crate::grpc::ServeOptions {
+        tokens,
+        tls,
+        limits,
+    })
 }
 
 /// `wenda index`: syncs the corpus into the data directory and prints a summary.

@@ -130,14 +130,14 @@ impl Tokens {
         granted
     }
 
-    /// Checks the `authorization: Bearer TOKEN` metadata of a request.
-    pub fn authorize(&self, metadata: &tonic::metadata::MetadataMap, needed: Role) -> Result<()> {
+    /// Checks the `authorization: Bearer TOKEN` header of a request.
+    pub fn authorize(&self, headers: &tonic::codegen::http::HeaderMap, needed: Role) -> Result<()> {
         if !self.is_enabled() {
             return Ok(());
         }
         // The scheme is case-insensitive (RFC 7235): "Bearer", "bearer",
         // "BEARER".
-        let presented = metadata
+        let presented = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim_start().split_once(' '))
@@ -165,8 +165,8 @@ fn bad_line(n: usize) -> Error {
 mod tests {
     use super::*;
 
-    fn metadata(value: &str) -> tonic::metadata::MetadataMap {
-        let mut m = tonic::metadata::MetadataMap::new();
+    fn metadata(value: &str) -> tonic::codegen::http::HeaderMap {
+        let mut m = tonic::codegen::http::HeaderMap::new();
         m.insert("authorization", value.parse().unwrap());
         m
     }
@@ -205,7 +205,7 @@ mod tests {
             Err(Error::Unauthenticated(_))
         ));
         assert!(matches!(
-            tokens.authorize(&tonic::metadata::MetadataMap::new(), Role::Read),
+            tokens.authorize(&tonic::codegen::http::HeaderMap::new(), Role::Read),
             Err(Error::Unauthenticated(_))
         ));
     }
@@ -214,7 +214,7 @@ mod tests {
     fn off_without_tokens_and_bad_files_are_rejected() {
         assert!(
             Tokens::default()
-                .authorize(&tonic::metadata::MetadataMap::new(), Role::Admin)
+                .authorize(&tonic::codegen::http::HeaderMap::new(), Role::Admin)
                 .is_ok()
         );
         assert!(Tokens::parse("root 0123456789abcdef0123").is_err());

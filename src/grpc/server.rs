@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tracing::info;
 
+use super::admission::{Admission, MAX_INGEST_MESSAGE_BYTES};
 use super::auth::Tokens;
+use super::connections::{ConnectionLimits, Incoming};
 use super::service::RetrievalService;
 use crate::engine::Engine;
 use crate::proto;
@@ -20,8 +21,14 @@ use crate::proto::retrieval_server::RetrievalServer;
 /// The service name health checks and reflection report.
 pub const SERVICE_NAME: &str = "wenda.v1.Retrieval";
 
-/// Largest request or response message: room for a batch of large documents.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest response message (a page of documents, a whole document).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Calls open at once on one connection (HTTP/2 streams). Every call may
+/// hold a response its client is not reading: this, the connection cap
+/// and the idle timeout bound that memory.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+/// Largest header block a client may send.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 /// How long shutdown waits for requests in flight and open connections.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -44,11 +51,12 @@ impl std::fmt::Debug for TlsOptions {
     }
 }
 
-/// Access control and transport security.
+/// Access control, transport security and connection limits.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     pub tokens: Tokens,
     pub tls: Option<TlsOptions>,
+    pub limits: ConnectionLimits,
 }
 
 /// Serves `listener` until `shutdown` completes. Starts answering at once:
@@ -76,12 +84,14 @@ pub async fn run(
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let (engine_tx, engine_rx) = watch::channel::<Option<Arc<Engine>>>(None);
-    let retrieval = RetrievalServer::new(RetrievalService::loading(
-        engine_rx,
+    // The per-method bounds (smaller for reads) are admission's, checked
+    // before the decoder reserves room for a message.
+    let retrieval = Admission::new(
+        RetrievalServer::new(RetrievalService::loading(engine_rx))
+            .max_decoding_message_size(MAX_INGEST_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES),
         Arc::new(options.tokens),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    );
 
     let addr = listener.local_addr()?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -95,6 +105,15 @@ pub async fn run(
         builder = builder.tls_config(config)?;
     }
     let server = builder
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        // HTTP/2's own default (16 KiB), stated: the largest frame a peer
+        // may send. Flow-control windows stay at their fixed defaults
+        // rather than adaptive ones, so what a client can make the server
+        // buffer does not grow with the link.
+        .max_frame_size(16 * 1024)
+        // Rapid reset (CVE-2023-44487): streams reset before they are served.
+        .http2_max_pending_accept_reset_streams(Some(32))
         .trace_fn(|req| {
             // A caller's x-request-id is kept so logs join across services.
             let request_id = req
@@ -109,15 +128,9 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(retrieval)
-        // TCP_NODELAY: a small reply otherwise waits for the client's delayed
-        // ACK (Nagle) on every unary call (BENCHMARKS.md, "Figures behind
-        // the code").
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            },
-        );
+        .serve_with_incoming_shutdown(Incoming::new(listener, options.limits), async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        });
     info!(%addr, "listening");
 
     let lifecycle = async move {

@@ -1,13 +1,13 @@
-//! The `wenda.v1.Retrieval` service: each RPC checks the caller's token,
-//! converts its request, calls the engine, and converts the result back. No
-//! business logic lives here.
+//! The `wenda.v1.Retrieval` service: each RPC converts its request, calls
+//! the engine, and converts the result back (the caller's token was checked
+//! by `admission` before the request was read). No business logic lives
+//! here.
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use super::auth::{Role, Tokens};
 use super::convert;
 use crate::engine::Engine;
 use crate::error::Error;
@@ -17,18 +17,16 @@ use crate::proto::retrieval_server::Retrieval;
 /// Serves `wenda.v1.Retrieval` over an [`Engine`], once it is loaded.
 pub struct RetrievalService {
     engine: watch::Receiver<Option<Arc<Engine>>>,
-    tokens: Arc<Tokens>,
 }
 
 impl RetrievalService {
     /// A service that answers UNAVAILABLE until the channel holds an engine.
-    pub fn loading(engine: watch::Receiver<Option<Arc<Engine>>>, tokens: Arc<Tokens>) -> Self {
-        Self { engine, tokens }
+    pub fn loading(engine: watch::Receiver<Option<Arc<Engine>>>) -> Self {
+        Self { engine }
     }
 
-    /// Checks the caller's token, then returns the engine.
-    fn engine<T>(&self, request: &Request<T>, needed: Role) -> Result<Arc<Engine>, Status> {
-        self.tokens.authorize(request.metadata(), needed)?;
+    /// The engine, once loaded.
+    fn engine(&self) -> Result<Arc<Engine>, Status> {
         self.engine
             .borrow()
             .clone()
@@ -42,7 +40,7 @@ impl RetrievalService {
         &self,
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
-        let engine = self.engine(&request, Role::Read)?;
+        let engine = self.engine()?;
         let query = convert::search_query(request.into_inner())?;
         let results = engine.search(query).await?;
         Ok(Response::new(convert::search_response(results)))
@@ -52,7 +50,7 @@ impl RetrievalService {
         &self,
         request: Request<proto::EmbedRequest>,
     ) -> Result<Response<proto::EmbedResponse>, Status> {
-        let engine = self.engine(&request, Role::Read)?;
+        let engine = self.engine()?;
         let r = request.into_inner();
         let kind = convert::embed_kind(r.kind)?;
         let embedded = engine.embed(r.texts, kind).await?;
@@ -66,7 +64,7 @@ impl RetrievalService {
         &self,
         request: Request<proto::IngestRequest>,
     ) -> Result<Response<proto::IngestResponse>, Status> {
-        let engine = self.engine(&request, Role::Admin)?;
+        let engine = self.engine()?;
         let inputs = request
             .into_inner()
             .documents
@@ -83,7 +81,7 @@ impl RetrievalService {
         &self,
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
-        let engine = self.engine(&request, Role::Admin)?;
+        let engine = self.engine()?;
         let deleted = engine.delete(request.into_inner().ids).await?;
         Ok(Response::new(proto::DeleteResponse {
             deleted: deleted as u32,
@@ -94,7 +92,7 @@ impl RetrievalService {
         &self,
         request: Request<proto::ListDocumentsRequest>,
     ) -> Result<Response<proto::ListDocumentsResponse>, Status> {
-        let engine = self.engine(&request, Role::Read)?;
+        let engine = self.engine()?;
         let r = request.into_inner();
         let (docs, next) =
             engine.list_documents(r.page_size as usize, &r.page_token, &r.language)?;
@@ -108,16 +106,16 @@ impl RetrievalService {
         &self,
         request: Request<proto::GetDocumentRequest>,
     ) -> Result<Response<proto::GetDocumentResponse>, Status> {
-        let engine = self.engine(&request, Role::Read)?;
+        let engine = self.engine()?;
         let view = engine.get_document(&request.into_inner().id)?;
         Ok(Response::new(convert::document(view)))
     }
 
     async fn do_info(
         &self,
-        request: Request<proto::InfoRequest>,
+        _request: Request<proto::InfoRequest>,
     ) -> Result<Response<proto::InfoResponse>, Status> {
-        let info = self.engine(&request, Role::Read)?.info();
+        let info = self.engine()?.info();
         Ok(Response::new(convert::info(info)))
     }
 }

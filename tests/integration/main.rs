@@ -9,6 +9,7 @@ mod embeddings;
 mod grpc;
 mod ingest;
 mod integrity;
+mod limits;
 #[cfg(feature = "otel")]
 mod otel;
 mod processes;

@@ -626,7 +626,7 @@ async fn rust_client_example_prints_cited_passages() {
         },
         wenda::grpc::ServeOptions {
             tokens: wenda::grpc::auth::Tokens::parse(&format!("read {TOKEN}\n")).unwrap(),
-            tls: None,
+            ..Default::default()
         },
     ));
 

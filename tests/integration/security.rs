@@ -16,7 +16,7 @@ use crate::common;
 const READ: &str = "read-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
 
-async fn start(
+pub(crate) async fn start(
     engine: Arc<wenda::engine::Engine>,
     options: ServeOptions,
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -55,7 +55,14 @@ async fn tokens_gate_reads_and_writes_but_not_health() {
     let data = tempfile::tempdir().unwrap();
     let engine = common::engine(data.path(), None).await;
     let tokens = Tokens::parse(&format!("read {READ}\nadmin {ADMIN}\n")).unwrap();
-    let (addr, _stop) = start(engine, ServeOptions { tokens, tls: None }).await;
+    let (addr, _stop) = start(
+        engine,
+        ServeOptions {
+            tokens,
+            ..Default::default()
+        },
+    )
+    .await;
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_lazy();
@@ -139,8 +146,8 @@ async fn tls_serves_encrypted_clients_only() {
     let (addr, _stop) = start(
         common::corpus_engine(),
         ServeOptions {
-            tokens: Tokens::default(),
             tls: Some(tls),
+            ..Default::default()
         },
     )
     .await;
@@ -261,8 +268,8 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
     let (addr, _stop) = start(
         common::corpus_engine(),
         ServeOptions {
-            tokens: Tokens::default(),
             tls: Some(tls),
+            ..Default::default()
         },
     )
     .await;
