@@ -29,13 +29,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// How long the runtime waits, once a command is done, for blocking work
+/// still running (an abandoned ingest's chunking, say). A commit cut short
+/// by the exit is safe: redb commits are atomic, as after a SIGKILL.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Embed(args) => wenda::cli::embed(args),
-        command => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(async move {
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let result = runtime.block_on(async move {
                 match command {
                     Command::Serve(args) => wenda::cli::serve(args).await,
                     Command::Index(args) => wenda::cli::index(args).await,
@@ -43,7 +49,10 @@ fn run(command: Command) -> anyhow::Result<()> {
                     Command::Eval(args) => wenda::cli::eval(args).await,
                     Command::Embed(_) => unreachable!("handled without a runtime"),
                 }
-            }),
+            });
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            result
+        }
     }
 }
 

@@ -19,7 +19,6 @@ mod tests;
 
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tracing::{Span, debug, info};
@@ -153,72 +152,110 @@ impl Embedder {
     }
 }
 
-/// The owner thread: takes jobs, gathers those already waiting into one
-/// model run (micro-batching concurrent queries), and replies to each.
+/// A job being worked through: the texts embedded so far, or why it failed.
+struct Pending {
+    job: Job,
+    done: Vec<EmbeddedText>,
+    failed: Option<Error>,
+}
+
+impl Pending {
+    fn new(job: Job) -> Self {
+        Self {
+            done: Vec::with_capacity(job.texts.len()),
+            job,
+            failed: None,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.job.texts.len() - self.done.len()
+    }
+
+    fn is_finished(&self) -> bool {
+        self.failed.is_some() || self.remaining() == 0
+    }
+}
+
+/// The owner thread. Each model run takes at most `max_batch` texts,
+/// shortest jobs first: concurrent queries share a run (micro-batching),
+/// and a large request is split into runs with the queue looked at again
+/// between them, so a question waits for one run, not for 64 long texts.
+/// A job whose caller went away (deadline, disconnect) is dropped before
+/// its next run.
 fn worker(
     mut backend: impl EmbedBackend,
     manifest: Arc<ModelManifest>,
     rx: mpsc::Receiver<Job>,
     max_batch: usize,
 ) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        let mut total = jobs[0].texts.len();
-        while total < max_batch {
-            match rx.recv_timeout(Duration::ZERO) {
-                Ok(job) => {
-                    total += job.texts.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
+    let mut pending: Vec<Pending> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv() {
+                Ok(job) => pending.push(Pending::new(job)),
+                Err(_) => return,
             }
         }
-        // Jobs whose caller went away (deadline, disconnect) cost nothing.
-        jobs.retain(|j| !j.reply.is_closed());
-        if jobs.is_empty() {
-            continue;
+        while let Ok(job) = rx.try_recv() {
+            pending.push(Pending::new(job));
         }
-        let prefixed: Vec<String> = jobs
-            .iter()
-            .flat_map(|j| {
-                j.texts
+        pending.retain(|p| !p.job.reply.is_closed());
+        // Stable: equal jobs keep their arrival order.
+        pending.sort_by_key(Pending::remaining);
+        let mut run = Vec::new();
+        let mut prefixed = Vec::new();
+        for (i, p) in pending.iter().enumerate() {
+            let take = p.remaining().min(max_batch - prefixed.len());
+            let from = p.done.len();
+            prefixed.extend(
+                p.job.texts[from..from + take]
                     .iter()
-                    .map(|t| format!("{}{t}", manifest.prefix(j.kind)))
-            })
-            .collect();
-        let _enter = jobs[0].span.enter();
-        debug!(jobs = jobs.len(), texts = prefixed.len(), "embedding batch");
-        let started = std::time::Instant::now();
-        let result = backend.embed(&prefixed);
-        metrics::histogram!("wenda_embed_duration_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("wenda_embed_batch_size").record(prefixed.len() as f64);
-        drop(_enter);
-        match result {
-            Ok(vectors) => {
-                let mut vectors = vectors.into_iter();
-                let mut texts = prefixed.iter();
-                for job in jobs {
-                    let out: Vec<EmbeddedText> = job
-                        .texts
-                        .iter()
-                        .map(|_| {
-                            let text = texts.next().expect("one prefixed text per input");
-                            let count = backend.count_tokens(text);
-                            EmbeddedText {
-                                vector: vectors.next().unwrap_or_default(),
-                                tokens: count.min(manifest.max_tokens) as u32,
-                                truncated: count > manifest.max_tokens,
-                            }
-                        })
-                        .collect();
-                    let _ = job.reply.send(Ok(out));
+                    .map(|t| format!("{}{t}", manifest.prefix(p.job.kind))),
+            );
+            run.push((i, take));
+            if prefixed.len() == max_batch {
+                break;
+            }
+        }
+        if !prefixed.is_empty() {
+            let span = pending[run[0].0].job.span.clone();
+            let _enter = span.enter();
+            debug!(jobs = run.len(), texts = prefixed.len(), "embedding batch");
+            let started = std::time::Instant::now();
+            let result = backend.embed(&prefixed);
+            metrics::histogram!("wenda_embed_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("wenda_embed_batch_size").record(prefixed.len() as f64);
+            let mut vectors = match result {
+                Ok(vectors) => vectors.into_iter(),
+                Err(err) => {
+                    for &(i, _) in &run {
+                        pending[i].failed = Some(err.clone());
+                    }
+                    Vec::new().into_iter()
+                }
+            };
+            let mut texts = prefixed.iter();
+            for &(i, take) in &run {
+                for text in texts.by_ref().take(take) {
+                    if pending[i].failed.is_some() {
+                        continue;
+                    }
+                    let count = backend.count_tokens(text);
+                    pending[i].done.push(EmbeddedText {
+                        vector: vectors.next().unwrap_or_default(),
+                        tokens: count.min(manifest.max_tokens) as u32,
+                        truncated: count > manifest.max_tokens,
+                    });
                 }
             }
-            Err(err) => {
-                for job in jobs {
-                    let _ = job.reply.send(Err(err.clone()));
-                }
-            }
+        }
+        for p in pending.extract_if(.., |p| p.is_finished()) {
+            let _ = p.job.reply.send(match p.failed {
+                Some(err) => Err(err),
+                None => Ok(p.done),
+            });
         }
     }
 }

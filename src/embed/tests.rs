@@ -22,6 +22,101 @@ async fn concurrent_jobs_each_get_their_own_vectors() {
     assert!(!a[0].truncated);
 }
 
+/// A backend that records every model run and takes `delay` per run.
+struct Recording {
+    runs: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+    delay: std::time::Duration,
+}
+
+impl EmbedBackend for Recording {
+    fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        std::thread::sleep(self.delay);
+        self.runs.lock().unwrap().push(texts.to_vec());
+        testing::BigramBackend.embed(texts)
+    }
+    fn count_tokens(&self, text: &str) -> usize {
+        testing::BigramBackend.count_tokens(text)
+    }
+}
+
+fn recording(delay_ms: u64) -> (Embedder, Arc<std::sync::Mutex<Vec<Vec<String>>>>) {
+    let runs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let backend = Recording {
+        runs: runs.clone(),
+        delay: std::time::Duration::from_millis(delay_ms),
+    };
+    (
+        Embedder::with_backend(backend, testing::manifest(), 8),
+        runs,
+    )
+}
+
+fn texts(n: usize, word: &str) -> Vec<String> {
+    (0..n).map(|i| format!("{word} {i}")).collect()
+}
+
+/// A 64-text request is split into runs of the batch size, and a question
+/// that arrives meanwhile goes in the next run instead of waiting for all
+/// of it; every text still gets its own vector, in order.
+#[tokio::test]
+async fn a_large_request_is_split_and_a_question_overtakes_it() {
+    let (embedder, runs) = recording(50);
+    let big = embedder.embed(texts(64, "long"), EmbedKind::Passage);
+    let question = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        embedder.embed(vec!["short".into()], EmbedKind::Query).await
+    };
+    let (big, question) = tokio::join!(big, question);
+    let (big, question) = (big.unwrap(), question.unwrap());
+    assert_eq!(big.len(), 64);
+    assert_eq!(big[63].vector, testing::bigram_vector("long 63"));
+    assert_eq!(question[0].vector, testing::bigram_vector("short"));
+    let runs = runs.lock().unwrap();
+    assert!(runs.iter().all(|r| r.len() <= 8), "{runs:?}");
+    let with_question = runs
+        .iter()
+        .position(|r| r.iter().any(|t| t == "query: short"))
+        .unwrap();
+    assert!(
+        with_question < runs.len() - 1,
+        "the question waited for the whole request"
+    );
+}
+
+/// A request whose caller gives up stops costing model time at the next
+/// run: before, all 64 texts were embedded for nobody.
+#[tokio::test]
+async fn an_abandoned_request_stops_at_the_next_run() {
+    let (embedder, runs) = recording(100);
+    let request = embedder.embed(texts(64, "long"), EmbedKind::Passage);
+    let first_run = async {
+        while runs.lock().unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        _ = request => panic!("64 texts in one run"),
+        () = first_run => {}
+    }
+    // The request's future is dropped here: its caller gave up.
+    // The next request is served right after the run in progress.
+    let next = embedder
+        .embed(vec!["next".into()], EmbedKind::Query)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    let embedded: usize = runs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.iter().filter(|t| t.starts_with("passage: long")).count())
+        .sum();
+    assert!(
+        embedded <= 24,
+        "{embedded} of 64 abandoned texts were embedded"
+    );
+}
+
 #[test]
 fn missing_model_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
@@ -232,13 +233,26 @@ impl Engine {
     ) -> Result<Vec<(PreparedDocument, Origin)>> {
         let counter = self.counter.clone();
         let chunk = self.config.chunk;
+        // Set when this future is dropped (the caller gave up, or the
+        // server is stopping): the blocking work stops soon after, instead
+        // of chunking megabytes nobody will store.
+        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let cancelled = cancel.0.clone();
         blocking(move || {
-            inputs
-                .into_iter()
-                .map(|(input, origin)| (ingest::prepare(input, counter.as_ref(), chunk), origin))
-                .collect()
+            let mut prepared = Vec::with_capacity(inputs.len());
+            for (input, origin) in inputs {
+                let id = input.id.clone();
+                match ingest::prepare_unless(input, counter.as_ref(), chunk, &cancelled) {
+                    Some(doc) => prepared.push((doc, origin)),
+                    None => {
+                        tracing::info!(document = %id, "ingest abandoned while chunking");
+                        return Err(Error::Unavailable("the ingest was cancelled".into()));
+                    }
+                }
+            }
+            Ok(prepared)
         })
-        .await
+        .await?
     }
 
     /// Embeds prepared documents, then commits them (and the deletions) in
@@ -320,6 +334,15 @@ impl Engine {
             commit.run(batch)
         })
         .await?
+    }
+}
+
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -10,6 +10,8 @@ pub mod parse;
 pub(crate) mod testing;
 pub mod title;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use sha2::{Digest, Sha256};
 
 pub use chunk::{CHUNKER_VERSION, ChunkConfig, TextChunk, TokenCounter};
@@ -61,7 +63,22 @@ pub fn prepare(
     counter: &dyn TokenCounter,
     config: ChunkConfig,
 ) -> PreparedDocument {
+    prepare_unless(input, counter, config, &AtomicBool::new(false)).expect("never cancelled")
+}
+
+/// [`prepare`], given up (`None`) soon after `cancelled` is set: checked
+/// between stages and at every token count inside the chunker.
+pub fn prepare_unless(
+    input: DocumentInput,
+    counter: &dyn TokenCounter,
+    config: ChunkConfig,
+    cancelled: &AtomicBool,
+) -> Option<PreparedDocument> {
+    let is_cancelled = || cancelled.load(Ordering::Relaxed);
     let parsed = parse::parse(&input.text);
+    if is_cancelled() {
+        return None;
+    }
     let clean_text: String = parsed.clean.chars.iter().collect();
     let language = if input.language.is_empty() {
         lang::detect(&clean_text)
@@ -70,7 +87,15 @@ pub fn prepare(
     } else {
         input.language.clone()
     };
-    let chunks = chunk::chunk(&parsed.clean, counter, config)
+    if is_cancelled() {
+        return None;
+    }
+    let counter = Cancellable { counter, cancelled };
+    let chunks = chunk::chunk(&parsed.clean, &counter, config);
+    if is_cancelled() {
+        return None;
+    }
+    let chunks = chunks
         .into_iter()
         .map(|chunk| {
             // Short or mixed passages detect poorly: trust the document's
@@ -85,7 +110,7 @@ pub fn prepare(
     } else {
         input.title.trim().to_string()
     };
-    PreparedDocument {
+    Some(PreparedDocument {
         source: if input.source.is_empty() {
             input.id.clone()
         } else {
@@ -98,5 +123,24 @@ pub fn prepare(
         content_hash: content_hash(&input.text),
         text: input.text,
         chunks,
+    })
+}
+
+/// A token counter that reports every text as one token once `cancelled`
+/// is set, so the chunker (whose cost is its token counts: minutes for a
+/// pathological 5 MB document) runs out at once; its output is then
+/// thrown away.
+struct Cancellable<'a> {
+    counter: &'a dyn TokenCounter,
+    cancelled: &'a AtomicBool,
+}
+
+impl TokenCounter for Cancellable<'_> {
+    fn count(&self, text: &str) -> usize {
+        if self.cancelled.load(Ordering::Relaxed) {
+            1
+        } else {
+            self.counter.count(text)
+        }
     }
 }

@@ -255,20 +255,68 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
 
     // SIGTERM: NOT_SERVING, drain, exit 0.
     let mut server = server;
+    let (_, status) = terminate(&mut server, Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}");
+}
+
+/// Sends SIGTERM and returns how long the process took to exit (and its
+/// status), or panics after `limit`.
+fn terminate(server: &mut ServeProcess, limit: Duration) -> (Duration, std::process::ExitStatus) {
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let started = Instant::now();
     loop {
         if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status}");
-            break;
+            return (started.elapsed(), status);
         }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        assert!(
+            started.elapsed() < limit,
+            "server did not stop within {limit:?} of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A huge ingest abandoned by its client stops chunking, and SIGTERM right
+/// after ends the process within the drain timeout and the shutdown grace:
+/// before, 13 × 5 MB in one request kept a core chunking for minutes and
+/// SIGTERM waited for it past 75 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_huge_ingest_stops_and_sigterm_exits_promptly() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = ServeProcess::start_with(data.path(), None);
+    wait_serving(&server.url()).await;
+    let mut client = wenda::proto::retrieval_client::RetrievalClient::connect(server.url())
+        .await
+        .unwrap()
+        .max_encoding_message_size(usize::MAX);
+    // One sentence of a million words: the chunker's slowest case (each
+    // of these alone took minutes to chunk).
+    let documents = (0..4)
+        .map(|i| wenda::proto::Document {
+            id: format!("huge-{i}"),
+            text: "word ".repeat(1_000_000),
+            ..Default::default()
+        })
+        .collect();
+    let mut request = tonic::Request::new(wenda::proto::IngestRequest { documents });
+    request.set_timeout(Duration::from_secs(3));
+    let err = client.ingest(request).await.unwrap_err();
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{err:?}"
+    );
+    // Drain (10 s) and the blocking-work grace (5 s) bound the exit.
+    let (took, status) = terminate(&mut server, Duration::from_secs(40));
+    assert!(status.success(), "exit status {status} after {took:?}");
+    let engine = common::engine(data.path(), None).await;
+    assert_eq!(engine.info().documents, 0, "an abandoned ingest was stored");
 }
 
 /// Document ids and content hashes, as a reopened engine sees them.
