@@ -77,6 +77,11 @@ struct Args {
     json: bool,
 }
 
+/// Open file descriptors of a process (/proc/PID/fd).
+fn fd_count(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -164,17 +169,18 @@ async fn main() -> anyhow::Result<()> {
     let budget = Arc::new(AtomicUsize::new(args.requests.unwrap_or(usize::MAX)));
     let next = Arc::new(AtomicUsize::new(0));
 
-    // RSS sampled every half second while the load runs.
+    // RSS and open descriptors sampled every half second while the load runs.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = args.server_pid.map(|pid| {
         let done = done.clone();
         tokio::spawn(async move {
-            let mut samples = Vec::new();
+            let (mut samples, mut fds) = (Vec::new(), Vec::new());
             while !done.load(Ordering::Relaxed) {
                 samples.extend(rss_kib(pid));
+                fds.extend(fd_count(pid));
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            samples
+            (samples, fds)
         })
     });
 
@@ -238,9 +244,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
-    let rss: Vec<u64> = match sampler {
+    let (rss, fds): (Vec<u64>, Vec<u64>) = match sampler {
         Some(handle) => handle.await?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     let mib = |k: Option<&u64>| k.map(|k| *k as f64 / 1024.0);
     // Growth: the last quarter's mean over the second quarter's (after warm-up).
@@ -266,6 +272,8 @@ async fn main() -> anyhow::Result<()> {
         "server_rss_last_mib": mib(rss.last()),
         "server_rss_max_mib": mib(rss.iter().max()),
         "server_rss_growth": rss_growth,
+        "server_fds_max": fds.iter().max(),
+        "server_fds_last": fds.last(),
         "mode": format!("{:?}", args.mode).to_lowercase(),
         "server_timings": server,
     });
