@@ -1,5 +1,6 @@
-//! Compiles `proto/wenda/v1/wenda.proto` with a vendored protoc, and writes the
-//! descriptor set that gRPC server reflection serves.
+//! Compiles `proto/wenda/v1/wenda.proto` with a vendored protoc, writes the
+//! descriptor set that gRPC server reflection serves, and generates the
+//! proto3 JSON mapping of its messages for the HTTP API.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // prost's codec, with undecodable requests as INVALID_ARGUMENT.
         .codec_path("crate::grpc::codec::Codec")
         .compile_protos(&["proto/wenda/v1/wenda.proto"], &["proto"])?;
+    // serde for the same messages in the proto3 JSON mapping (camelCase
+    // names, enums by name, 64-bit integers as strings): the HTTP API's
+    // bodies, from the one proto.
+    let descriptors = std::fs::read(out_dir.join("wenda_descriptor.bin"))?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .build(&[".wenda.v1"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

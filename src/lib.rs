@@ -11,6 +11,11 @@
 //!   `eval`), their flags, the config file, the evaluation.
 //! - [`engine`]: the transport-agnostic service: search, writes, documents;
 //!   owns the store and the in-memory index and keeps them in agreement.
+//! - [`http`]: the HTTP/JSON transport beside gRPC: the same messages in
+//!   the proto3 JSON mapping, an OpenAI-style embeddings route.
+//! - [`api`]: the Retrieval calls on proto messages, for both transports.
+//! - [`auth`]: bearer tokens with read and admin roles, for both transports.
+//! - [`convert`]: proto messages ↔ engine types.
 //! - [`types`]: the engine's request and response types and request limits.
 //! - [`rank`]: fusion of dense and lexical candidates, highlights.
 //! - [`ingest`]: parsing, cleaning, chunking with citation offsets, language detection.
@@ -24,11 +29,15 @@
 //! - [`telemetry`]: logs on stderr and, with the `otel` feature, span export over OTLP.
 //! - [`error`]: the one error type.
 
+pub mod api;
+pub mod auth;
 pub mod cli;
+pub mod convert;
 pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod lexical;
@@ -41,6 +50,7 @@ pub mod types;
 /// Code generated from `proto/wenda/v1/wenda.proto`.
 pub mod proto {
     tonic::include_proto!("wenda.v1");
+    include!(concat!(env!("OUT_DIR"), "/wenda.v1.serde.rs"));
 
     /// The descriptor set served by gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("wenda_descriptor");

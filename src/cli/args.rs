@@ -225,6 +225,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "WENDA_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Serve the HTTP/JSON API (and `/v1/embeddings`) on this address (e.g.
+    /// 127.0.0.1:8080); off when unset.
+    #[arg(long, env = "WENDA_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9090); off when unset.
     #[arg(long, env = "WENDA_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

@@ -120,22 +120,52 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !options.tokens.is_enabled() && !args.listen.ip().is_loopback() {
         tracing::warn!(listen = %args.listen, "no --tokens-file: every caller may ingest and delete");
     }
-    let engine = open_engine(&args.engine, false);
-    crate::grpc::run(
-        listener,
-        engine,
-        crate::grpc::server::shutdown_signal(),
-        options,
-    )
-    .await
+    let http = match args.http_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --http-listen {addr}"))?,
+        ),
+        None => None,
+    };
+    // The engine loads once; gRPC serves it from its future, HTTP from this
+    // channel. One signal stops both.
+    let (engine_tx, engine_rx) = tokio::sync::watch::channel(None);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let loading = open_engine(&args.engine, false);
+    let engine = async move {
+        let engine = loading.await?;
+        engine_tx.send_replace(Some(engine.clone()));
+        Ok(engine)
+    };
+    if let Some(listener) = http {
+        let state = crate::http::AppState {
+            engine: engine_rx,
+            tokens: Arc::new(options.tokens.clone()),
+        };
+        let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::spawn(async move {
+            if let Err(err) = crate::http::serve(listener, state, stopped).await {
+                tracing::error!(%err, "the http listener failed");
+            }
+        });
+    }
+    let shutdown = async move {
+        crate::grpc::server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    crate::grpc::run(listener, engine, shutdown, options).await
 }
 
 fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::grpc::ServeOptions> {
     let read =
         |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let mut tokens = match &args.tokens_file {
-        Some(path) => crate::grpc::auth::Tokens::load(path)?,
-        None => crate::grpc::auth::Tokens::default(),
+        Some(path) => crate::auth::Tokens::load(path)?,
+        None => crate::auth::Tokens::default(),
     };
     tokens.add_from_env()?;
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -246,7 +276,7 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
     let mut client = proto::retrieval_client::RetrievalClient::connect(args.server.clone())
         .await
         .with_context(|| format!("connecting to {} (is `wenda serve` running?)", args.server))?;
-    let mode = crate::grpc::convert::mode_to_proto(args.mode);
+    let mode = crate::convert::mode_to_proto(args.mode);
     let response = client
         .search(proto::SearchRequest {
             query: args.question.clone(),

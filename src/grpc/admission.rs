@@ -22,8 +22,8 @@ use tonic::server::NamedService;
 use tonic::transport::server::TlsConnectInfo;
 use tower::Service;
 
-use super::auth::{Role, Tokens};
 use super::connections::{CallGuard, ConnectionInfo};
+use crate::auth::{Role, Tokens};
 use crate::telemetry::Throttle;
 
 /// Largest Ingest message: room for a batch of large documents.

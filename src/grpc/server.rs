@@ -11,9 +11,9 @@ use tonic_health::ServingStatus;
 use tracing::info;
 
 use super::admission::{Admission, MAX_INGEST_MESSAGE_BYTES};
-use super::auth::Tokens;
 use super::connections::{ConnectionLimits, Incoming};
 use super::service::RetrievalService;
+use crate::auth::Tokens;
 use crate::engine::Engine;
 use crate::proto;
 use crate::proto::retrieval_server::RetrievalServer;

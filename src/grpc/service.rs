@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use crate::api;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::proto;
@@ -34,16 +34,17 @@ impl RetrievalService {
     }
 }
 
-// The RPC bodies; the `Retrieval` impl below wraps each with metrics.
+// The RPC bodies (`api`, shared with HTTP); the `Retrieval` impl below
+// wraps each with metrics.
 impl RetrievalService {
     async fn do_search(
         &self,
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
         let engine = self.engine()?;
-        let query = convert::search_query(request.into_inner())?;
-        let results = engine.search(query).await?;
-        Ok(Response::new(convert::search_response(results)))
+        Ok(Response::new(
+            api::search(&engine, request.into_inner()).await?,
+        ))
     }
 
     async fn do_embed(
@@ -51,13 +52,9 @@ impl RetrievalService {
         request: Request<proto::EmbedRequest>,
     ) -> Result<Response<proto::EmbedResponse>, Status> {
         let engine = self.engine()?;
-        let r = request.into_inner();
-        let kind = convert::embed_kind(r.kind)?;
-        let embedded = engine.embed(r.texts, kind).await?;
-        Ok(Response::new(convert::embed_response(
-            embedded,
-            engine.embedder().manifest(),
-        )))
+        Ok(Response::new(
+            api::embed(&engine, request.into_inner()).await?,
+        ))
     }
 
     async fn do_ingest(
@@ -65,16 +62,9 @@ impl RetrievalService {
         request: Request<proto::IngestRequest>,
     ) -> Result<Response<proto::IngestResponse>, Status> {
         let engine = self.engine()?;
-        let inputs = request
-            .into_inner()
-            .documents
-            .into_iter()
-            .map(convert::document_input)
-            .collect();
-        let outcomes = engine.ingest(inputs).await?;
-        Ok(Response::new(proto::IngestResponse {
-            results: outcomes.into_iter().map(convert::ingest_result).collect(),
-        }))
+        Ok(Response::new(
+            api::ingest(&engine, request.into_inner()).await?,
+        ))
     }
 
     async fn do_delete(
@@ -82,10 +72,9 @@ impl RetrievalService {
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
         let engine = self.engine()?;
-        let deleted = engine.delete(request.into_inner().ids).await?;
-        Ok(Response::new(proto::DeleteResponse {
-            deleted: deleted as u32,
-        }))
+        Ok(Response::new(
+            api::delete(&engine, request.into_inner()).await?,
+        ))
     }
 
     async fn do_list_documents(
@@ -93,13 +82,10 @@ impl RetrievalService {
         request: Request<proto::ListDocumentsRequest>,
     ) -> Result<Response<proto::ListDocumentsResponse>, Status> {
         let engine = self.engine()?;
-        let r = request.into_inner();
-        let (docs, next) =
-            engine.list_documents(r.page_size as usize, &r.page_token, &r.language)?;
-        Ok(Response::new(proto::ListDocumentsResponse {
-            documents: docs.into_iter().map(convert::summary).collect(),
-            next_page_token: next,
-        }))
+        Ok(Response::new(api::list_documents(
+            &engine,
+            request.get_ref(),
+        )?))
     }
 
     async fn do_get_document(
@@ -107,16 +93,18 @@ impl RetrievalService {
         request: Request<proto::GetDocumentRequest>,
     ) -> Result<Response<proto::GetDocumentResponse>, Status> {
         let engine = self.engine()?;
-        let view = engine.get_document(&request.into_inner().id)?;
-        Ok(Response::new(convert::document(view)))
+        Ok(Response::new(api::get_document(
+            &engine,
+            request.get_ref(),
+        )?))
     }
 
     async fn do_info(
         &self,
         _request: Request<proto::InfoRequest>,
     ) -> Result<Response<proto::InfoResponse>, Status> {
-        let info = self.engine()?.info();
-        Ok(Response::new(convert::info(info)))
+        let engine = self.engine()?;
+        Ok(Response::new(api::info(&engine)))
     }
 }
 

@@ -7,6 +7,7 @@ mod common;
 mod deploy;
 mod embeddings;
 mod grpc;
+mod http;
 mod ingest;
 mod integrity;
 mod limits;

@@ -673,7 +673,7 @@ async fn rust_client_example_prints_cited_passages() {
             let _ = stopped.await;
         },
         wenda::grpc::ServeOptions {
-            tokens: wenda::grpc::auth::Tokens::parse(&format!("read {TOKEN}\n")).unwrap(),
+            tokens: wenda::auth::Tokens::parse(&format!("read {TOKEN}\n")).unwrap(),
             ..Default::default()
         },
     ));

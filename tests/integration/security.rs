@@ -7,7 +7,7 @@ use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use wenda::grpc::auth::Tokens;
+use wenda::auth::Tokens;
 use wenda::grpc::{ServeOptions, TlsOptions};
 use wenda::proto;
 

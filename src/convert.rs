@@ -1,5 +1,6 @@
 //! Conversions between proto messages and the engine's types, in one place
-//! for the service and for the CLI's `ask`.
+//! for both transports (gRPC, and HTTP with the same messages as JSON) and
+//! the CLI's `ask`.
 
 use crate::embed::{EmbedKind, EmbeddedText, ModelManifest};
 use crate::error::Error;
