@@ -7,12 +7,13 @@ VPY     := $(VENV)/bin/python
 CORPUS  ?= ../shared/corpus
 DATA    ?= data
 LISTEN  ?= 127.0.0.1:50051
+HTTP_LISTEN ?= 127.0.0.1:8080
 CARGO   ?= cargo
 # One profile for everything: tests need the optimised tokenizer and model.
 PROFILE := --release
 STAMP   := $(VENV)/.installed-$(shell cat models/requirements.txt tests/requirements.txt | sha256sum | cut -c1-16)
 
-.PHONY: setup run test build bench bench-criterion soak eval clean fmt lint
+.PHONY: setup run test build bench bench-criterion soak eval clean fmt lint fuzz
 
 setup: $(STAMP)
 	@$(VPY) models/provision.py
@@ -26,14 +27,16 @@ build:
 	$(CARGO) build $(PROFILE) --locked
 
 run: setup build
-	./target/release/wenda serve --corpus $(CORPUS) --data-dir $(DATA) --listen $(LISTEN)
+	./target/release/wenda serve --corpus $(CORPUS) --data-dir $(DATA) --listen $(LISTEN) --http-listen $(HTTP_LISTEN)
 
 # The default build (no features) is compiled too; the tests run with `otel`
-# so the OTLP export test (tests/integration/otel.rs) runs.
+# so the OTLP export test (tests/integration/otel.rs) runs. Then every fuzz
+# target runs for 10 s from its saved seeds (`make fuzz` runs longer).
 test: setup
 	$(CARGO) build $(PROFILE) --locked
 	WENDA_MODELS=$(CURDIR)/models WENDA_PYTHON=$(CURDIR)/$(VPY) WENDA_CORPUS_DIR=$(abspath $(CORPUS)) \
 		$(CARGO) test $(PROFILE) --locked --features otel -- --test-threads=4
+	$(MAKE) fuzz FUZZ_SECONDS=10 FUZZ_NICE=
 
 eval: setup build
 	./target/release/wenda eval --qa ../shared/eval/dev_qa.jsonl --corpus $(CORPUS) --data-dir $(DATA)-eval
@@ -62,5 +65,35 @@ clean:
 
 # 5 minutes of 4x-cores concurrent Search against the real server (not in CI).
 soak: setup
-	$(CARGO) build $(PROFILE) --locked --bin wenda --example load
+	$(CARGO) build $(PROFILE) --locked --bin wenda --example load --example abuse
 	bash bench/soak.sh
+
+# Coverage-guided fuzzing (fuzz/, cargo-fuzz and libFuzzer; `make test` runs
+# it for 10 s a target): each target in turn for FUZZ_SECONDS, from its saved seeds
+# (fuzz/seeds/<target>, committed) copied into a scratch corpus
+# (fuzz/corpus/<target>, ignored by git, grown by every run). Prints each
+# target's executions, exec/s and coverage; a crash stops it, with the input
+# saved in fuzz/artifacts/<target>/. On the stable toolchain: RUSTC_BOOTSTRAP
+# lets cargo-fuzz pass rustc its -Z flags. One target: FUZZ_TARGETS=parse;
+# more libFuzzer flags: FUZZ_ARGS=-jobs=2; only replay the corpus:
+# FUZZ_ARGS=-runs=0. The first build takes about 8 minutes on 2 cores.
+FUZZ_SECONDS   ?= 60
+FUZZ_TARGETS   ?= parse chunk lexical validate lang
+FUZZ_SANITIZER ?= none
+FUZZ_ARGS      ?=
+FUZZ_NICE      ?= nice -n 19
+FUZZ_CARGO      = RUSTC_BOOTSTRAP=1 $(FUZZ_NICE) $(CARGO) fuzz
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	$(FUZZ_CARGO) build --sanitizer $(FUZZ_SANITIZER)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t && cp -n fuzz/seeds/$$t/* fuzz/corpus/$$t/ 2>/dev/null; \
+		echo "== $$t: $(FUZZ_SECONDS) s (log: fuzz/corpus/$$t.log)"; \
+		if $(FUZZ_CARGO) run --sanitizer $(FUZZ_SANITIZER) $$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=25 -print_final_stats=1 $(FUZZ_ARGS) \
+			> fuzz/corpus/$$t.log 2>&1; then \
+			grep -E '^#[0-9]+\s+(INITED|DONE)|^Done [0-9]+ runs|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|slowest_unit_time_sec)' fuzz/corpus/$$t.log; \
+		else \
+			tail -n 60 fuzz/corpus/$$t.log; echo "fuzz target $$t failed; input in fuzz/artifacts/$$t/"; exit 1; \
+		fi; \
+	done

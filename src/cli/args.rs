@@ -276,9 +276,18 @@ pub struct EmbedArgs {
 pub struct AskArgs {
     /// The question.
     pub question: String,
-    /// Server address.
+    /// Server address: `host:port` or `http(s)://host:port`.
     #[arg(long, env = "WENDA_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// Bearer token, for a server started with tokens.
+    #[arg(long, env = "WENDA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Only passages in these languages (ISO 639-1; repeat the flag).
+    #[arg(long = "language")]
+    pub languages: Vec<String>,
+    /// Show each passage's component scores.
+    #[arg(long)]
+    pub explain: bool,
     /// Passages to show.
     #[arg(long, default_value_t = 5)]
     pub top_k: u32,

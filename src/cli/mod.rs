@@ -273,17 +273,31 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
 
 /// `wenda ask`: queries a running server.
 pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
-    let mut client = proto::retrieval_client::RetrievalClient::connect(args.server.clone())
+    let url = server_url(&args.server);
+    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        .with_context(|| format!("--server {:?} is not a server address", args.server))?;
+    let channel = endpoint
+        .connect()
         .await
-        .with_context(|| format!("connecting to {} (is `wenda serve` running?)", args.server))?;
+        .with_context(|| format!("connecting to {url} (is `wenda serve` running?)"))?;
+    let mut client = proto::retrieval_client::RetrievalClient::new(channel);
     let mode = crate::convert::mode_to_proto(args.mode);
+    let mut request = tonic::Request::new(proto::SearchRequest {
+        query: args.question.clone(),
+        top_k: args.top_k,
+        mode: mode as i32,
+        languages: args.languages.clone(),
+        explain: args.explain,
+        ..Default::default()
+    });
+    if let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) {
+        let value = format!("Bearer {}", token.trim())
+            .parse()
+            .context("the token is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
     let response = client
-        .search(proto::SearchRequest {
-            query: args.question.clone(),
-            top_k: args.top_k,
-            mode: mode as i32,
-            ..Default::default()
-        })
+        .search(request)
         .await
         .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
         .into_inner();
@@ -305,8 +319,29 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         for h in &p.highlights {
             println!("    » {}", h.text);
         }
+        if let Some(e) = &p.explanation {
+            let part = |score: Option<f32>, rank: Option<u32>| match score.zip(rank) {
+                Some((score, rank)) => format!("{score:.4} (#{rank})"),
+                None => "-".to_string(),
+            };
+            println!(
+                "    dense {}, lexical {}, fused {:.4}",
+                part(e.dense_score, e.dense_rank),
+                part(e.lexical_score, e.lexical_rank),
+                e.fused_score
+            );
+        }
     }
     Ok(())
+}
+
+/// `host:port` and `http(s)://host:port` alike, as every client takes them.
+pub fn server_url(server: &str) -> String {
+    if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    }
 }
 
 fn search_response_json(r: &proto::SearchResponse) -> serde_json::Value {

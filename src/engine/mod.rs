@@ -16,7 +16,8 @@ mod search;
 mod state;
 #[cfg(test)]
 mod tests;
-mod validate;
+// Public for the fuzz targets (fuzz/fuzz_targets/validate.rs).
+pub mod validate;
 mod write;
 
 use std::path::PathBuf;

@@ -5,7 +5,7 @@ use crate::error::{Error, FieldViolation, Result};
 use crate::ingest::{DocumentInput, lang};
 use crate::types::{SearchQuery, limits};
 
-pub(super) fn validate_search(q: &SearchQuery) -> Result<()> {
+pub fn validate_search(q: &SearchQuery) -> Result<()> {
     let mut bad = Vec::new();
     if q.query.trim().is_empty() {
         bad.push(FieldViolation::new("query", "must not be empty"));
@@ -66,7 +66,7 @@ pub(super) fn validate_search(q: &SearchQuery) -> Result<()> {
     verdict(bad)
 }
 
-pub(super) fn validate_embed(texts: &[String]) -> Result<()> {
+pub fn validate_embed(texts: &[String]) -> Result<()> {
     let mut bad = Vec::new();
     if texts.is_empty() || texts.len() > limits::MAX_EMBED_TEXTS {
         bad.push(FieldViolation::new(
@@ -98,7 +98,7 @@ fn id_length_rule() -> String {
     format!("must be 1 to {} characters", limits::MAX_ID_CHARS)
 }
 
-pub(super) fn id_problem(id: &str) -> Option<String> {
+pub fn id_problem(id: &str) -> Option<String> {
     if !id_length_ok(id) {
         Some(id_length_rule())
     } else if id.chars().any(char::is_control) {
@@ -108,7 +108,7 @@ pub(super) fn id_problem(id: &str) -> Option<String> {
     }
 }
 
-pub(super) fn validate_ids(field: &str, ids: &[String], max: usize) -> Result<()> {
+pub fn validate_ids(field: &str, ids: &[String], max: usize) -> Result<()> {
     let mut bad = Vec::new();
     if ids.is_empty() || ids.len() > max {
         bad.push(FieldViolation::new(
@@ -124,7 +124,7 @@ pub(super) fn validate_ids(field: &str, ids: &[String], max: usize) -> Result<()
     verdict(bad)
 }
 
-pub(super) fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
+pub fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
     let mut bad = Vec::new();
     if docs.is_empty() || docs.len() > limits::MAX_INGEST_DOCUMENTS {
         bad.push(FieldViolation::new(
@@ -171,7 +171,7 @@ pub(super) fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
     verdict(bad)
 }
 
-pub(super) fn validate_list(page_size: usize, language: &str) -> Result<()> {
+pub fn validate_list(page_size: usize, language: &str) -> Result<()> {
     let mut bad = Vec::new();
     if page_size > limits::MAX_PAGE_SIZE {
         bad.push(FieldViolation::new(
@@ -188,7 +188,7 @@ pub(super) fn validate_list(page_size: usize, language: &str) -> Result<()> {
     verdict(bad)
 }
 
-pub(super) fn validate_get(id: &str) -> Result<()> {
+pub fn validate_get(id: &str) -> Result<()> {
     if !id_length_ok(id) {
         return Err(Error::invalid("id", id_length_rule()));
     }
@@ -198,7 +198,7 @@ pub(super) fn validate_get(id: &str) -> Result<()> {
 /// A bad value as an error message may repeat it: quoted, and cut to
 /// [`limits::MAX_ECHO_CHARS`] characters, so a huge input cannot make a
 /// huge error.
-pub(super) fn echo(value: &str) -> String {
+pub fn echo(value: &str) -> String {
     if value.chars().count() <= limits::MAX_ECHO_CHARS {
         format!("{value:?}")
     } else {

@@ -665,6 +665,7 @@ async fn rust_client_example_prints_cited_passages() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(wenda::grpc::run(
         listener,
@@ -753,5 +754,75 @@ async fn rust_client_example_prints_cited_passages() {
         "    {}",
         expected.passages[0].text.replace('\n', "\n    ")
     )));
+
+    // `wenda ask` against the same server: host:port as well as a URL, the
+    // token from --token or WENDA_TOKEN, a language filter.
+    let ask = move |args: Vec<String>, token: Option<&'static str>| {
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(common::wenda_bin());
+            cmd.arg("ask").args(args).env_remove("WENDA_TOKEN");
+            if let Some(token) = token {
+                cmd.env("WENDA_TOKEN", token);
+            }
+            cmd.output().unwrap()
+        })
+    };
+    let refused = ask(vec!["--server".into(), addr.clone(), question.into()], None)
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("missing bearer token")
+            && !stderr.contains("running?"),
+        "{stderr}"
+    );
+    for (args, token) in [
+        (
+            vec![
+                "--server".to_string(),
+                addr.clone(),
+                "--token".into(),
+                TOKEN.into(),
+            ],
+            None,
+        ),
+        (
+            vec!["--server".to_string(), format!("http://{addr}")],
+            Some(TOKEN),
+        ),
+    ] {
+        let mut args = args;
+        args.extend([
+            "--json".into(),
+            "--language".into(),
+            "zh".into(),
+            question.into(),
+        ]);
+        let answered = ask(args, token).await.unwrap();
+        assert!(
+            answered.status.success(),
+            "{}",
+            String::from_utf8_lossy(&answered.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&answered.stdout).unwrap();
+        let passages = json["passages"].as_array().unwrap();
+        assert!(!passages.is_empty());
+        assert!(
+            passages.iter().all(|p| p["citation"]["language"] == "zh"),
+            "{json}"
+        );
+    }
+    let malformed = ask(
+        vec!["--server".into(), "http://[::1".into(), question.into()],
+        None,
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&malformed.stderr);
+    assert!(
+        stderr.contains("not a server address") && !stderr.contains("running?"),
+        "{stderr}"
+    );
     let _ = stop.send(());
 }
