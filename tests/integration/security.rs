@@ -226,21 +226,38 @@ async fn overload_is_shed_at_once_and_deadlines_are_honoured() {
     assert!(ok >= 2 && shed >= 1, "ok {ok}, shed {shed}");
 
     // A deadline too short to embed a query: the call fails with a deadline
-    // status and the server goes on serving.
+    // status and the server goes on serving. The model is kept busy with a
+    // large Embed first, so the query waits for at least one model run of
+    // long texts, whatever the scheduler does (a bare 200 µs deadline
+    // could lose to a fast embedding on a loaded machine, where tonic
+    // polls the call before its timer).
     let mut client = proto::retrieval_client::RetrievalClient::connect(url)
         .await
         .unwrap();
+    let mut busy = client.clone();
+    let long: Vec<String> = (0..64)
+        .map(|i| format!("{i} ").repeat(2000).chars().take(8000).collect())
+        .collect();
+    let background = tokio::spawn(async move {
+        busy.embed(proto::EmbedRequest {
+            texts: long,
+            ..Default::default()
+        })
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let mut request = tonic::Request::new(proto::SearchRequest {
-        query: "Who started OpenStack?".into(),
+        query: "Who started OpenStack, and when?".into(),
         top_k: 3,
         ..Default::default()
     });
-    request.set_timeout(std::time::Duration::from_micros(200));
+    request.set_timeout(std::time::Duration::from_millis(20));
     let err = client.search(request).await.unwrap_err();
     assert!(
         matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
         "{err:?}"
     );
+    assert!(background.await.unwrap().is_ok());
     assert!(client.search(search()).await.is_ok());
 }
 
