@@ -19,7 +19,7 @@ use wenda::proto::{SearchRequest, SearchResponse, retrieval_client::RetrievalCli
 struct Args {
     /// The question.
     question: String,
-    /// Server URL.
+    /// Server address: `host:port` or `http(s)://host:port`.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     addr: String,
     /// Bearer token (for a server with --tokens-file).
@@ -46,7 +46,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let channel = Endpoint::from_shared(args.addr.clone())
+    let channel = Endpoint::from_shared(wenda::cli::server_url(&args.addr))
         .map_err(|e| format!("bad --addr {}: {e}", args.addr))?
         .connect_timeout(Duration::from_secs(5))
         .connect()

@@ -14,6 +14,7 @@ false), it says so instead of building a context from passages that would
 only mislead the model.
 """
 import argparse
+import os
 import sys
 
 from client import load_stubs
@@ -36,19 +37,22 @@ def build_context(response, max_chars=1200):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("question")
-    ap.add_argument("--server", default="127.0.0.1:50051")
+    ap.add_argument("--server", default="127.0.0.1:50051", help="host:port or http(s)://host:port")
     ap.add_argument("--top-k", type=int, default=4)
-    ap.add_argument("--token", help="bearer token, when the server requires one")
+    ap.add_argument("--token", default=os.environ.get("WENDA_TOKEN"), help="bearer token (or WENDA_TOKEN)")
+    ap.add_argument("--language", action="append", default=[], help="only passages in this language")
     args = ap.parse_args()
 
     import grpc
+    from connect import channel
 
     pb, pb_grpc = load_stubs()
     metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
-    with grpc.insecure_channel(args.server) as channel:
-        stub = pb_grpc.RetrievalStub(channel)
+    with channel(args.server) as ch:
+        stub = pb_grpc.RetrievalStub(ch)
         try:
-            response = stub.Search(pb.SearchRequest(query=args.question, top_k=args.top_k), timeout=30, metadata=metadata)
+            request = pb.SearchRequest(query=args.question, top_k=args.top_k, languages=args.language)
+            response = stub.Search(request, timeout=30, metadata=metadata)
         except grpc.RpcError as err:
             sys.exit(f"chatbot_context: {err.code().name}: {err.details()}")
     if not response.answerable:

@@ -30,17 +30,23 @@ def load_stubs():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("question")
-    parser.add_argument("--server", default="127.0.0.1:50051")
+    parser.add_argument("--server", default="127.0.0.1:50051", help="host:port or http(s)://host:port")
     parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--token", default=os.environ.get("WENDA_TOKEN"), help="bearer token (or WENDA_TOKEN)")
+    parser.add_argument("--language", action="append", default=[], help="only passages in this language")
+    parser.add_argument("--explain", action="store_true", help="print each passage's component scores")
     args = parser.parse_args()
 
     import grpc
+    from connect import channel
 
     pb, pb_grpc = load_stubs()
-    with grpc.insecure_channel(args.server) as channel:
-        stub = pb_grpc.RetrievalStub(channel)
+    metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
+    request = pb.SearchRequest(query=args.question, top_k=args.top_k, languages=args.language, explain=args.explain)
+    with channel(args.server) as ch:
+        stub = pb_grpc.RetrievalStub(ch)
         try:
-            response = stub.Search(pb.SearchRequest(query=args.question, top_k=args.top_k), timeout=30)
+            response = stub.Search(request, timeout=30, metadata=metadata)
         except grpc.RpcError as err:
             sys.exit(f"client: {err.code().name}: {err.details()}")
     print(f"Q: {args.question} [{response.query_language}]")
@@ -48,6 +54,9 @@ def main():
         c = p.citation
         print(f"[{p.rank}] {p.score:.4f} {c.title} — {c.source} ({c.language}) chars {c.char_start}..{c.char_end}")
         print("    " + p.text.replace("\n", " ")[:300])
+        if args.explain:
+            e = p.explanation
+            print(f"    dense {e.dense_score:.4f} (#{e.dense_rank}), lexical {e.lexical_score:.4f} (#{e.lexical_rank})")
 
 
 if __name__ == "__main__":

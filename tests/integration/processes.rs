@@ -199,7 +199,8 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/chatbot_context.py"))
         .args([
             "--server",
-            &server.addr.to_string(),
+            // The URL form, as every client takes it beside host:port.
+            &server.url(),
             "How many legs does a spider have?",
         ])
         .output()
@@ -698,11 +699,13 @@ async fn rust_client_example_prints_cited_passages() {
         .into_inner();
     assert_eq!(expected.passages.len(), 3);
 
+    let client_addr = addr.clone();
     let run = move |token: Option<&'static str>| {
-        let (client_bin, url) = (client_bin.clone(), url.clone());
+        // host:port, as every client takes it beside the URL form.
+        let (client_bin, addr) = (client_bin.clone(), client_addr.clone());
         tokio::task::spawn_blocking(move || {
             let mut cmd = Command::new(client_bin);
-            cmd.args(["--addr", &url, "--top-k", "3", question])
+            cmd.args(["--addr", &addr, "--top-k", "3", question])
                 .env_remove("WENDA_TOKEN");
             if let Some(token) = token {
                 cmd.env("WENDA_TOKEN", token);
