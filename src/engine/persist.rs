@@ -245,11 +245,22 @@ mod tests {
     use super::*;
     use crate::index::DumpFile;
 
-    #[test]
-    fn round_trips_and_replaces_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(Manifest::read(dir.path()).is_none());
-        let mut m = Manifest {
+    fn dump() -> HnswDump {
+        HnswDump {
+            dir: "hnsw-g3".into(),
+            basename: "index".into(),
+            unreachable: vec![7],
+            files: vec![DumpFile {
+                name: "index.usearch".into(),
+                bytes: 10,
+                crc32: 0xdead_beef,
+            }],
+            vectors_crc32: Some(0x1234_5678),
+        }
+    }
+
+    fn manifest(dump: HnswDump) -> Manifest {
+        Manifest {
             format: 1,
             model: "m".into(),
             model_fingerprint: "f".into(),
@@ -261,18 +272,15 @@ mod tests {
             documents: 1,
             passages: 2,
             index_kind: "hnsw".into(),
-            hnsw: Some(HnswDump {
-                dir: "hnsw-g3".into(),
-                basename: "index".into(),
-                unreachable: vec![7],
-                files: vec![DumpFile {
-                    name: "index.usearch".into(),
-                    bytes: 10,
-                    crc32: 0xdead_beef,
-                }],
-                vectors_crc32: Some(0x1234_5678),
-            }),
-        };
+            hnsw: Some(dump),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Manifest::read(dir.path()).is_none());
+        let mut m = manifest(dump());
         m.write(dir.path()).unwrap();
         assert_eq!(Manifest::read(dir.path()).unwrap(), m);
         m.generation = 4;
@@ -293,32 +301,7 @@ mod tests {
     #[test]
     fn dump_paths_never_lead_outside_the_data_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let dump = HnswDump {
-            dir: "hnsw-g1".into(),
-            basename: "index".into(),
-            unreachable: vec![],
-            files: vec![DumpFile {
-                name: "index.usearch".into(),
-                bytes: 1,
-                crc32: 1,
-            }],
-            vectors_crc32: Some(1),
-        };
-        let manifest = |dump: HnswDump| Manifest {
-            format: 1,
-            model: "m".into(),
-            model_fingerprint: "f".into(),
-            chunker_version: "c".into(),
-            chunk_tokens: 160,
-            chunk_overlap: 48,
-            corpus_fingerprint: "x".into(),
-            generation: 1,
-            documents: 1,
-            passages: 1,
-            index_kind: "hnsw".into(),
-            hnsw: Some(dump),
-        };
-        manifest(dump.clone()).write(dir.path()).unwrap();
+        manifest(dump()).write(dir.path()).unwrap();
         assert!(Manifest::read(dir.path()).unwrap().hnsw.is_some());
         let bad: [fn(&mut HnswDump); 5] = [
             |d| d.dir = "../elsewhere".into(),
@@ -328,12 +311,12 @@ mod tests {
             |d| d.files[0].name = "sub/index.usearch".into(),
         ];
         for change in bad {
-            let mut d = dump.clone();
+            let mut d = dump();
             change(&mut d);
             manifest(d.clone()).write(dir.path()).unwrap();
             let read = Manifest::read(dir.path()).unwrap();
             assert_eq!(read.hnsw, None, "{d:?}");
-            assert_eq!(read.generation, 1);
+            assert_eq!(read.generation, 3);
         }
     }
 }
