@@ -12,16 +12,23 @@ CARGO   ?= cargo
 # One profile for everything: tests need the optimised tokenizer and model.
 PROFILE := --release
 STAMP   := $(VENV)/.installed-$(shell cat models/requirements.txt tests/requirements.txt | sha256sum | cut -c1-16)
+# playwright-core for the browser test, from the npm registry by its lock file.
+BROWSER_STAMP := tests/browser/node_modules/.installed-$(shell sha256sum tests/browser/package-lock.json | cut -c1-16)
 
 .PHONY: setup run test build bench bench-criterion soak eval clean fmt lint fuzz
 
-setup: $(STAMP)
+setup: $(STAMP) $(BROWSER_STAMP)
 	@$(VPY) models/provision.py
+	@bash tests/browser/install-chromium.sh
 
 $(STAMP): models/requirements.txt tests/requirements.txt
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	@$(VPY) -m pip install --disable-pip-version-check -q -r tests/requirements.txt
 	@rm -f $(VENV)/.installed-* && touch $@
+
+$(BROWSER_STAMP): tests/browser/package-lock.json
+	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 build:
 	$(CARGO) build $(PROFILE) --locked

@@ -3,10 +3,14 @@
 //! HTTP listener (`--metrics-listen`) so scrapes never compete with gRPC.
 //!
 //! Names:
-//! - `wenda_requests_total{method, code}` and `wenda_request_duration_seconds{method, code}`
-//! - `wenda_embed_batch_size`, `wenda_embed_duration_seconds`
+//! - `wenda_requests_total{method, code}` and `wenda_request_duration_seconds{method, code}` (gRPC)
+//! - `wenda_http_requests_total{route, status}` and `wenda_http_request_duration_seconds{route, status}`
+//! - `wenda_embed_batch_size` (texts per model run), `wenda_embed_duration_seconds`
 //! - `wenda_documents{language}`, `wenda_passages{language}`
-//! - `wenda_build_info{version, model}` (always 1)
+//! - `wenda_query_cache_hits_total`, `wenda_query_cache_misses_total`
+//! - `wenda_build_info{version}` (always 1)
+//!
+//! Every name is described in [`install`], so each has a `# HELP` line.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -14,7 +18,8 @@ use std::time::Instant;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics::Unit;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -24,9 +29,63 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets(&[
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ])?
+        // A count of texts, not seconds: powers of two up to the largest
+        // batch a model run takes.
+        .set_buckets_for_metric(
+            Matcher::Full("wenda_embed_batch_size".into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+        )?
         .install_recorder()?;
+    describe();
     metrics::gauge!("wenda_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
+}
+
+/// The `# HELP` text and unit of every metric.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "wenda_requests_total",
+        "gRPC calls finished, by method and status code"
+    );
+    describe_histogram!(
+        "wenda_request_duration_seconds",
+        Unit::Seconds,
+        "gRPC call duration, by method and status code"
+    );
+    describe_counter!(
+        "wenda_http_requests_total",
+        "HTTP API requests finished, by route and HTTP status"
+    );
+    describe_histogram!(
+        "wenda_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP API request duration, by route and HTTP status"
+    );
+    describe_histogram!(
+        "wenda_embed_batch_size",
+        Unit::Count,
+        "Texts embedded per model run"
+    );
+    describe_histogram!(
+        "wenda_embed_duration_seconds",
+        Unit::Seconds,
+        "Duration of one model run"
+    );
+    describe_gauge!("wenda_documents", "Documents indexed, by language");
+    describe_gauge!("wenda_passages", "Passages indexed, by language");
+    describe_counter!(
+        "wenda_query_cache_hits_total",
+        "Searches whose query vector came from the cache"
+    );
+    describe_counter!(
+        "wenda_query_cache_misses_total",
+        "Searches whose query was embedded"
+    );
+    describe_gauge!(
+        "wenda_build_info",
+        "Always 1; the version label names the running build"
+    );
 }
 
 /// Serves `GET /metrics` (any path, in fact) on `listener` until the process ends.
@@ -67,6 +126,16 @@ pub async fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     let bound = listener.local_addr()?;
     tokio::spawn(serve(listener, handle));
     Ok(bound)
+}
+
+/// Records one HTTP request: its count and duration, by route (the method
+/// and the matched path template, so the label set stays bounded) and status.
+pub fn record_http(route: String, status: u16, started: Instant) {
+    let status = status.to_string();
+    metrics::counter!("wenda_http_requests_total", "route" => route.clone(), "status" => status.clone())
+        .increment(1);
+    metrics::histogram!("wenda_http_request_duration_seconds", "route" => route, "status" => status)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// Records one RPC: its count and duration, by method and status code.

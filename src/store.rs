@@ -126,6 +126,9 @@ pub struct Store {
     db: Mutex<Option<Database>>,
 }
 
+/// The database's file name inside the data directory.
+pub const FILE_NAME: &str = "wenda.redb";
+
 impl Store {
     /// Opens (or creates) the database file.
     pub fn open(path: &Path) -> Result<Self> {
@@ -134,6 +137,21 @@ impl Store {
             path: path.to_path_buf(),
             db: Mutex::new(Some(db)),
         })
+    }
+
+    /// Fails at once when another process has the database open, so that
+    /// start-up says so before the model loads rather than after. Only the
+    /// lock is checked: other faults are for [`Store::open`] to report.
+    pub fn check_not_in_use(path: &Path) -> Result<()> {
+        if !path.exists() {
+            return Ok(());
+        }
+        match Database::open(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                Err(describe(redb::Error::DatabaseAlreadyOpen, path))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Runs `work` on the open database, reopening it first if an I/O error
@@ -233,6 +251,11 @@ fn describe(err: redb::Error, path: &Path) -> Error {
             Error::StorageFull(message)
         }
         redb::Error::Io(_) | redb::Error::PreviousIo => Error::Unavailable(message),
+        redb::Error::DatabaseAlreadyOpen => Error::Storage(format!(
+            "{}: in use by another process (another wenda on this --data-dir?); \
+             stop it or choose another data directory",
+            path.display()
+        )),
         _ => Error::Storage(message),
     }
 }

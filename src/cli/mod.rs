@@ -22,6 +22,7 @@ use crate::types::{SyncReport, limits};
 /// Loads the model, opens the data directory and syncs the corpus, if any.
 pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Result<Arc<Engine>> {
     args.validate()?;
+    crate::store::Store::check_not_in_use(&args.data_dir.join(crate::store::FILE_NAME))?;
     let embedder_config = args.model.embedder_config();
     // The model (with the chunker's tokenizer) and the dictionary load side
     // by side: start-up takes the longer of the two, not their sum.

@@ -210,9 +210,12 @@ impl EmbedderConfig {
     }
 }
 
+/// A model file that is not there: the two ways out are provisioning it
+/// or pointing `--models` (`WENDA_MODELS`) at a folder that has it.
 pub(super) fn missing(path: &Path, why: &str) -> Error {
     Error::Model(format!(
-        "{}: {why}; run `make setup` to provision the model",
+        "{}: {why}; run `make setup` to provision the model, or point --models \
+         (WENDA_MODELS) at a folder that holds it",
         path.display()
     ))
 }

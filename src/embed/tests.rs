@@ -127,7 +127,9 @@ fn missing_model_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("multilingual-e5-small.toml") && err.contains("make setup"),
+        err.contains("multilingual-e5-small.toml")
+            && err.contains("make setup")
+            && err.contains("--models"),
         "{err}"
     );
 }

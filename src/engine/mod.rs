@@ -117,7 +117,7 @@ impl Engine {
     ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Io(format!("{}: {e}", config.data_dir.display())))?;
-        let db_path = config.data_dir.join("wenda.redb");
+        let db_path = config.data_dir.join(crate::store::FILE_NAME);
         let manifest = Manifest::read(&config.data_dir);
         let (checked, recover) = (manifest.clone(), config.recover);
         let (store, snapshot) =

@@ -76,6 +76,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The error body's JSON Schema, for `/openapi.json`.
+pub(super) fn schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {
+            "type": "object",
+            "required": ["code", "status", "message"],
+            "properties": {
+                "code": {"type": "integer", "description": "The gRPC status code."},
+                "status": {"type": "string", "description": "Its name, such as INVALID_ARGUMENT."},
+                "message": {"type": "string"},
+                "fieldViolations": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "description": {"type": "string"}},
+                }},
+            },
+        }},
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

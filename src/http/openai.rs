@@ -6,21 +6,93 @@
 //! similarity between short texts) unless the request's `input_type` says
 //! `passage` (or `document`).
 
+use axum::Json;
 use axum::extract::{Request, State};
 use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::routes::{engine, message};
+use super::table::{Body, Route};
 use super::{ApiError, AppState};
 use crate::auth::Role;
 use crate::embed::EmbedKind;
 use crate::error::Error;
 use crate::grpc::admission::MAX_READ_MESSAGE_BYTES;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/embeddings", post(embeddings))
+pub(super) const ROUTES: &[Route] = &[Route {
+    method: "post",
+    path: "/v1/embeddings",
+    summary: "Embeddings in the shape of OpenAI's API",
+    role: Some(Role::Read),
+    params: &[],
+    request: Some(Body::Schema(
+        "EmbeddingsRequest",
+        r#"{"input": ["Who founded OpenStack?"], "model": "multilingual-e5-small"}"#,
+    )),
+    response: Body::Schema("EmbeddingsResponse", ""),
+    handler: || post(embeddings),
+}];
+
+/// The request and response as JSON Schemas, for `/openapi.json`.
+pub(super) fn schemas() -> [(&'static str, Value); 2] {
+    [
+        (
+            "EmbeddingsRequest",
+            json!({
+                "type": "object",
+                "required": ["input"],
+                "properties": {
+                    "input": {"oneOf": [
+                        {"type": "string"},
+                        {"type": "array", "items": {"type": "string"}},
+                    ]},
+                    "model": {"type": "string", "description": "Must name the served model when given."},
+                    "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+                    "input_type": {
+                        "type": "string",
+                        "enum": ["query", "passage", "document"],
+                        "description": "wenda's addition: how e5 embeds the texts (default query).",
+                    },
+                    "user": {"type": "string", "description": "Accepted and ignored."},
+                    "dimensions": {"type": "integer", "description": "Accepted when it is the model's own."},
+                },
+            }),
+        ),
+        (
+            "EmbeddingsResponse",
+            json!({
+                "type": "object",
+                "required": ["object", "data", "model", "usage"],
+                "properties": {
+                    "object": {"const": "list"},
+                    "data": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["object", "index", "embedding"],
+                        "properties": {
+                            "object": {"const": "embedding"},
+                            "index": {"type": "integer", "minimum": 0},
+                            "embedding": {"oneOf": [
+                                {"type": "array", "items": {"type": "number"}},
+                                {"type": "string", "contentEncoding": "base64",
+                                 "description": "Little-endian f32s, for encoding_format base64."},
+                            ]},
+                        },
+                    }},
+                    "model": {"type": "string"},
+                    "usage": {
+                        "type": "object",
+                        "required": ["prompt_tokens", "total_tokens"],
+                        "properties": {
+                            "prompt_tokens": {"type": "integer"},
+                            "total_tokens": {"type": "integer"},
+                        },
+                    },
+                },
+            }),
+        ),
+    ]
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +114,9 @@ struct EmbeddingsRequest {
     /// wenda's addition: `query` (default) or `passage`/`document`.
     #[serde(default)]
     input_type: Option<String>,
+    /// Accepted when it is the model's own: the vectors are not truncated.
+    #[serde(default)]
+    dimensions: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +158,14 @@ async fn embeddings(
         && !model.ends_with(served.rsplit('/').next().unwrap_or(&served))
     {
         return Err(Error::invalid("model", format!("this server embeds with {served}")).into());
+    }
+    let dimension = engine.embedder().manifest().dimension;
+    if let Some(asked) = request.dimensions.filter(|d| *d != dimension) {
+        return Err(Error::invalid(
+            "dimensions",
+            format!("this model's vectors have {dimension} dimensions, not {asked}"),
+        )
+        .into());
     }
     let base64 = match request.encoding_format.as_deref() {
         None | Some("float") => false,

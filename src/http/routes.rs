@@ -4,27 +4,19 @@
 //! headers before a body is read, and a body is read only up to its call's
 //! bound (Ingest 64 MiB, the rest 4 MiB), as on gRPC.
 //!
-//! | route | call | role |
-//! |---|---|---|
-//! | `POST /v1/search` | Search | read |
-//! | `POST /v1/embed` | Embed | read |
-//! | `GET /v1/documents?page_size=&page_token=&language=` | ListDocuments | read |
-//! | `GET /v1/documents/{id}` | GetDocument | read |
-//! | `POST /v1/documents` | Ingest | admin |
-//! | `DELETE /v1/documents/{id}` | Delete | admin |
-//! | `GET /v1/info` | Info | read |
-//! | `GET /healthz`, `GET /readyz` | live; ready (model and index loaded) | none |
+//! [`ROUTES`] is both what is served and what `/openapi.json` describes.
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::{delete as delete_route, get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::table::{Body, Param, Route};
 use super::{ApiError, AppState};
 use crate::api;
 use crate::auth::Role;
@@ -33,16 +25,121 @@ use crate::error::Error;
 use crate::grpc::admission::{MAX_INGEST_MESSAGE_BYTES, MAX_READ_MESSAGE_BYTES};
 use crate::proto;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/v1/search", post(search))
-        .route("/v1/embed", post(embed))
-        .route("/v1/documents", get(list_documents).post(ingest))
-        .route("/v1/documents/{id}", get(get_document).delete(delete))
-        .route("/v1/info", get(info))
-}
+const ID: Param = Param::path("id", "The document's id.", "example-1");
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness: the process serves HTTP",
+        role: None,
+        params: &[],
+        request: None,
+        response: Body::Text("text/plain"),
+        handler: || get(|| async { "ok" }),
+    },
+    Route {
+        method: "get",
+        path: "/readyz",
+        summary: "Readiness: 200 once the model and index are loaded, 503 while loading or shutting down",
+        role: None,
+        params: &[],
+        request: None,
+        response: Body::Text("text/plain"),
+        handler: || get(ready),
+    },
+    Route {
+        method: "post",
+        path: "/v1/search",
+        summary: "Search: ranked passages with citations for a question (Retrieval.Search)",
+        role: Some(Role::Read),
+        params: &[],
+        request: Some(Body::Message(
+            "SearchRequest",
+            r#"{"query": "Who founded OpenStack?", "topK": 3}"#,
+        )),
+        response: Body::Message("SearchResponse", ""),
+        handler: || post(search),
+    },
+    Route {
+        method: "post",
+        path: "/v1/embed",
+        summary: "Embed texts with the served model (Retrieval.Embed)",
+        role: Some(Role::Read),
+        params: &[],
+        request: Some(Body::Message(
+            "EmbedRequest",
+            r#"{"texts": ["OpenStack", "开源"], "kind": "EMBED_KIND_QUERY"}"#,
+        )),
+        response: Body::Message("EmbedResponse", ""),
+        handler: || post(embed),
+    },
+    Route {
+        method: "post",
+        path: "/v1/documents",
+        summary: "Ingest documents, replacing any with the same id (Retrieval.Ingest)",
+        role: Some(Role::Admin),
+        params: &[],
+        request: Some(Body::Message(
+            "IngestRequest",
+            r#"{"documents": [{"id": "example-1", "title": "An example", "text": "wenda answers questions over multilingual articles, with citations."}]}"#,
+        )),
+        response: Body::Message("IngestResponse", ""),
+        handler: || post(ingest),
+    },
+    Route {
+        method: "get",
+        path: "/v1/documents",
+        summary: "List documents, a page at a time (Retrieval.ListDocuments)",
+        role: Some(Role::Read),
+        params: &[
+            Param::query_integer(
+                "page_size",
+                "At most this many (default 100, at most 1000).",
+                "10",
+            ),
+            Param::query("page_token", "The previous page's nextPageToken.", ""),
+            Param::query(
+                "language",
+                "Only documents in this ISO 639-1 language.",
+                "en",
+            ),
+        ],
+        request: None,
+        response: Body::Message("ListDocumentsResponse", ""),
+        handler: || get(list_documents),
+    },
+    Route {
+        method: "get",
+        path: "/v1/documents/{id}",
+        summary: "One document: its original text and passages (Retrieval.GetDocument)",
+        role: Some(Role::Read),
+        params: &[ID],
+        request: None,
+        response: Body::Message("GetDocumentResponse", ""),
+        handler: || get(get_document),
+    },
+    Route {
+        method: "delete",
+        path: "/v1/documents/{id}",
+        summary: "Delete a document and its passages (Retrieval.Delete)",
+        role: Some(Role::Admin),
+        params: &[ID],
+        request: None,
+        response: Body::Message("DeleteResponse", ""),
+        handler: || delete_route(delete),
+    },
+    Route {
+        method: "get",
+        path: "/v1/info",
+        summary: "The model, the index and the corpus's counts (Retrieval.Info)",
+        role: Some(Role::Read),
+        params: &[],
+        request: None,
+        response: Body::Message("InfoResponse", ""),
+        handler: || get(info),
+    },
+];
 
 /// Checks the caller's token for `role`, then returns the engine.
 pub(super) fn engine(

@@ -12,7 +12,11 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use crate::common;
+
 const GRPC_PORT: i64 = 50051;
+const HTTP_PORT: i64 = 8080;
+const METRICS_PORT: i64 = 9090;
 const READINESS_SERVICE: &str = "wenda.v1.Retrieval";
 
 fn deploy_dir() -> PathBuf {
@@ -237,7 +241,12 @@ fn generated_config(name: &str) -> BTreeMap<String, String> {
 
 /// Port of an `--listen` address.
 fn listen_port(args: &[String]) -> i64 {
-    let listen = flag_value(args, "--listen").expect("--listen");
+    listen_port_of(args, "--listen")
+}
+
+/// Port of the address after `flag` (`--listen`, `--http-listen`, ...).
+fn listen_port_of(args: &[String], flag: &str) -> i64 {
+    let listen = flag_value(args, flag).unwrap_or_else(|| panic!("no {flag}"));
     let (host, port) = listen.rsplit_once(':').expect("host:port");
     assert_eq!(
         host, "0.0.0.0",
@@ -377,17 +386,46 @@ fn deployment_ports_probes_and_services_agree() {
     assert_eq!(args[0], "serve");
 
     let ports = seq(&wenda["ports"], "ports");
-    assert_eq!(ports.len(), 1);
-    assert_eq!(ports[0]["name"].as_str(), Some("grpc"));
-    let container_port = i(&ports[0]["containerPort"], "containerPort");
+    assert_eq!(ports.len(), 3, "container ports grpc, http and metrics");
+    let port_named = |name: &str| -> i64 {
+        let p =
+            ports_named(wenda, name).unwrap_or_else(|| panic!("no container port named {name}"));
+        i(&p["containerPort"], "containerPort")
+    };
+    let container_port = port_named("grpc");
     assert_eq!(container_port, GRPC_PORT);
     assert_eq!(
         listen_port(&args),
         container_port,
         "--listen port and containerPort differ"
     );
+    let http_port = port_named("http");
+    assert_eq!(http_port, HTTP_PORT);
+    assert_eq!(
+        listen_port_of(&args, "--http-listen"),
+        http_port,
+        "--http-listen port and containerPort differ"
+    );
+    let metrics_port = port_named("metrics");
+    assert_eq!(metrics_port, METRICS_PORT);
+    assert_eq!(
+        listen_port_of(&args, "--metrics-listen"),
+        metrics_port,
+        "--metrics-listen port and containerPort differ"
+    );
 
-    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+    // Prometheus finds the pods by their annotations.
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"].as_str(), Some("true"));
+    assert_eq!(
+        annotations["prometheus.io/port"].as_str(),
+        Some(metrics_port.to_string().as_str())
+    );
+    assert_eq!(annotations["prometheus.io/path"].as_str(), Some("/metrics"));
+
+    // Startup and readiness on gRPC health (readiness on Retrieval: NOT_SERVING
+    // while loading and from SIGTERM on), liveness on the HTTP listener.
+    for probe in ["startupProbe", "readinessProbe"] {
         let grpc = &wenda[probe]["grpc"];
         assert!(grpc.is_mapping(), "{probe} must be a native gRPC probe");
         assert_eq!(i(&grpc["port"], probe), container_port, "{probe} port");
@@ -397,6 +435,15 @@ fn deployment_ports_probes_and_services_agree() {
         wenda["readinessProbe"]["grpc"]["service"].as_str(),
         Some(READINESS_SERVICE)
     );
+    let live = &wenda["livenessProbe"]["httpGet"];
+    assert!(live.is_mapping(), "livenessProbe must be an HTTP probe");
+    assert_eq!(live["path"].as_str(), Some("/healthz"));
+    let live_port = match &live["port"] {
+        Value::Number(n) => n.as_i64().unwrap(),
+        Value::String(name) => port_named(name.as_str()),
+        other => panic!("livenessProbe port {other:?}"),
+    };
+    assert_eq!(live_port, http_port, "livenessProbe port");
 
     // Shutdown: NOT_SERVING, then up to 10 s of draining, after the preStop sleep.
     let grace = i(
@@ -436,22 +483,35 @@ fn deployment_ports_probes_and_services_agree() {
         let what = format!("Service {}", s(&svc["metadata"]["name"], "name"));
         labels_match(&svc["spec"]["selector"], pod_labels, &what);
         let ports = seq(&svc["spec"]["ports"], "ports");
-        assert_eq!(ports.len(), 1, "{what}");
-        let p = &ports[0];
-        assert_eq!(p["name"].as_str(), Some("grpc"), "{what}");
-        assert_eq!(p["appProtocol"].as_str(), Some("grpc"), "{what}");
-        assert_eq!(i(&p["port"], "port"), GRPC_PORT, "{what}");
-        let target = match &p["targetPort"] {
-            Value::Number(n) => n.as_i64().unwrap(),
-            Value::String(name) => {
-                let named = ports_named(wenda, name)
-                    .unwrap_or_else(|| panic!("{what}: no container port named {name}"));
-                i(&named["containerPort"], "containerPort")
-            }
-            other => panic!("{what}: targetPort {other:?}"),
-        };
-        assert_eq!(target, container_port, "{what}: targetPort");
+        let grpc = ports
+            .iter()
+            .find(|p| p["name"].as_str() == Some("grpc"))
+            .unwrap_or_else(|| panic!("{what}: no port named grpc"));
+        assert_eq!(grpc["appProtocol"].as_str(), Some("grpc"), "{what}");
+        assert_eq!(i(&grpc["port"], "port"), GRPC_PORT, "{what}");
+        for p in ports {
+            let name = s(&p["name"], "port name");
+            assert_ne!(
+                name, "metrics",
+                "{what}: Prometheus scrapes the pods, not the Service"
+            );
+            let target = match &p["targetPort"] {
+                Value::Number(n) => n.as_i64().unwrap(),
+                Value::String(name) => port_named(name.as_str()),
+                other => panic!("{what}: targetPort {other:?}"),
+            };
+            assert_eq!(target, i(&p["port"], "port"), "{what}: port {name}");
+            assert_eq!(target, port_named(name), "{what}: port {name} targetPort");
+        }
     }
+    assert!(
+        services.iter().any(|svc| {
+            seq(&svc["spec"]["ports"], "ports").iter().any(|p| {
+                p["name"].as_str() == Some("http") && p["port"].as_i64() == Some(HTTP_PORT)
+            })
+        }),
+        "no Service carries the HTTP API on port {HTTP_PORT}"
+    );
 }
 
 fn ports_named<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
@@ -919,6 +979,85 @@ fn every_wenda_variable_named_in_deploy_is_real() {
         assert!(
             seen.contains(expected),
             "deploy/ no longer mentions {expected}: {seen:?}"
+        );
+    }
+}
+
+/// The metrics the source records, as `type:name` (`counter:wenda_requests_total`):
+/// every `counter!`, `gauge!` and `histogram!` under src/ whose name is a
+/// `wenda_*` string literal.
+fn recorded_metrics() -> BTreeSet<String> {
+    fn walk(dir: &Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for kind in ["counter", "gauge", "histogram"] {
+                let open = format!("{kind}!(");
+                for (at, _) in text.match_indices(open.as_str()) {
+                    let rest = text[at + open.len()..].trim_start();
+                    if let Some(name) = rest.strip_prefix('"').and_then(|r| r.split('"').next())
+                        && name.starts_with("wenda_")
+                    {
+                        found.insert(format!("{kind}:{name}"));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    walk(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
+    found
+}
+
+/// `deploy/validate.py` (tests/requirements.txt installs kubernetes-validate):
+/// the base and every overlay, rendered, against the Kubernetes API schemas
+/// of the oldest supported version and of the newest the package knows, in
+/// strict mode; ports, probes, Services and TLS across each rendered overlay;
+/// wenda-config against this binary's defaults; and every metric the
+/// Grafana dashboard queries against the metrics the source records.
+#[test]
+fn manifests_and_dashboard_validate() {
+    let metrics = recorded_metrics();
+    for expected in [
+        "counter:wenda_requests_total",
+        "histogram:wenda_request_duration_seconds",
+        "gauge:wenda_passages",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "src/ records no {expected}: {metrics:?}"
+        );
+    }
+    let metrics: Vec<&str> = metrics.iter().map(String::as_str).collect();
+    let out = Command::new(common::python())
+        .arg(deploy_dir().join("validate.py"))
+        .arg("--wenda")
+        .arg(env!("CARGO_BIN_EXE_wenda"))
+        .arg("--metrics")
+        .arg(metrics.join(","))
+        .output()
+        .expect("run deploy/validate.py with the venv's python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "deploy/validate.py failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every kustomization was rendered and checked.
+    for kustomization in ["k8s/base", "k8s/overlays/read-only-api", "k8s/overlays/tls"] {
+        assert!(
+            stdout.contains(&format!("ok   {kustomization}: Deployment/wenda valid")),
+            "{kustomization} not validated:\n{stdout}"
         );
     }
 }

@@ -320,3 +320,41 @@ print(json.dumps({
     assert!(got["tokens"].as_u64().unwrap() > 4);
     assert_eq!(got["model"], engine.embedder().manifest().name);
 }
+
+/// `/openapi.json` describes what is served: a real OpenAPI validator reads
+/// it, and every operation it lists is called with its own examples and
+/// answers with a body its schema accepts (tests/http/check_openapi.py).
+/// The examples write, so the server has an engine of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_what_is_served() {
+    let data = tempfile::tempdir().unwrap();
+    let engine = common::engine(data.path(), None).await;
+    let (addr, _stop) = start(engine.clone(), tokens()).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/http/check_openapi.py");
+    let url = format!("http://{addr}");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::python())
+            .arg(script)
+            .args(["--url", &url, "--read-token", READ, "--admin-token", ADMIN])
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The checks ran over every route: the served operations all appear.
+    let routes: usize = wenda::http::ROUTE_TABLES.iter().map(|t| t.len()).sum();
+    let checked = stdout
+        .lines()
+        .filter(|l| l.ends_with("matches its schema"))
+        .count();
+    assert_eq!(checked, routes, "{stdout}");
+    // The example document was written and deleted again.
+    assert_eq!(engine.info().documents, 0);
+}

@@ -1,7 +1,9 @@
 //! Integration tests against real parts: the converted model on ONNX
-//! Runtime, redb on disk, the gRPC server on port 0 and real clients.
+//! Runtime, redb on disk, the gRPC and HTTP servers on port 0, real clients
+//! and a real browser.
 //! One test binary with modules keeps link time down.
 
+mod browser;
 mod cancellation;
 mod common;
 mod deploy;
@@ -16,3 +18,4 @@ mod otel;
 mod processes;
 mod quality;
 mod security;
+mod startup;

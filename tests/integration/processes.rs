@@ -15,6 +15,8 @@ pub(crate) struct ServeProcess {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
     metrics: SocketAddr,
+    /// The HTTP API's address, when started with `--http-listen`.
+    pub(crate) http: Option<SocketAddr>,
 }
 
 impl Drop for ServeProcess {
@@ -25,10 +27,6 @@ impl Drop for ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(data_dir: &Path) -> Self {
-        Self::start_with(data_dir, Some(&common::corpus_dir()))
-    }
-
     fn start_with(data_dir: &Path, corpus: Option<&Path>) -> Self {
         Self::start_with_args(data_dir, corpus, &[])
     }
@@ -55,6 +53,7 @@ impl ServeProcess {
             cmd.arg("--corpus").arg(corpus);
         }
         cmd.args(extra);
+        let with_http = extra.contains(&"--http-listen");
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -62,35 +61,44 @@ impl ServeProcess {
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && (v["fields"]["message"] == "listening"
-                        || v["fields"]["message"] == "metrics listening")
+                    && let Some(message) = v["fields"]["message"].as_str()
+                    && message.ends_with("listening")
                 {
                     let addr = v["fields"]["addr"].as_str().unwrap_or_default().to_string();
-                    let _ = tx.send((v["fields"]["message"] == "metrics listening", addr));
+                    let _ = tx.send((message.to_string(), addr));
                 }
             }
         });
-        let (mut addr, mut metrics) = (None, None);
-        while addr.is_none() || metrics.is_none() {
-            let (is_metrics, a) = rx
+        let mut addrs = std::collections::HashMap::new();
+        let wanted = if with_http { 3 } else { 2 };
+        while addrs.len() < wanted {
+            let (message, a) = rx
                 .recv_timeout(Duration::from_secs(60))
                 .expect("server logs its addresses");
-            if is_metrics {
-                metrics = Some(a.parse().unwrap());
-            } else {
-                addr = Some(a.parse().unwrap());
-            }
+            addrs.insert(message, a.parse::<SocketAddr>().unwrap());
         }
         Self {
             child,
-            addr: addr.unwrap(),
-            metrics: metrics.unwrap(),
+            addr: addrs["listening"],
+            metrics: addrs["metrics listening"],
+            http: addrs.get("http listening").copied(),
         }
     }
 
     pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+/// One request written as raw HTTP/1.1 with `Connection: close`; the whole
+/// response, head and body.
+fn raw_http(addr: SocketAddr, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 pub(crate) async fn wait_serving(url: &str) {
@@ -125,7 +133,11 @@ pub(crate) async fn wait_serving(url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
     let data = tempfile::tempdir().unwrap();
-    let server = ServeProcess::start(data.path());
+    let server = ServeProcess::start_with_args(
+        data.path(),
+        Some(&common::corpus_dir()),
+        &["--http-listen", "127.0.0.1:0"],
+    );
     wait_serving(&server.url()).await;
 
     // grpcurl, through reflection (no proto files).
@@ -230,27 +242,49 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
     let json: serde_json::Value = serde_json::from_slice(&ask.stdout).unwrap();
     assert!(!json["passages"].as_array().unwrap().is_empty());
 
+    // The HTTP API beside gRPC, as the README's curl lines use it.
+    let http = server.http.expect("--http-listen was given");
+    let body = r#"{"query": "Who started OpenStack?", "topK": 2}"#;
+    let search = raw_http(
+        http,
+        &format!(
+            "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(
+        search.starts_with("HTTP/1.1 200") && search.contains("\"citation\""),
+        "{search}"
+    );
+
     // Prometheus metrics on their own listener.
-    let metrics = {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(server.metrics).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        stream.read_to_string(&mut body).unwrap();
-        body
-    };
+    let metrics = raw_http(
+        server.metrics,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     for expected in [
         "wenda_requests_total{method=\"Search\",code=\"Ok\"}",
         "wenda_request_duration_seconds_bucket{method=\"Search\",code=\"Ok\"",
+        "wenda_http_requests_total{route=\"POST /v1/search\",status=\"200\"}",
         "wenda_passages{language=\"zh\"}",
-        "wenda_embed_batch_size",
+        // Batch sizes in counts of texts, not in seconds-style buckets.
+        "wenda_embed_batch_size_bucket{le=\"1\"}",
+        "wenda_embed_batch_size_bucket{le=\"256\"}",
         "wenda_build_info{version=",
     ] {
         assert!(
             metrics.contains(expected),
             "{expected} missing from:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains("wenda_embed_batch_size_bucket{le=\"0.001\"}"));
+    // Every metric has its # HELP line.
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            metrics.contains(&format!("# HELP {name} ")),
+            "no # HELP for {name}:\n{metrics}"
         );
     }
 
