@@ -41,7 +41,7 @@ pub(super) const ROUTES: &[Route] = &[
     Route {
         method: "get",
         path: "/readyz",
-        summary: "Readiness: 200 once the model and index are loaded, 503 while loading or shutting down",
+        summary: "Readiness: 200 once the model and index are loaded, 503 while they load",
         role: None,
         params: &[],
         request: None,
