@@ -35,8 +35,9 @@ pub async fn ingest(
     let inputs = request
         .documents
         .into_iter()
-        .map(convert::document_input)
-        .collect();
+        .enumerate()
+        .map(|(i, d)| convert::document_input(d, &format!("documents[{i}]")))
+        .collect::<Result<_, _>>()?;
     let outcomes = engine.ingest(inputs).await?;
     Ok(proto::IngestResponse {
         results: outcomes.into_iter().map(convert::ingest_result).collect(),

@@ -3,8 +3,10 @@
 //! the CLI's `ask`.
 
 use crate::embed::{EmbedKind, EmbeddedText, ModelManifest};
-use crate::error::Error;
+use crate::error::{Error, FieldViolation};
+use crate::filter::{Condition, Filter, Test};
 use crate::ingest::DocumentInput;
+use crate::metadata::{self, MetaValue, Metadata};
 use crate::proto;
 use crate::store::StoredPassage;
 use crate::types::{
@@ -34,21 +36,37 @@ pub fn mode_to_proto(mode: types::SearchMode) -> proto::SearchMode {
     }
 }
 
-fn citation(p: &StoredPassage, title: &str, source: &str) -> proto::Citation {
+/// What a citation says of its document besides the passage's own place.
+struct Cited<'a> {
+    title: &'a str,
+    source: &'a str,
+    url: Option<&'a str>,
+    published: Option<&'a str>,
+}
+
+fn citation(p: &StoredPassage, doc: &Cited) -> proto::Citation {
     proto::Citation {
         doc_id: p.doc_id.clone(),
-        source: source.to_string(),
-        title: title.to_string(),
+        source: doc.source.to_string(),
+        title: doc.title.to_string(),
         language: p.language.clone(),
         char_start: p.char_start as u64,
         char_end: p.char_end as u64,
         chunk_index: p.chunk_index,
+        url: doc.url.unwrap_or_default().to_string(),
+        published: doc.published.unwrap_or_default().to_string(),
     }
 }
 
 fn passage_from_hit(hit: SearchHit) -> proto::Passage {
+    let cited = Cited {
+        title: &hit.title,
+        source: &hit.source,
+        url: hit.url.as_deref(),
+        published: hit.published.as_deref(),
+    };
     proto::Passage {
-        citation: Some(citation(&hit.passage, &hit.title, &hit.source)),
+        citation: Some(citation(&hit.passage, &cited)),
         text: hit.passage.text,
         score: hit.score,
         relevance: hit.relevance,
@@ -83,11 +101,140 @@ pub fn summary(s: DocumentSummary) -> proto::DocumentSummary {
         chunks: s.chunks,
         chars: s.chars,
         content_hash: s.content_hash,
+        url: s.url.unwrap_or_default(),
+        metadata: s
+            .metadata
+            .into_iter()
+            .map(|(k, v)| (k, metadata_value(v)))
+            .collect(),
+    }
+}
+
+fn metadata_value(v: MetaValue) -> proto::MetadataValue {
+    use proto::metadata_value::Kind;
+    let kind = match v {
+        MetaValue::String(s) => Kind::StringValue(s),
+        MetaValue::Number(n) => Kind::NumberValue(n),
+        MetaValue::Bool(b) => Kind::BoolValue(b),
+        MetaValue::Timestamp(t) => Kind::TimestampValue(metadata::format_timestamp(t)),
+        MetaValue::List(values) => Kind::ListValue(proto::StringList { values }),
+    };
+    proto::MetadataValue { kind: Some(kind) }
+}
+
+/// A proto value as a metadata value; `None` when no kind is set or a
+/// timestamp does not parse (the caller reports it at `field`).
+fn meta_from_proto(
+    v: proto::MetadataValue,
+    field: &str,
+    bad: &mut Vec<FieldViolation>,
+) -> Option<MetaValue> {
+    use proto::metadata_value::Kind;
+    match v.kind {
+        None => {
+            bad.push(FieldViolation::new(
+                field,
+                "set one of stringValue, numberValue, boolValue, timestampValue, listValue",
+            ));
+            None
+        }
+        Some(Kind::StringValue(s)) => Some(MetaValue::String(s)),
+        Some(Kind::NumberValue(n)) => Some(MetaValue::Number(n)),
+        Some(Kind::BoolValue(b)) => Some(MetaValue::Bool(b)),
+        Some(Kind::ListValue(l)) => Some(MetaValue::List(l.values)),
+        Some(Kind::TimestampValue(t)) => match metadata::parse_timestamp(&t) {
+            Some(t) => Some(MetaValue::Timestamp(t)),
+            None => {
+                bad.push(FieldViolation::new(
+                    field,
+                    "timestamps are RFC 3339 or YYYY-MM-DD",
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// A bound of a time range: empty is open.
+fn time_bound(text: &str, field: &str, bad: &mut Vec<FieldViolation>) -> Option<i64> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    let parsed = metadata::parse_timestamp(text);
+    if parsed.is_none() {
+        bad.push(FieldViolation::new(
+            field,
+            "timestamps are RFC 3339 or YYYY-MM-DD",
+        ));
+    }
+    parsed
+}
+
+/// The request's filter in domain terms; structural problems (no test set,
+/// an unreadable timestamp) are reported here, the rest by the engine.
+fn filter_from_proto(f: proto::Filter) -> Result<Filter, Error> {
+    use proto::condition::Test as P;
+    let mut bad = Vec::new();
+    let clause = |name: &str, conditions: Vec<proto::Condition>, bad: &mut Vec<FieldViolation>| {
+        let mut out = Vec::new();
+        for (i, c) in conditions.into_iter().enumerate() {
+            let at = format!("filter.{name}[{i}]");
+            let test = match c.test {
+                None => {
+                    bad.push(FieldViolation::new(
+                        &at,
+                        "set one test: equals, anyOf, allOf, range, timeRange or prefix",
+                    ));
+                    continue;
+                }
+                Some(P::Equals(v)) => match meta_from_proto(v, &format!("{at}.equals"), bad) {
+                    Some(v) => Test::Equals(v),
+                    None => continue,
+                },
+                Some(P::AnyOf(l)) => Test::AnyOf(l.values),
+                Some(P::AllOf(l)) => Test::AllOf(l.values),
+                Some(P::Range(r)) => Test::Range {
+                    gt: r.gt,
+                    gte: r.gte,
+                    lt: r.lt,
+                    lte: r.lte,
+                },
+                Some(P::TimeRange(r)) => {
+                    let from = time_bound(&r.from, &format!("{at}.time_range.from"), bad);
+                    let until = time_bound(&r.until, &format!("{at}.time_range.until"), bad);
+                    if (!r.from.trim().is_empty() && from.is_none())
+                        || (!r.until.trim().is_empty() && until.is_none())
+                    {
+                        continue;
+                    }
+                    Test::TimeRange { from, until }
+                }
+                Some(P::Prefix(p)) => Test::Prefix(p),
+            };
+            out.push(Condition { key: c.key, test });
+        }
+        out
+    };
+    let filter = Filter {
+        must: clause("must", f.must, &mut bad),
+        should: clause("should", f.should, &mut bad),
+        must_not: clause("must_not", f.must_not, &mut bad),
+    };
+    if bad.is_empty() {
+        Ok(filter)
+    } else {
+        Err(Error::InvalidArgument(bad))
     }
 }
 
 pub fn search_query(r: proto::SearchRequest) -> Result<SearchQuery, Error> {
     Ok(SearchQuery {
+        filter: r
+            .filter
+            .map(filter_from_proto)
+            .transpose()?
+            .filter(|f| !f.is_empty()),
+        max_per_document: r.max_per_document as usize,
         mode: mode_from_proto(r.mode)?,
         query: r.query,
         top_k: r.top_k as usize,
@@ -139,14 +286,27 @@ pub fn embed_response(embedded: Vec<EmbeddedText>, model: &ModelManifest) -> pro
     }
 }
 
-pub fn document_input(d: proto::Document) -> DocumentInput {
-    DocumentInput {
+pub fn document_input(d: proto::Document, at: &str) -> Result<DocumentInput, Error> {
+    let mut bad = Vec::new();
+    let mut metadata = Metadata::new();
+    for (key, value) in d.metadata {
+        if let Some(v) = meta_from_proto(value, &format!("{at}.metadata.{key}"), &mut bad) {
+            metadata.insert(key, v);
+        }
+    }
+    if !bad.is_empty() {
+        return Err(Error::InvalidArgument(bad));
+    }
+    Ok(DocumentInput {
         id: d.id,
         text: d.text,
         title: d.title,
         source: d.source,
         language: d.language,
-    }
+        metadata,
+        url: d.url,
+        published: d.published,
+    })
 }
 
 pub fn ingest_result(o: IngestOutcome) -> proto::IngestResult {
@@ -161,13 +321,19 @@ pub fn ingest_result(o: IngestOutcome) -> proto::IngestResult {
 /// A document with its text and its passages in order (unranked: `rank`
 /// is the passage's position, from 1).
 pub fn document(view: DocumentView) -> proto::GetDocumentResponse {
-    let (title, source) = (view.summary.title.clone(), view.summary.source.clone());
+    let s = &view.summary;
+    let cited = Cited {
+        title: &s.title,
+        source: &s.source,
+        url: s.url.as_deref(),
+        published: s.published.as_deref(),
+    };
     proto::GetDocumentResponse {
         passages: view
             .passages
             .into_iter()
             .map(|p| proto::Passage {
-                citation: Some(citation(&p, &title, &source)),
+                citation: Some(citation(&p, &cited)),
                 text: p.text,
                 score: 0.0,
                 rank: p.chunk_index + 1,

@@ -17,6 +17,8 @@
 //! - [`auth`]: bearer tokens with read and admin roles, for both transports.
 //! - [`convert`]: proto messages ↔ engine types.
 //! - [`types`]: the engine's request and response types and request limits.
+//! - [`metadata`]: documents' typed metadata values, their limits, timestamps.
+//! - [`filter`]: the search filter over metadata and document fields.
 //! - [`rank`]: fusion of dense and lexical candidates, highlights.
 //! - [`ingest`]: parsing, cleaning, chunking with citation offsets, language detection.
 //! - [`embed`]: multilingual-e5-small on ONNX Runtime on its own thread;
@@ -36,11 +38,13 @@ pub mod convert;
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod filter;
 pub mod grpc;
 pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod lexical;
+pub mod metadata;
 pub mod metrics;
 pub mod rank;
 pub mod store;

@@ -32,6 +32,10 @@ pub struct StoredDocument {
     pub title: String,
     pub language: String,
     pub published: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "crate::metadata::Metadata::is_empty")]
+    pub metadata: crate::metadata::Metadata,
     /// The original text: citation offsets index into it.
     pub text: String,
     pub content_hash: String,
@@ -407,6 +411,8 @@ mod tests {
             title: "t".into(),
             language: "en".into(),
             published: None,
+            url: None,
+            metadata: Default::default(),
             text: "hello".into(),
             content_hash: "h".into(),
             origin: Origin::Api,

@@ -59,6 +59,10 @@ pub struct SearchQuery {
     pub query_language: String,
     /// Passages whose relevance is below this are dropped; 0 keeps all.
     pub min_relevance: f32,
+    /// Only passages of documents that pass it.
+    pub filter: Option<crate::filter::Filter>,
+    /// At most this many passages of one document; 0: no cap.
+    pub max_per_document: usize,
 }
 
 /// Component scores of a hit.
@@ -86,6 +90,8 @@ pub struct SearchHit {
     pub passage: StoredPassage,
     pub title: String,
     pub source: String,
+    pub url: Option<String>,
+    pub published: Option<String>,
     /// The ranking score: relative to the other candidates of this query.
     pub score: f32,
     pub rank: u32,
@@ -151,6 +157,8 @@ pub struct DocumentSummary {
     pub chunks: u32,
     pub chars: u64,
     pub content_hash: String,
+    pub url: Option<String>,
+    pub metadata: crate::metadata::Metadata,
 }
 
 #[derive(Debug, Clone)]

@@ -97,6 +97,7 @@ impl Document {
             title: b(&self.title),
             source: b(&self.source),
             language: b(&self.language),
+            ..Default::default()
         }
     }
 }
@@ -131,7 +132,8 @@ fn search_query(r: proto::SearchRequest) -> Option<SearchQuery> {
 }
 
 fn document_input(d: proto::Document) -> DocumentInput {
-    wenda::convert::document_input(d)
+    // No metadata is generated, so conversion cannot fail.
+    wenda::convert::document_input(d, "documents[0]").expect("a document without metadata")
 }
 
 fn known(code: &str) -> bool {
@@ -256,6 +258,7 @@ fuzz_target!(|request: Request| {
                 explain,
                 query_language: query_language.build(),
                 min_relevance,
+                ..Default::default()
             });
         }
         Request::Ingest(docs) => ingest(docs.build(|d| d.build(false), |d| d.build(true))),

@@ -108,5 +108,7 @@ fn summary(d: &StoredDocument) -> DocumentSummary {
         chunks: d.passage_ids.len() as u32,
         chars: d.text.chars().count() as u64,
         content_hash: d.content_hash.clone(),
+        url: d.url.clone(),
+        metadata: d.metadata.clone(),
     }
 }

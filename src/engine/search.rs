@@ -76,7 +76,10 @@ impl Engine {
                 } else {
                     v.to_vec()
                 };
-                state.index.search(&v, pool, &passes)
+                match selective_filter(&state, &query) {
+                    Some(ids) => state.index.search_among(&v, pool, &ids),
+                    None => state.index.search(&v, pool, &passes),
+                }
             }
             None => Vec::new(),
         };
@@ -138,10 +141,21 @@ impl Engine {
             let Some(doc) = state.documents.get(&passage.doc_id) else {
                 continue;
             };
+            if query.max_per_document > 0
+                && hits
+                    .iter()
+                    .filter(|h| h.passage.doc_id == passage.doc_id)
+                    .count()
+                    >= query.max_per_document
+            {
+                continue;
+            }
             let e = &c.explanation;
             hits.push(SearchHit {
                 title: doc.title.clone(),
                 source: doc.source.clone(),
+                url: doc.url.clone(),
+                published: doc.published.clone(),
                 score: c.score,
                 rank: 0,
                 highlights: Vec::new(),
@@ -225,5 +239,54 @@ fn passes_filters(state: &State, query: &SearchQuery, id: u64) -> bool {
     state.passages.get(&id).is_some_and(|p| {
         (query.languages.is_empty() || query.languages.contains(&p.language))
             && (query.doc_ids.is_empty() || query.doc_ids.contains(&p.doc_id))
+            && query
+                .filter
+                .as_ref()
+                .is_none_or(|f| state.documents.get(&p.doc_id).is_some_and(|d| f.matches(d)))
     })
+}
+
+/// Passages a filter lets through at most which the dense search scores
+/// them all instead of walking the graph: a filtered graph walk visits
+/// about (ef / selectivity) points to find its candidates, and loses recall
+/// as the matching set thins out, while scoring 10,000 vectors costs a few
+/// milliseconds (BENCHMARKS.md, "Filtered search").
+pub const EXACT_FILTER_MAX: usize = 10_000;
+
+/// The passages that pass the query's filters when they are few enough
+/// ([`EXACT_FILTER_MAX`]) to score exactly; `None` without a document
+/// filter or when more pass. Documents are tested once each, then their
+/// passages.
+fn selective_filter(state: &State, query: &SearchQuery) -> Option<Vec<u64>> {
+    if query.filter.is_none() && query.doc_ids.is_empty() {
+        return None;
+    }
+    let mut ids = Vec::new();
+    let docs: Box<dyn Iterator<Item = &crate::store::StoredDocument>> = if query.doc_ids.is_empty()
+    {
+        Box::new(state.documents.values())
+    } else {
+        Box::new(
+            query
+                .doc_ids
+                .iter()
+                .filter_map(|id| state.documents.get(id)),
+        )
+    };
+    for doc in docs {
+        if query.filter.as_ref().is_some_and(|f| !f.matches(doc)) {
+            continue;
+        }
+        for &id in &doc.passage_ids {
+            if passes_filters(state, query, id) {
+                ids.push(id);
+                if ids.len() > EXACT_FILTER_MAX {
+                    return None;
+                }
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Some(ids)
 }

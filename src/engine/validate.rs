@@ -3,6 +3,7 @@
 
 use crate::error::{Error, FieldViolation, Result};
 use crate::ingest::{DocumentInput, lang};
+use crate::metadata;
 use crate::types::{SearchQuery, limits};
 
 pub fn validate_search(q: &SearchQuery) -> Result<()> {
@@ -62,6 +63,15 @@ pub fn validate_search(q: &SearchQuery) -> Result<()> {
     }
     if !q.min_score.is_finite() {
         bad.push(FieldViolation::new("min_score", "must be a finite number"));
+    }
+    if let Some(filter) = &q.filter {
+        bad.extend(filter.violations("filter"));
+    }
+    if q.max_per_document > limits::MAX_TOP_K {
+        bad.push(FieldViolation::new(
+            "max_per_document",
+            format!("must be at most {}", limits::MAX_TOP_K),
+        ));
     }
     verdict(bad)
 }
@@ -159,6 +169,12 @@ pub fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
         for (field, value, max) in [
             ("title", &d.title, limits::MAX_TITLE_CHARS),
             ("source", &d.source, limits::MAX_SOURCE_CHARS),
+            ("url", &d.url, metadata::limits::MAX_URL_CHARS),
+            (
+                "published",
+                &d.published,
+                metadata::limits::MAX_PUBLISHED_CHARS,
+            ),
         ] {
             if value.chars().count() > max {
                 bad.push(FieldViolation::new(
@@ -167,6 +183,10 @@ pub fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
                 ));
             }
         }
+        bad.extend(metadata::violations(
+            &format!("documents[{i}].metadata"),
+            &d.metadata,
+        ));
     }
     verdict(bad)
 }

@@ -53,6 +53,23 @@ impl Engine {
                             } else {
                                 d.language
                             },
+                            // What a caller gave stays; a corpus file's
+                            // come from its text again.
+                            metadata: if corpus {
+                                Default::default()
+                            } else {
+                                d.metadata
+                            },
+                            url: if corpus {
+                                String::new()
+                            } else {
+                                d.url.unwrap_or_default()
+                            },
+                            published: if corpus {
+                                String::new()
+                            } else {
+                                d.published.unwrap_or_default()
+                            },
                         };
                         (input, d.origin)
                     })
@@ -98,6 +115,13 @@ impl Engine {
                         && (input.title.is_empty() || input.title == d.title)
                         && (input.source.is_empty() || input.source == d.source)
                         && (input.language.is_empty() || input.language == d.language)
+                        && (input.url.is_empty() || Some(&input.url) == d.url.as_ref())
+                        && (input.published.is_empty()
+                            || Some(&input.published) == d.published.as_ref())
+                        && input
+                            .metadata
+                            .iter()
+                            .all(|(k, v)| d.metadata.get(k) == Some(v))
                 });
                 outcomes.push(IngestOutcome {
                     id: input.id.clone(),
@@ -312,6 +336,8 @@ impl Engine {
                 title: doc.title,
                 language: doc.language,
                 published: doc.published,
+                url: doc.url,
+                metadata: doc.metadata,
                 text: doc.text,
                 content_hash: doc.content_hash,
                 origin,

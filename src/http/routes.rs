@@ -56,7 +56,7 @@ pub(super) const ROUTES: &[Route] = &[
         params: &[],
         request: Some(Body::Message(
             "SearchRequest",
-            r#"{"query": "Who founded OpenStack?", "topK": 3}"#,
+            r#"{"query": "Who founded OpenStack?", "topK": 3, "maxPerDocument": 1, "filter": {"must": [{"key": "language", "anyOf": {"values": ["en", "vi"]}}], "mustNot": [{"key": "draft", "equals": {"boolValue": true}}]}}"#,
         )),
         response: Body::Message("SearchResponse", ""),
         handler: || post(search),
@@ -82,7 +82,7 @@ pub(super) const ROUTES: &[Route] = &[
         params: &[],
         request: Some(Body::Message(
             "IngestRequest",
-            r#"{"documents": [{"id": "example-1", "title": "An example", "text": "wenda answers questions over multilingual articles, with citations."}]}"#,
+            r#"{"documents": [{"id": "example-1", "title": "An example", "text": "wenda answers questions over multilingual articles, with citations.", "url": "https://example.com/1", "published": "2024-05-01", "metadata": {"tags": {"listValue": {"values": ["example"]}}, "draft": {"boolValue": false}}}]}"#,
         )),
         response: Body::Message("IngestResponse", ""),
         handler: || post(ingest),

@@ -80,4 +80,19 @@ impl VectorStore for ExactIndex {
             .collect();
         top_k(hits, k)
     }
+
+    fn search_among(&self, query: &[f32], k: usize, ids: &[u64]) -> Vec<ScoredId> {
+        let d = self.dimension;
+        let hits = ids
+            .iter()
+            .filter_map(|id| {
+                let i = *self.position.get(id)?;
+                Some(ScoredId {
+                    id: *id,
+                    score: dot(query, &self.data[i * d..(i + 1) * d]),
+                })
+            })
+            .collect();
+        top_k(hits, k)
+    }
 }

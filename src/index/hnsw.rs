@@ -524,6 +524,24 @@ impl VectorStore for HnswIndex {
         top_k(hits, k)
     }
 
+    fn search_among(&self, query: &[f32], k: usize, ids: &[u64]) -> Vec<ScoredId> {
+        let query = normalize(query.to_vec());
+        let mut half = Vec::with_capacity(query.len());
+        to_half(&query, 1.0, &mut half);
+        let dot_half = dot_half_kernel();
+        let hits = ids
+            .iter()
+            .filter_map(|&id| {
+                let v = self.half_vector(id)?;
+                Some(ScoredId {
+                    id,
+                    score: dot_half(&half, &v),
+                })
+            })
+            .collect();
+        top_k(hits, k)
+    }
+
     fn dump(&self, dir: &Path) -> Result<Option<HnswDump>> {
         if self.removed > 0 || self.live.is_empty() {
             // Keep dumps to freshly built graphs (no tombstones walked by

@@ -45,6 +45,10 @@ pub trait VectorStore: Send + Sync {
     fn remove(&mut self, id: u64);
     /// The `k` best vectors that pass `filter`, best first.
     fn search(&self, query: &[f32], k: usize, filter: &dyn Fn(u64) -> bool) -> Vec<ScoredId>;
+    /// The `k` best of `ids` (those live), best first, by scoring each one:
+    /// exact, for a filter that lets few vectors through, where a graph
+    /// walk would visit many to find them.
+    fn search_among(&self, query: &[f32], k: usize, ids: &[u64]) -> Vec<ScoredId>;
     /// Writes the index's own structure into `dir` (a fresh folder) so a
     /// restart can skip building it; `None` when it has nothing worth saving.
     fn dump(&self, _dir: &Path) -> Result<Option<HnswDump>> {

@@ -4,6 +4,7 @@
 
 pub mod chunk;
 pub mod corpus;
+pub mod head;
 pub mod lang;
 pub mod parse;
 #[cfg(test)]
@@ -25,6 +26,8 @@ pub struct PreparedDocument {
     /// ISO 639-1 code of the document's main language.
     pub language: String,
     pub published: Option<String>,
+    pub url: Option<String>,
+    pub metadata: crate::metadata::Metadata,
     /// The original text; citation offsets index into it (in chars).
     pub text: String,
     /// SHA-256 of `text`, hex.
@@ -50,6 +53,13 @@ pub struct DocumentInput {
     pub source: String,
     /// Overrides detection when non-empty.
     pub language: String,
+    /// Added to (and overriding) what the text's front matter or HTML
+    /// `<meta>` tags give.
+    pub metadata: crate::metadata::Metadata,
+    /// Overrides the parsed URL (front matter, canonical link) when non-empty.
+    pub url: String,
+    /// Overrides the parsed publication date when non-empty.
+    pub published: String,
 }
 
 /// Hex SHA-256 of a text: identifies document contents.
@@ -110,7 +120,19 @@ pub fn prepare_unless(
     } else {
         input.title.trim().to_string()
     };
+    let mut metadata = crate::metadata::sanitize(&input.id, parsed.metadata);
+    metadata.extend(input.metadata);
+    let or_parsed = |given: String, parsed: Option<String>| {
+        if given.trim().is_empty() {
+            parsed
+        } else {
+            Some(given.trim().to_string())
+        }
+    };
     Some(PreparedDocument {
+        url: or_parsed(input.url, parsed.url),
+        published: or_parsed(input.published, parsed.published),
+        metadata,
         source: if input.source.is_empty() {
             input.id.clone()
         } else {
@@ -119,7 +141,6 @@ pub fn prepare_unless(
         id: input.id,
         title,
         language,
-        published: parsed.published,
         content_hash: content_hash(&input.text),
         text: input.text,
         chunks,

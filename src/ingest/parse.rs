@@ -49,8 +49,14 @@ impl CleanText {
 pub struct ParsedDocument {
     /// Title from front matter, else the first heading, else the first line.
     pub title: String,
-    /// The `date` (or `published`) front-matter value, as written.
+    /// The `date` (or `published`) front-matter value, or an HTML meta
+    /// date, as written.
     pub published: Option<String>,
+    /// A front-matter `url`, or an HTML canonical link.
+    pub url: Option<String>,
+    /// Front-matter keys and HTML `<meta>` tags (`metadata::from_yaml`,
+    /// `head::read`), not yet checked against the limits.
+    pub metadata: crate::metadata::Metadata,
     pub clean: CleanText,
 }
 
@@ -60,14 +66,23 @@ pub fn parse(original: &str) -> ParsedDocument {
     let mut edits = Edits::new(chars.len());
 
     let front = front_matter(&chars);
-    let (fm_title, published) = match &front {
+    let body_start = front.as_ref().map_or(0, |fm| fm.span.end);
+    let head = super::head::read(&chars, body_start);
+    let (fm_title, published, url, metadata) = match front {
         Some(fm) => {
             edits.drop(fm.span.clone());
-            (fm.title.clone(), fm.published.clone())
+            let mut metadata = head.metadata;
+            metadata.extend(fm.metadata);
+            (
+                fm.title,
+                fm.published.or(head.published),
+                fm.url.or(head.url),
+                metadata,
+            )
         }
-        None => (None, None),
+        None => (None, head.published, head.url, head.metadata),
     };
-    let body_start = front.as_ref().map_or(0, |fm| fm.span.end);
+    let fm_title = fm_title.or(head.title);
 
     mark_html(&chars, body_start, &mut edits);
     mark_markdown(&chars, body_start, &mut edits);
@@ -83,6 +98,8 @@ pub fn parse(original: &str) -> ParsedDocument {
     ParsedDocument {
         title,
         published,
+        url,
+        metadata,
         clean,
     }
 }
@@ -143,6 +160,8 @@ struct FrontMatter {
     span: Range<usize>,
     title: Option<String>,
     published: Option<String>,
+    url: Option<String>,
+    metadata: crate::metadata::Metadata,
 }
 
 /// Finds a YAML front matter block (`---` lines) at the start, after blank lines.
@@ -183,6 +202,8 @@ fn front_matter(chars: &[char]) -> Option<FrontMatter> {
                 span: start..end.min(chars.len()),
                 title: scalar("title"),
                 published: scalar("date").or_else(|| scalar("published")),
+                url: scalar("url"),
+                metadata: crate::metadata::from_yaml(map),
             });
         }
         pos = line_end + 1;
@@ -269,7 +290,7 @@ fn mark_html(chars: &[char], from: usize, edits: &mut Edits) {
 }
 
 /// Recognises `<name ...>`, `</name>` or `<!doctype ...>`; returns (end, lowercase name, closing).
-fn html_tag(chars: &[char], start: usize) -> Option<(usize, String, bool)> {
+pub(super) fn html_tag(chars: &[char], start: usize) -> Option<(usize, String, bool)> {
     let mut j = start + 1;
     let closing = chars.get(j) == Some(&'/');
     if closing {
@@ -451,7 +472,7 @@ fn find(chars: &[char], from: usize, pat: &str) -> Option<usize> {
     (from..chars.len()).find(|&j| starts_with(chars, j, pat))
 }
 
-fn find_ci(chars: &[char], from: usize, pat: &str) -> Option<usize> {
+pub(super) fn find_ci(chars: &[char], from: usize, pat: &str) -> Option<usize> {
     let pat: Vec<char> = pat.chars().collect();
     (from..chars.len().saturating_sub(pat.len() - 1)).find(|&j| {
         pat.iter()
@@ -671,7 +692,7 @@ fn first_heading(chars: &[char], from: usize) -> Option<String> {
 }
 
 /// The clean text of a fragment with no front matter.
-fn parse_body(text: &str) -> String {
+pub(super) fn parse_body(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut edits = Edits::new(chars.len());
     mark_html(&chars, 0, &mut edits);

@@ -8,6 +8,7 @@ mod cancellation;
 mod common;
 mod deploy;
 mod embeddings;
+mod filters;
 mod grpc;
 mod http;
 mod ingest;
