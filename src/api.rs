@@ -16,6 +16,37 @@ pub async fn search(
     Ok(convert::search_response(engine.search(query).await?))
 }
 
+/// Up to [`MAX_BATCH_SEARCHES`] searches, run side by side; each answers
+/// with its response or its own error.
+pub async fn search_batch(
+    engine: &Engine,
+    request: proto::SearchBatchRequest,
+) -> Result<proto::SearchBatchResponse, Error> {
+    let n = request.requests.len();
+    if n == 0 || n > MAX_BATCH_SEARCHES {
+        return Err(Error::invalid(
+            "requests",
+            format!("must hold 1 to {MAX_BATCH_SEARCHES} searches, not {n}"),
+        ));
+    }
+    let answers = request.requests.into_iter().map(|r| async move {
+        use proto::search_batch_result::Result as Answer;
+        let answer = match search(engine, r).await {
+            Ok(response) => Answer::Response(response),
+            Err(err) => Answer::Error(convert::batch_error(err)),
+        };
+        proto::SearchBatchResult {
+            result: Some(answer),
+        }
+    });
+    Ok(proto::SearchBatchResponse {
+        results: futures_util::future::join_all(answers).await,
+    })
+}
+
+/// Searches in one SearchBatch call.
+pub const MAX_BATCH_SEARCHES: usize = 32;
+
 pub async fn embed(
     engine: &Engine,
     request: proto::EmbedRequest,

@@ -235,6 +235,8 @@ pub fn search_query(r: proto::SearchRequest) -> Result<SearchQuery, Error> {
             .transpose()?
             .filter(|f| !f.is_empty()),
         max_per_document: r.max_per_document as usize,
+        group_by_document: r.group_by_document,
+        page_token: r.page_token,
         mode: mode_from_proto(r.mode)?,
         query: r.query,
         top_k: r.top_k as usize,
@@ -249,8 +251,16 @@ pub fn search_query(r: proto::SearchRequest) -> Result<SearchQuery, Error> {
 
 pub fn search_response(results: SearchResults) -> proto::SearchResponse {
     let t = results.timings;
+    let passages: Vec<proto::Passage> = results.hits.into_iter().map(passage_from_hit).collect();
+    let (passages, groups) = if results.grouped {
+        (Vec::new(), groups(passages))
+    } else {
+        (passages, Vec::new())
+    };
     proto::SearchResponse {
-        passages: results.hits.into_iter().map(passage_from_hit).collect(),
+        passages,
+        groups,
+        next_page_token: results.next_page_token.unwrap_or_default(),
         query_language: results.query_language,
         timings: Some(proto::Timings {
             embed_ms: t.embed_ms,
@@ -260,6 +270,49 @@ pub fn search_response(results: SearchResults) -> proto::SearchResponse {
         }),
         mode: mode_to_proto(results.mode) as i32,
         answerable: results.answerable,
+    }
+}
+
+/// Consecutive passages of one document as its group (the engine orders a
+/// grouped answer that way).
+fn groups(passages: Vec<proto::Passage>) -> Vec<proto::DocumentGroup> {
+    let mut groups: Vec<proto::DocumentGroup> = Vec::new();
+    for p in passages {
+        let doc_id = p
+            .citation
+            .as_ref()
+            .map(|c| c.doc_id.clone())
+            .unwrap_or_default();
+        match groups.last_mut() {
+            Some(g) if g.doc_id == doc_id => g.passages.push(p),
+            _ => groups.push(proto::DocumentGroup {
+                doc_id,
+                score: p.score,
+                relevance: p.relevance,
+                passages: vec![p],
+            }),
+        }
+    }
+    groups
+}
+
+/// A failed call's status as a batch entry's error.
+pub fn batch_error(err: Error) -> proto::BatchError {
+    let field_violations = match &err {
+        Error::InvalidArgument(v) => v
+            .iter()
+            .map(|v| proto::FieldViolation {
+                field: v.field.clone(),
+                description: v.description.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let message = err.to_string();
+    proto::BatchError {
+        code: tonic::Status::from(err).code() as i32,
+        message,
+        field_violations,
     }
 }
 

@@ -61,8 +61,13 @@ pub struct SearchQuery {
     pub min_relevance: f32,
     /// Only passages of documents that pass it.
     pub filter: Option<crate::filter::Filter>,
-    /// At most this many passages of one document; 0: no cap.
+    /// At most this many passages of one document; 0: no cap (3 when
+    /// grouping).
     pub max_per_document: usize,
+    /// `top_k` counts documents, each with its best passages.
+    pub group_by_document: bool,
+    /// Where to continue (`engine::paging`); empty: the first page.
+    pub page_token: String,
 }
 
 /// Component scores of a hit.
@@ -135,6 +140,11 @@ pub struct SearchResults {
     pub query_language: String,
     pub mode: SearchMode,
     pub timings: Timings,
+    /// Hits are grouped by document (a document's hits are consecutive,
+    /// documents in the order of their best hit).
+    pub grouped: bool,
+    /// The token of the next page, when there is one.
+    pub next_page_token: Option<String>,
 }
 
 /// The outcome of ingesting one document.

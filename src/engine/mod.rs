@@ -11,6 +11,7 @@
 //! - [`validate`]: request checks, one field violation per bad field.
 
 mod documents;
+pub mod paging;
 pub mod persist;
 mod search;
 mod state;

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tracing::instrument;
 
+use super::paging::{MAX_PAGED_RESULTS, Page};
 use super::state::State;
 use super::validate::{validate_embed, validate_search};
 use super::{Engine, ms};
@@ -37,7 +38,20 @@ impl Engine {
         // The lexical half (dictionary translations, BM25, the highlight
         // terms) needs no vector: it runs while the embedder thread computes
         // the query's, and only the dense search waits for it.
-        let pool = rank::candidate_pool(top_k);
+        let page = Page::of(&query, self.read_state().generation)?;
+        // The ranking is read up to the end of this page and one more, to
+        // know whether there is a next page; the first results do not
+        // depend on how far it is read.
+        let wanted = (page.offset + top_k).min(MAX_PAGED_RESULTS);
+        let per_document = match query.max_per_document {
+            0 if query.group_by_document => DEFAULT_GROUP_SIZE,
+            n => n,
+        };
+        let pool = rank::candidate_pool(if query.group_by_document {
+            (wanted + 1) * per_document
+        } else {
+            wanted + 1
+        });
         let lexical_half = || {
             let started = Instant::now();
             let state = self.read_state();
@@ -95,7 +109,8 @@ impl Engine {
             self.config.lexical_weight,
         );
         let dense_floor = dense.last().map_or(0.0, |d| d.score);
-        let mut hits: Vec<SearchHit> = Vec::with_capacity(top_k);
+        let mut hits: Vec<SearchHit> = Vec::with_capacity(wanted + 1);
+        let mut documents: Vec<&str> = Vec::new();
         for (position, c) in fused
             .into_iter()
             // 0 keeps everything, as the proto says: dense cosines can be
@@ -107,7 +122,9 @@ impl Engine {
             // what merges into what does not depend on `top_k`; deeper
             // candidates only fill up to `top_k`.
             let in_prefix = position < rank::FUSION_DEPTH;
-            if !in_prefix && hits.len() >= top_k {
+            // Grouped, the whole pool is read: a document already in the
+            // answer may have more passages further down.
+            if !in_prefix && !query.group_by_document && hits.len() > wanted {
                 break;
             }
             let Some(passage) = state.passages.get(&c.id) else {
@@ -141,14 +158,20 @@ impl Engine {
             let Some(doc) = state.documents.get(&passage.doc_id) else {
                 continue;
             };
-            if query.max_per_document > 0
+            if per_document > 0
                 && hits
                     .iter()
                     .filter(|h| h.passage.doc_id == passage.doc_id)
                     .count()
-                    >= query.max_per_document
+                    >= per_document
             {
                 continue;
+            }
+            if query.group_by_document && !documents.contains(&passage.doc_id.as_str()) {
+                if documents.len() > wanted {
+                    continue;
+                }
+                documents.push(&passage.doc_id);
             }
             let e = &c.explanation;
             hits.push(SearchHit {
@@ -171,7 +194,48 @@ impl Engine {
                 },
             });
         }
-        hits.truncate(top_k);
+        if query.group_by_document {
+            // A document's passages together, documents by their best.
+            hits.sort_by_key(|h| {
+                documents
+                    .iter()
+                    .position(|d| *d == h.passage.doc_id)
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        // Where this page starts and ends, in passages (counted in
+        // documents when grouped).
+        let unit_bounds = |units: usize| -> usize {
+            if query.group_by_document {
+                let doc = documents.get(units).copied();
+                hits.iter()
+                    .position(|h| Some(h.passage.doc_id.as_str()) == doc)
+                    .unwrap_or(hits.len())
+            } else {
+                units.min(hits.len())
+            }
+        };
+        let units = if query.group_by_document {
+            documents.len()
+        } else {
+            hits.len()
+        };
+        let next_page_token = (units > page.offset + top_k
+            && page.offset + top_k < MAX_PAGED_RESULTS)
+            .then(|| Page::next(&query, page.offset + top_k, page.generation));
+        let (start, end) = (unit_bounds(page.offset), unit_bounds(page.offset + top_k));
+        // The verdict is the first result's, on every page.
+        let mut first = hits.first().cloned();
+        if let Some(first) = &mut first {
+            first.evidence.concepts = state
+                .lexical
+                .concept_coverage(&lexical_query, first.passage.id);
+            first.relevance = rank::relevance(&first.evidence);
+        }
+        let answerable = first
+            .as_ref()
+            .is_some_and(|h| h.relevance >= self.config.answer_threshold);
+        let mut hits: Vec<SearchHit> = hits.drain(start..end).collect();
         for hit in &mut hits {
             hit.highlights = rank::highlights(&hit.passage, &highlight_terms);
             hit.evidence.concepts = state
@@ -179,12 +243,9 @@ impl Engine {
                 .concept_coverage(&lexical_query, hit.passage.id);
             hit.relevance = rank::relevance(&hit.evidence);
         }
-        let answerable = hits
-            .first()
-            .is_some_and(|h| h.relevance >= self.config.answer_threshold);
         hits.retain(|h| h.relevance >= query.min_relevance);
         for (i, hit) in hits.iter_mut().enumerate() {
-            hit.rank = i as u32 + 1;
+            hit.rank = (start + i) as u32 + 1;
         }
         drop(state);
         let rank_ms = ms(rank_started);
@@ -198,6 +259,8 @@ impl Engine {
             answerable,
             query_language,
             mode: query.mode,
+            grouped: query.group_by_document,
+            next_page_token,
             timings: Timings {
                 embed_ms,
                 search_ms,
@@ -232,6 +295,9 @@ impl Engine {
         self.embedder.embed(texts, kind).await
     }
 }
+
+/// Passages per document when grouping and the request sets no cap.
+pub const DEFAULT_GROUP_SIZE: usize = 3;
 
 /// Whether passage `id` exists and passes the query's language and document
 /// filters (an empty filter passes everything).

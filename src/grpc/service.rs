@@ -47,6 +47,16 @@ impl RetrievalService {
         ))
     }
 
+    async fn do_search_batch(
+        &self,
+        request: Request<proto::SearchBatchRequest>,
+    ) -> Result<Response<proto::SearchBatchResponse>, Status> {
+        let engine = self.engine()?;
+        Ok(Response::new(
+            api::search_batch(&engine, request.into_inner()).await?,
+        ))
+    }
+
     async fn do_embed(
         &self,
         request: Request<proto::EmbedRequest>,
@@ -137,6 +147,13 @@ impl Retrieval for RetrievalService {
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
         observed("Search", self.do_search(request)).await
+    }
+
+    async fn search_batch(
+        &self,
+        request: Request<proto::SearchBatchRequest>,
+    ) -> Result<Response<proto::SearchBatchResponse>, Status> {
+        observed("SearchBatch", self.do_search_batch(request)).await
     }
 
     async fn embed(

@@ -63,6 +63,19 @@ pub(super) const ROUTES: &[Route] = &[
     },
     Route {
         method: "post",
+        path: "/v1/search:batch",
+        summary: "Several searches in one call, each answered with its response or its own error (Retrieval.SearchBatch)",
+        role: Some(Role::Read),
+        params: &[],
+        request: Some(Body::Message(
+            "SearchBatchRequest",
+            r#"{"requests": [{"query": "Who founded OpenStack?", "topK": 2}, {"query": "OpenInfra là gì?", "groupByDocument": true}, {"query": ""}]}"#,
+        )),
+        response: Body::Message("SearchBatchResponse", ""),
+        handler: || post(search_batch),
+    },
+    Route {
+        method: "post",
         path: "/v1/embed",
         summary: "Embed texts with the served model (Retrieval.Embed)",
         role: Some(Role::Read),
@@ -187,6 +200,15 @@ async fn search(
     let engine = engine(&state, request.headers(), Role::Read)?;
     let message = message(request, MAX_READ_MESSAGE_BYTES).await?;
     Ok(Json(api::search(&engine, message).await?))
+}
+
+async fn search_batch(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<proto::SearchBatchResponse>, ApiError> {
+    let engine = engine(&state, request.headers(), Role::Read)?;
+    let message = message(request, MAX_READ_MESSAGE_BYTES).await?;
+    Ok(Json(api::search_batch(&engine, message).await?))
 }
 
 async fn embed(

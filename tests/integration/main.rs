@@ -18,5 +18,6 @@ mod limits;
 mod otel;
 mod processes;
 mod quality;
+mod search_shapes;
 mod security;
 mod startup;
