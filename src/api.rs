@@ -1,18 +1,22 @@
 //! The Retrieval calls on proto messages, shared by both transports: a
 //! request message in, a response message out, the crate's [`Error`] on
 //! failure. gRPC (`grpc::service`) and HTTP (`http`) only add their framing,
-//! so the two APIs cannot drift apart.
+//! so the two APIs cannot drift apart. Calls on documents take the
+//! caller's token scope (`filter::Scope`; everything without tokens).
 
 use crate::convert;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::proto;
 
 pub async fn search(
     engine: &Engine,
     request: proto::SearchRequest,
+    scope: &Scope,
 ) -> Result<proto::SearchResponse, Error> {
-    let query = convert::search_query(request)?;
+    let mut query = convert::search_query(request)?;
+    query.filter = scope.restrict(query.filter);
     Ok(convert::search_response(engine.search(query).await?))
 }
 
@@ -21,6 +25,7 @@ pub async fn search(
 pub async fn search_batch(
     engine: &Engine,
     request: proto::SearchBatchRequest,
+    scope: &Scope,
 ) -> Result<proto::SearchBatchResponse, Error> {
     let n = request.requests.len();
     if n == 0 || n > MAX_BATCH_SEARCHES {
@@ -31,7 +36,7 @@ pub async fn search_batch(
     }
     let answers = request.requests.into_iter().map(|r| async move {
         use proto::search_batch_result::Result as Answer;
-        let answer = match search(engine, r).await {
+        let answer = match search(engine, r, scope).await {
             Ok(response) => Answer::Response(response),
             Err(err) => Answer::Error(convert::batch_error(err)),
         };
@@ -62,14 +67,22 @@ pub async fn embed(
 pub async fn ingest(
     engine: &Engine,
     request: proto::IngestRequest,
+    scope: &Scope,
 ) -> Result<proto::IngestResponse, Error> {
-    let inputs = request
+    let mut inputs: Vec<_> = request
         .documents
         .into_iter()
         .enumerate()
         .map(|(i, d)| convert::document_input(d, &format!("documents[{i}]")))
         .collect::<Result<_, _>>()?;
-    let outcomes = engine.ingest(inputs).await?;
+    let mut bad = Vec::new();
+    for (i, input) in inputs.iter_mut().enumerate() {
+        bad.extend(scope.stamp(&mut input.metadata, &format!("documents[{i}].metadata")));
+    }
+    if !bad.is_empty() {
+        return Err(Error::InvalidArgument(bad));
+    }
+    let outcomes = engine.ingest_within(inputs, scope).await?;
     Ok(proto::IngestResponse {
         results: outcomes.into_iter().map(convert::ingest_result).collect(),
     })
@@ -78,8 +91,9 @@ pub async fn ingest(
 pub async fn delete(
     engine: &Engine,
     request: proto::DeleteRequest,
+    scope: &Scope,
 ) -> Result<proto::DeleteResponse, Error> {
-    let deleted = engine.delete(request.ids).await?;
+    let deleted = engine.delete_within(request.ids, scope).await?;
     Ok(proto::DeleteResponse {
         deleted: deleted as u32,
     })
@@ -88,11 +102,13 @@ pub async fn delete(
 pub fn list_documents(
     engine: &Engine,
     request: &proto::ListDocumentsRequest,
+    scope: &Scope,
 ) -> Result<proto::ListDocumentsResponse, Error> {
-    let (docs, next) = engine.list_documents(
+    let (docs, next) = engine.list_documents_within(
         request.page_size as usize,
         &request.page_token,
         &request.language,
+        scope,
     )?;
     Ok(proto::ListDocumentsResponse {
         documents: docs.into_iter().map(convert::summary).collect(),
@@ -103,8 +119,11 @@ pub fn list_documents(
 pub fn get_document(
     engine: &Engine,
     request: &proto::GetDocumentRequest,
+    scope: &Scope,
 ) -> Result<proto::GetDocumentResponse, Error> {
-    Ok(convert::document(engine.get_document(&request.id)?))
+    Ok(convert::document(
+        engine.get_document_within(&request.id, scope)?,
+    ))
 }
 
 pub fn info(engine: &Engine) -> proto::InfoResponse {

@@ -1,13 +1,16 @@
 //! Optional bearer-token access control: read tokens may search, embed,
-//! list, get and describe; admin tokens may also ingest and delete. Tokens
-//! are compared in constant time and never logged. Health checking and
-//! reflection stay open so probes and tools work without a token.
+//! list, get and describe; admin tokens may also ingest and delete. A token
+//! may carry a scope (`read TOKEN tenant=acme`): then it sees and writes
+//! only documents whose metadata holds those values (`filter::Scope`).
+//! Tokens are compared in constant time and never logged. Health checking
+//! and reflection stay open so probes and tools work without a token.
 
 use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
+use crate::filter::Scope;
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,15 +32,16 @@ impl std::fmt::Debug for Secret {
 /// The configured tokens. With none configured, access control is off.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
-    tokens: Vec<(Role, Secret)>,
+    tokens: Vec<(Role, Secret, Scope)>,
 }
 
 /// Shortest token accepted: anything shorter is guessable.
 pub const MIN_TOKEN_CHARS: usize = 16;
 
 impl Tokens {
-    /// Parses a tokens file: one `read TOKEN` or `admin TOKEN` per line;
-    /// blank lines and `#` comments are ignored.
+    /// Parses a tokens file: one `read TOKEN` or `admin TOKEN` per line,
+    /// optionally followed by the token's scope as `key=value` pairs
+    /// (`read TOKEN tenant=acme`); blank lines and `#` comments are ignored.
     pub fn parse(text: &str) -> Result<Self> {
         let mut tokens = Self::default();
         for (n, line) in text.lines().enumerate() {
@@ -45,15 +49,30 @@ impl Tokens {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (role, token) = line
-                .split_once(char::is_whitespace)
-                .ok_or_else(|| bad_line(n))?;
-            let role = match role {
-                "read" => Role::Read,
-                "admin" => Role::Admin,
+            let mut words = line.split_whitespace();
+            let role = match words.next() {
+                Some("read") => Role::Read,
+                Some("admin") => Role::Admin,
                 _ => return Err(bad_line(n)),
             };
-            tokens.add(role, token.trim())?;
+            let token = words.next().ok_or_else(|| bad_line(n))?;
+            let mut scope = Scope::default();
+            for pair in words {
+                let (key, value) = pair
+                    .split_once('=')
+                    .filter(|(k, v)| crate::metadata::key_problem(k).is_none() && !v.is_empty())
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "tokens",
+                            format!(
+                                "line {}: a scope is `key=value` pairs with metadata keys, not {pair:?}",
+                                n + 1
+                            ),
+                        )
+                    })?;
+                scope.0.insert(key.to_string(), value.to_string());
+            }
+            tokens.add_scoped(role, token, scope)?;
         }
         Ok(tokens)
     }
@@ -101,15 +120,31 @@ impl Tokens {
         Ok(())
     }
 
-    /// Adds one token.
+    /// Adds one token that sees everything.
     pub fn add(&mut self, role: Role, token: &str) -> Result<()> {
+        self.add_scoped(role, token, Scope::default())
+    }
+
+    /// Adds one token limited to `scope`. A token given twice must carry
+    /// one scope: which one applied would otherwise depend on the order.
+    pub fn add_scoped(&mut self, role: Role, token: &str, scope: Scope) -> Result<()> {
         if token.chars().count() < MIN_TOKEN_CHARS || token.chars().any(char::is_whitespace) {
             return Err(Error::invalid(
                 "token",
                 format!("tokens must be at least {MIN_TOKEN_CHARS} characters, without spaces"),
             ));
         }
-        self.tokens.push((role, Secret(token.to_string())));
+        if self
+            .tokens
+            .iter()
+            .any(|(_, Secret(t), s)| t == token && *s != scope)
+        {
+            return Err(Error::invalid(
+                "token",
+                "a token is listed twice with different scopes",
+            ));
+        }
+        self.tokens.push((role, Secret(token.to_string()), scope));
         Ok(())
     }
 
@@ -117,23 +152,30 @@ impl Tokens {
         !self.tokens.is_empty()
     }
 
-    /// The role a presented token grants. Every configured token is
-    /// compared, in constant time, so timing tells nothing about which
+    /// The role and scope a presented token grants. Every configured token
+    /// is compared, in constant time, so timing tells nothing about which
     /// (or whether a prefix) matched.
-    fn role_of(&self, presented: &[u8]) -> Option<Role> {
-        let mut granted = None;
-        for (role, Secret(token)) in &self.tokens {
-            if bool::from(token.as_bytes().ct_eq(presented)) {
-                granted = granted.max(Some(*role));
+    fn role_of(&self, presented: &[u8]) -> Option<(Role, &Scope)> {
+        let mut granted: Option<(Role, &Scope)> = None;
+        for (role, Secret(token), scope) in &self.tokens {
+            if bool::from(token.as_bytes().ct_eq(presented))
+                && granted.is_none_or(|(r, _)| *role > r)
+            {
+                granted = Some((*role, scope));
             }
         }
         granted
     }
 
-    /// Checks the `authorization: Bearer TOKEN` header of a request.
-    pub fn authorize(&self, headers: &tonic::codegen::http::HeaderMap, needed: Role) -> Result<()> {
+    /// Checks the `authorization: Bearer TOKEN` header of a request and
+    /// returns what the token may see (everything without tokens).
+    pub fn authorize(
+        &self,
+        headers: &tonic::codegen::http::HeaderMap,
+        needed: Role,
+    ) -> Result<Scope> {
         if !self.is_enabled() {
-            return Ok(());
+            return Ok(Scope::default());
         }
         // The scheme is case-insensitive (RFC 7235): "Bearer", "bearer",
         // "BEARER".
@@ -146,10 +188,10 @@ impl Tokens {
             .ok_or_else(|| Error::Unauthenticated("missing bearer token".into()))?;
         match self.role_of(presented.trim().as_bytes()) {
             None => Err(Error::Unauthenticated("invalid bearer token".into())),
-            Some(role) if role < needed => Err(Error::PermissionDenied(
+            Some((role, _)) if role < needed => Err(Error::PermissionDenied(
                 "this call needs an admin token".into(),
             )),
-            Some(_) => Ok(()),
+            Some((_, scope)) => Ok(scope.clone()),
         }
     }
 }
@@ -157,7 +199,10 @@ impl Tokens {
 fn bad_line(n: usize) -> Error {
     Error::invalid(
         "tokens",
-        format!("line {}: expected `read TOKEN` or `admin TOKEN`", n + 1),
+        format!(
+            "line {}: expected `read TOKEN` or `admin TOKEN`, then any `key=value` scope",
+            n + 1
+        ),
     )
 }
 
@@ -262,6 +307,33 @@ mod tests {
         assert!(!vars(None, None).unwrap().is_enabled());
         let tokens = vars(Some("reader-0123456789abcdef,"), None).unwrap();
         assert!(tokens.is_enabled());
+    }
+
+    #[test]
+    fn a_token_line_may_carry_a_scope() {
+        let tokens = Tokens::parse(
+            "read acme-reader-0123456789 tenant=acme\nadmin acme-admin-0123456789 tenant=acme region=eu\nread global-reader-0123456789\n",
+        )
+        .unwrap();
+        let scope = tokens
+            .authorize(&metadata("Bearer acme-admin-0123456789"), Role::Admin)
+            .unwrap();
+        assert_eq!(scope.0.len(), 2);
+        assert_eq!(scope.0["tenant"], "acme");
+        assert!(
+            tokens
+                .authorize(&metadata("Bearer global-reader-0123456789"), Role::Read)
+                .unwrap()
+                .is_all()
+        );
+        for bad in [
+            "read acme-reader-0123456789 tenant",
+            "read acme-reader-0123456789 tenant=",
+            "read acme-reader-0123456789 language=en",
+            "read same-token-0123456789 tenant=a\nread same-token-0123456789 tenant=b",
+        ] {
+            assert!(Tokens::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -212,6 +212,58 @@ fn lookup<'a>(doc: &'a StoredDocument, key: &str) -> Option<Value<'a>> {
     }
 }
 
+/// What a scoped token may see and write: the documents whose metadata
+/// holds each of these `key = value` strings (a tenant, say). Every search
+/// made with it is ANDed with them, writes are stamped with them, and
+/// documents outside them do not exist for it. Empty: everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope(pub std::collections::BTreeMap<String, String>);
+
+impl Scope {
+    pub fn is_all(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a document with this metadata is inside the scope.
+    pub fn admits(&self, metadata: &metadata::Metadata) -> bool {
+        self.0
+            .iter()
+            .all(|(k, v)| matches!(metadata.get(k), Some(MetaValue::String(s)) if s == v))
+    }
+
+    /// `filter` restricted to the scope.
+    pub fn restrict(&self, filter: Option<Filter>) -> Option<Filter> {
+        if self.is_all() {
+            return filter;
+        }
+        let mut filter = filter.unwrap_or_default();
+        filter.must.extend(self.0.iter().map(|(k, v)| Condition {
+            key: k.clone(),
+            test: Test::Equals(MetaValue::String(v.clone())),
+        }));
+        Some(filter)
+    }
+
+    /// Stamps the scope's pairs onto a document written within it; one
+    /// that sets a scope key to another value is refused.
+    pub fn stamp(&self, metadata: &mut metadata::Metadata, field: &str) -> Vec<FieldViolation> {
+        let mut bad = Vec::new();
+        for (k, v) in &self.0 {
+            match metadata.get(k) {
+                Some(MetaValue::String(s)) if s == v => {}
+                None => {
+                    metadata.insert(k.clone(), MetaValue::String(v.clone()));
+                }
+                Some(_) => bad.push(FieldViolation::new(
+                    format!("{field}.{k}"),
+                    format!("this token writes only {k} = {v:?}"),
+                )),
+            }
+        }
+        bad
+    }
+}
+
 /// Metadata for tests.
 #[cfg(test)]
 pub(crate) fn doc_with(id: &str, language: &str, metadata: Metadata) -> StoredDocument {

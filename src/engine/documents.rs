@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::Engine;
 use super::validate::{echo, validate_get, validate_list};
 use crate::error::{Error, Result};
+use crate::filter::Scope;
 use crate::ingest;
 use crate::store::StoredDocument;
 use crate::types::{DocumentSummary, DocumentView, EngineInfo, limits};
@@ -17,6 +18,17 @@ impl Engine {
         page_size: usize,
         page_token: &str,
         language: &str,
+    ) -> Result<(Vec<DocumentSummary>, String)> {
+        self.list_documents_within(page_size, page_token, language, &Scope::default())
+    }
+
+    /// [`list_documents`](Self::list_documents) of the documents inside `scope`.
+    pub fn list_documents_within(
+        &self,
+        page_size: usize,
+        page_token: &str,
+        language: &str,
+        scope: &Scope,
     ) -> Result<(Vec<DocumentSummary>, String)> {
         validate_list(page_size, language)?;
         let page_size = if page_size == 0 {
@@ -35,6 +47,7 @@ impl Engine {
             .range((start, std::ops::Bound::Unbounded))
             .map(|(_, d)| d)
             .filter(|d| language.is_empty() || d.language == language)
+            .filter(|d| scope.admits(&d.metadata))
             .take(page_size + 1)
             .map(summary)
             .collect();
@@ -49,11 +62,17 @@ impl Engine {
 
     /// One document with its text and passages.
     pub fn get_document(&self, id: &str) -> Result<DocumentView> {
+        self.get_document_within(id, &Scope::default())
+    }
+
+    /// [`get_document`](Self::get_document), not found outside `scope`.
+    pub fn get_document_within(&self, id: &str, scope: &Scope) -> Result<DocumentView> {
         validate_get(id)?;
         let state = self.read_state();
         let doc = state
             .documents
             .get(id)
+            .filter(|d| scope.admits(&d.metadata))
             .ok_or_else(|| Error::NotFound(format!("document {}", echo(id))))?;
         let passages = doc
             .passage_ids

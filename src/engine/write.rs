@@ -17,6 +17,7 @@ use super::validate::{validate_ids, validate_ingest};
 use super::{Engine, EngineConfig, blocking};
 use crate::embed::{EmbedKind, Embedder};
 use crate::error::{Error, Result};
+use crate::filter::Scope;
 use crate::ingest::{self, DocumentInput, PreparedDocument, corpus, lang};
 use crate::store::{Origin, Store, StoredDocument, StoredPassage, WriteBatch};
 use crate::types::{IngestOutcome, Progress, SyncReport, limits};
@@ -96,6 +97,17 @@ impl Engine {
     /// Adds or replaces documents; returns once they are durable and searchable.
     #[instrument(skip_all, fields(documents = inputs.len()))]
     pub async fn ingest(&self, inputs: Vec<DocumentInput>) -> Result<Vec<IngestOutcome>> {
+        self.ingest_within(inputs, &Scope::default()).await
+    }
+
+    /// [`ingest`](Self::ingest) for a caller that sees only `scope`: an id
+    /// held by a document outside it is refused, not replaced. (The
+    /// caller stamps the scope onto the documents' metadata.)
+    pub async fn ingest_within(
+        &self,
+        inputs: Vec<DocumentInput>,
+        scope: &Scope,
+    ) -> Result<Vec<IngestOutcome>> {
         validate_ingest(&inputs)?;
         let _queued = self.queue_write()?;
         let writer = self.lock_writer().await;
@@ -107,6 +119,17 @@ impl Engine {
             let mut last: HashMap<&str, usize> = HashMap::new();
             for (i, input) in inputs.iter().enumerate() {
                 last.insert(input.id.as_str(), i);
+            }
+            if let Some(outside) = inputs.iter().find(|input| {
+                state
+                    .documents
+                    .get(&input.id)
+                    .is_some_and(|d| !scope.admits(&d.metadata))
+            }) {
+                return Err(Error::PermissionDenied(format!(
+                    "document id {} is taken outside this token's scope",
+                    super::validate::echo(&outside.id)
+                )));
             }
             for (i, input) in inputs.iter().enumerate() {
                 let existing = state.documents.get(&input.id);
@@ -151,13 +174,24 @@ impl Engine {
 
     /// Removes documents; returns how many existed.
     pub async fn delete(&self, ids: Vec<String>) -> Result<usize> {
+        self.delete_within(ids, &Scope::default()).await
+    }
+
+    /// [`delete`](Self::delete) of the documents inside `scope` only;
+    /// others are as absent.
+    pub async fn delete_within(&self, ids: Vec<String>, scope: &Scope) -> Result<usize> {
         validate_ids("ids", &ids, limits::MAX_DELETE_IDS)?;
         let _queued = self.queue_write()?;
         let writer = self.lock_writer().await;
         let existing: Vec<String> = {
             let state = self.read_state();
             ids.into_iter()
-                .filter(|id| state.documents.contains_key(id))
+                .filter(|id| {
+                    state
+                        .documents
+                        .get(id)
+                        .is_some_and(|d| scope.admits(&d.metadata))
+                })
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .collect()

@@ -91,9 +91,16 @@ where
             .unwrap_or_default()
             .to_string();
         let (role, limit) = rules(&method);
-        if let Err(err) = self.tokens.authorize(request.headers(), role) {
-            let status: tonic::Status = err.into();
-            return Box::pin(async move { Ok(status.into_http()) });
+        let mut request = request;
+        match self.tokens.authorize(request.headers(), role) {
+            // The service reads the token's scope from the request.
+            Ok(scope) => {
+                request.extensions_mut().insert(scope);
+            }
+            Err(err) => {
+                let status: tonic::Status = err.into();
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
         }
         let connection = request
             .extensions()

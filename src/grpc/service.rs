@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::api;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::proto;
 use crate::proto::retrieval_server::Retrieval;
 
@@ -42,9 +43,10 @@ impl RetrievalService {
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
         let engine = self.engine()?;
-        Ok(Response::new(
-            api::search(&engine, request.into_inner()).await?,
-        ))
+        Ok(Response::new({
+            let scope = scope(&request);
+            api::search(&engine, request.into_inner(), &scope).await?
+        }))
     }
 
     async fn do_search_batch(
@@ -52,9 +54,10 @@ impl RetrievalService {
         request: Request<proto::SearchBatchRequest>,
     ) -> Result<Response<proto::SearchBatchResponse>, Status> {
         let engine = self.engine()?;
-        Ok(Response::new(
-            api::search_batch(&engine, request.into_inner()).await?,
-        ))
+        Ok(Response::new({
+            let scope = scope(&request);
+            api::search_batch(&engine, request.into_inner(), &scope).await?
+        }))
     }
 
     async fn do_embed(
@@ -72,9 +75,10 @@ impl RetrievalService {
         request: Request<proto::IngestRequest>,
     ) -> Result<Response<proto::IngestResponse>, Status> {
         let engine = self.engine()?;
-        Ok(Response::new(
-            api::ingest(&engine, request.into_inner()).await?,
-        ))
+        Ok(Response::new({
+            let scope = scope(&request);
+            api::ingest(&engine, request.into_inner(), &scope).await?
+        }))
     }
 
     async fn do_delete(
@@ -82,9 +86,10 @@ impl RetrievalService {
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
         let engine = self.engine()?;
-        Ok(Response::new(
-            api::delete(&engine, request.into_inner()).await?,
-        ))
+        Ok(Response::new({
+            let scope = scope(&request);
+            api::delete(&engine, request.into_inner(), &scope).await?
+        }))
     }
 
     async fn do_list_documents(
@@ -95,6 +100,7 @@ impl RetrievalService {
         Ok(Response::new(api::list_documents(
             &engine,
             request.get_ref(),
+            &scope(&request),
         )?))
     }
 
@@ -106,6 +112,7 @@ impl RetrievalService {
         Ok(Response::new(api::get_document(
             &engine,
             request.get_ref(),
+            &scope(&request),
         )?))
     }
 
@@ -116,6 +123,17 @@ impl RetrievalService {
         let engine = self.engine()?;
         Ok(Response::new(api::info(&engine)))
     }
+}
+
+/// The caller's token scope, put on the request by the admission layer
+/// (`admission`); everything when there is none (no tokens, or a test
+/// calling the service directly).
+fn scope<T>(request: &Request<T>) -> Scope {
+    request
+        .extensions()
+        .get::<Scope>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Runs an RPC body and records its count and duration by status code.

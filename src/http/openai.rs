@@ -151,7 +151,7 @@ async fn embeddings(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<EmbeddingsResponse>, ApiError> {
-    let engine = engine(&state, request.headers(), Role::Read)?;
+    let (engine, _) = engine(&state, request.headers(), Role::Read)?;
     let request: EmbeddingsRequest = message(request, MAX_READ_MESSAGE_BYTES).await?;
     let served = engine.embedder().manifest().name.clone();
     if let Some(model) = request.model.as_deref().filter(|m| !m.is_empty())

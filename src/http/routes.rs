@@ -22,6 +22,7 @@ use crate::api;
 use crate::auth::Role;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::filter::Scope;
 use crate::grpc::admission::{MAX_INGEST_MESSAGE_BYTES, MAX_READ_MESSAGE_BYTES};
 use crate::proto;
 
@@ -154,15 +155,18 @@ pub(super) const ROUTES: &[Route] = &[
     },
 ];
 
-/// Checks the caller's token for `role`, then returns the engine.
+/// Checks the caller's token for `role`, then returns the engine and what
+/// the token may see.
 pub(super) fn engine(
     state: &AppState,
     headers: &HeaderMap,
     role: Role,
-) -> Result<Arc<Engine>, ApiError> {
-    state.tokens.authorize(headers, role)?;
+) -> Result<(Arc<Engine>, Scope), ApiError> {
+    let scope = state.tokens.authorize(headers, role)?;
     let engine = state.engine.borrow().clone();
-    engine.ok_or_else(|| Error::Unavailable("model and index are still loading".into()).into())
+    let engine =
+        engine.ok_or_else(|| Error::Unavailable("model and index are still loading".into()))?;
+    Ok((engine, scope))
 }
 
 /// Reads a request body of at most `limit` bytes as the message `T`.
@@ -197,25 +201,25 @@ async fn search(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<proto::SearchResponse>, ApiError> {
-    let engine = engine(&state, request.headers(), Role::Read)?;
+    let (engine, scope) = engine(&state, request.headers(), Role::Read)?;
     let message = message(request, MAX_READ_MESSAGE_BYTES).await?;
-    Ok(Json(api::search(&engine, message).await?))
+    Ok(Json(api::search(&engine, message, &scope).await?))
 }
 
 async fn search_batch(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<proto::SearchBatchResponse>, ApiError> {
-    let engine = engine(&state, request.headers(), Role::Read)?;
+    let (engine, scope) = engine(&state, request.headers(), Role::Read)?;
     let message = message(request, MAX_READ_MESSAGE_BYTES).await?;
-    Ok(Json(api::search_batch(&engine, message).await?))
+    Ok(Json(api::search_batch(&engine, message, &scope).await?))
 }
 
 async fn embed(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<proto::EmbedResponse>, ApiError> {
-    let engine = engine(&state, request.headers(), Role::Read)?;
+    let (engine, _) = engine(&state, request.headers(), Role::Read)?;
     let message = message(request, MAX_READ_MESSAGE_BYTES).await?;
     Ok(Json(api::embed(&engine, message).await?))
 }
@@ -224,9 +228,9 @@ async fn ingest(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<proto::IngestResponse>, ApiError> {
-    let engine = engine(&state, request.headers(), Role::Admin)?;
+    let (engine, scope) = engine(&state, request.headers(), Role::Admin)?;
     let message = message(request, MAX_INGEST_MESSAGE_BYTES).await?;
-    Ok(Json(api::ingest(&engine, message).await?))
+    Ok(Json(api::ingest(&engine, message, &scope).await?))
 }
 
 async fn delete(
@@ -234,9 +238,9 @@ async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<proto::DeleteResponse>, ApiError> {
-    let engine = engine(&state, &headers, Role::Admin)?;
+    let (engine, scope) = engine(&state, &headers, Role::Admin)?;
     let request = proto::DeleteRequest { ids: vec![id] };
-    Ok(Json(api::delete(&engine, request).await?))
+    Ok(Json(api::delete(&engine, request, &scope).await?))
 }
 
 /// ListDocuments' fields as query parameters, in either spelling.
@@ -255,14 +259,14 @@ async fn list_documents(
     headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<proto::ListDocumentsResponse>, ApiError> {
-    let engine = engine(&state, &headers, Role::Read)?;
+    let (engine, scope) = engine(&state, &headers, Role::Read)?;
     let Query(params) = params.map_err(|err| Error::invalid("query", err.body_text()))?;
     let request = proto::ListDocumentsRequest {
         page_size: params.page_size,
         page_token: params.page_token,
         language: params.language,
     };
-    Ok(Json(api::list_documents(&engine, &request)?))
+    Ok(Json(api::list_documents(&engine, &request, &scope)?))
 }
 
 async fn get_document(
@@ -270,10 +274,11 @@ async fn get_document(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<proto::GetDocumentResponse>, ApiError> {
-    let engine = engine(&state, &headers, Role::Read)?;
+    let (engine, scope) = engine(&state, &headers, Role::Read)?;
     Ok(Json(api::get_document(
         &engine,
         &proto::GetDocumentRequest { id },
+        &scope,
     )?))
 }
 
@@ -281,6 +286,6 @@ async fn info(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<proto::InfoResponse>, ApiError> {
-    let engine = engine(&state, &headers, Role::Read)?;
+    let (engine, _) = engine(&state, &headers, Role::Read)?;
     Ok(Json(api::info(&engine)))
 }

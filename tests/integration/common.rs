@@ -135,6 +135,10 @@ impl Drop for TestServer {
 
 impl TestServer {
     pub async fn start(engine: Arc<Engine>) -> Self {
+        Self::start_with(engine, wenda::grpc::ServeOptions::default()).await
+    }
+
+    pub async fn start_with(engine: Arc<Engine>, options: wenda::grpc::ServeOptions) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -146,7 +150,7 @@ impl TestServer {
             async {
                 let _ = stopped.await;
             },
-            wenda::grpc::ServeOptions::default(),
+            options,
         ));
         Self {
             addr,

@@ -113,6 +113,7 @@ async fn reads_answer_in_the_proto_json_mapping_with_http_errors() {
             explain: true,
             ..Default::default()
         },
+        &Default::default(),
     )
     .await
     .unwrap();

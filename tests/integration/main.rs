@@ -21,3 +21,4 @@ mod quality;
 mod search_shapes;
 mod security;
 mod startup;
+mod tenancy;
