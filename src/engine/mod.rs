@@ -14,6 +14,7 @@ mod documents;
 pub mod paging;
 pub mod persist;
 mod search;
+pub use search::{DEFAULT_GROUP_SIZE, EXACT_FILTER_MAX};
 mod state;
 #[cfg(test)]
 mod tests;
