@@ -4,7 +4,8 @@
 //! passages with their citations and highlights.
 //!
 //! cargo run --release --example client -- [--addr http://127.0.0.1:50051] \
-//!     [--top-k 5] [--language en]... "Who started OpenStack?"
+//!     [--top-k 5] [--language en]... [--filter tags=cloud]... [--explain] \
+//!     "Who started OpenStack?"
 //!
 //! The token comes from `--token` or `WENDA_TOKEN` (a read token is enough).
 
@@ -31,6 +32,13 @@ struct Args {
     /// Only passages in these languages (ISO 639-1 codes, e.g. en, zh, vi).
     #[arg(long = "language")]
     languages: Vec<String>,
+    /// Only documents whose metadata KEY holds one of the comma-separated
+    /// values (repeat the flag: all must hold).
+    #[arg(long = "filter", value_name = "KEY=VALUES")]
+    filters: Vec<String>,
+    /// Print each passage's component scores.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -54,10 +62,13 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("connecting to {}: {e}", args.addr))?;
     let mut client = RetrievalClient::new(channel);
 
+    let filter = wenda::cli::ask_filter(&args.filters, None).map_err(|e| e.to_string())?;
     let mut request = tonic::Request::new(SearchRequest {
         query: args.question.clone(),
         top_k: args.top_k,
         languages: args.languages,
+        explain: args.explain,
+        filter,
         ..Default::default()
     });
     request.set_timeout(Duration::from_secs(30));
@@ -92,6 +103,11 @@ fn render(question: &str, response: &SearchResponse) -> String {
     }
     if response.passages.is_empty() {
         let _ = writeln!(out, "\nno passages");
+    } else if !response.answerable {
+        let _ = writeln!(
+            out,
+            "   not answerable from the documents: the closest passages follow"
+        );
     }
     for p in &response.passages {
         let c = p.citation.clone().unwrap_or_default();
@@ -101,7 +117,17 @@ fn render(question: &str, response: &SearchResponse) -> String {
             "    source: {}  language: {}  chars {}..{}",
             c.source, c.language, c.char_start, c.char_end
         );
+        if !c.url.is_empty() {
+            let _ = writeln!(out, "    url: {}", c.url);
+        }
         let _ = writeln!(out, "    {}", p.text.replace('\n', "\n    "));
+        if let Some(e) = &p.explanation {
+            let _ = writeln!(
+                out,
+                "    dense {:?} (#{:?}), lexical {:?} (#{:?}), fused {:.4}",
+                e.dense_score, e.dense_rank, e.lexical_score, e.lexical_rank, e.fused_score
+            );
+        }
         for h in &p.highlights {
             let _ = writeln!(
                 out,

@@ -35,6 +35,8 @@ def main():
     parser.add_argument("--token", default=os.environ.get("WENDA_TOKEN"), help="bearer token (or WENDA_TOKEN)")
     parser.add_argument("--language", action="append", default=[], help="only passages in this language")
     parser.add_argument("--explain", action="store_true", help="print each passage's component scores")
+    parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUES",
+                        help="only documents whose metadata KEY holds one of the comma-separated values (repeatable)")
     args = parser.parse_args()
 
     import grpc
@@ -43,6 +45,11 @@ def main():
     pb, pb_grpc = load_stubs()
     metadata = [("authorization", f"Bearer {args.token}")] if args.token else None
     request = pb.SearchRequest(query=args.question, top_k=args.top_k, languages=args.language, explain=args.explain)
+    for flag in args.filter:
+        key, sep, values = flag.partition("=")
+        if not sep:
+            sys.exit(f"client: --filter {flag!r}: expected KEY=VALUE[,VALUE...]")
+        request.filter.must.add(key=key.strip(), any_of=pb.StringList(values=[v.strip() for v in values.split(",")]))
     with channel(args.server) as ch:
         stub = pb_grpc.RetrievalStub(ch)
         try:
@@ -53,6 +60,8 @@ def main():
     for p in response.passages:
         c = p.citation
         print(f"[{p.rank}] {p.score:.4f} {c.title} — {c.source} ({c.language}) chars {c.char_start}..{c.char_end}")
+        if c.url:
+            print(f"    {c.url}")
         print("    " + p.text.replace("\n", " ")[:300])
         if args.explain:
             e = p.explanation

@@ -294,7 +294,19 @@ pub struct AskArgs {
     /// Retrieval mode.
     #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
     pub mode: SearchMode,
-    /// Print the response as JSON.
+    /// Only documents whose metadata KEY holds one of the comma-separated
+    /// values (`tags=cloud,openstack`; repeat the flag: all must hold).
+    #[arg(long = "filter", value_name = "KEY=VALUES")]
+    pub filters: Vec<String>,
+    /// A whole filter in the proto3 JSON mapping, as the HTTP API takes it
+    /// (`{"must": [{"key": "published", "timeRange": {"from": "2024-01-01"}}]}`);
+    /// `--filter` flags are added to its `must`.
+    #[arg(long, value_name = "JSON")]
+    pub filter_json: Option<String>,
+    /// At most this many passages of one document.
+    #[arg(long, default_value_t = 0)]
+    pub max_per_document: u32,
+    /// Print the response as JSON (the proto3 JSON mapping, as the HTTP API answers).
     #[arg(long)]
     pub json: bool,
 }

@@ -289,6 +289,8 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         mode: mode as i32,
         languages: args.languages.clone(),
         explain: args.explain,
+        filter: ask_filter(&args.filters, args.filter_json.as_deref())?,
+        max_per_document: args.max_per_document,
         ..Default::default()
     });
     if let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) {
@@ -303,19 +305,22 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<()> {
         .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
         .into_inner();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&search_response_json(&response))?
-        );
+        println!("{}", serde_json::to_string_pretty(&response)?);
         return Ok(());
     }
     println!("Q: {}  [{}]", args.question, response.query_language);
+    if !response.answerable {
+        println!("(not answerable from the documents: the closest passages follow)");
+    }
     for p in &response.passages {
         let c = p.citation.clone().unwrap_or_default();
         println!(
-            "\n[{}] {:.4}  {} — {} ({}) chars {}..{}",
-            p.rank, p.score, c.title, c.source, c.language, c.char_start, c.char_end
+            "\n[{}] {:.4} relevance {:.2}  {} — {} ({}) chars {}..{}",
+            p.rank, p.score, p.relevance, c.title, c.source, c.language, c.char_start, c.char_end
         );
+        if !c.url.is_empty() {
+            println!("    {}", c.url);
+        }
         println!("    {}", p.text.replace('\n', "\n    "));
         for h in &p.highlights {
             println!("    » {}", h.text);
@@ -345,26 +350,27 @@ pub fn server_url(server: &str) -> String {
     }
 }
 
-fn search_response_json(r: &proto::SearchResponse) -> serde_json::Value {
-    serde_json::json!({
-        "query_language": r.query_language,
-        "timings": r.timings.as_ref().map(|t| serde_json::json!({
-            "embed_ms": t.embed_ms, "search_ms": t.search_ms, "rank_ms": t.rank_ms, "total_ms": t.total_ms})),
-        "passages": r.passages.iter().map(|p| {
-            let c = p.citation.clone().unwrap_or_default();
-            serde_json::json!({
-                "rank": p.rank,
-                "score": p.score,
-                "text": p.text,
-                "citation": {
-                    "doc_id": c.doc_id, "source": c.source, "title": c.title, "language": c.language,
-                    "char_start": c.char_start, "char_end": c.char_end, "chunk_index": c.chunk_index,
-                },
-                "highlights": p.highlights.iter().map(|h| serde_json::json!({
-                    "text": h.text, "char_start": h.char_start, "char_end": h.char_end, "score": h.score})).collect::<Vec<_>>(),
-            })
-        }).collect::<Vec<_>>(),
-    })
+/// The filter of a client's `--filter KEY=VALUES` flags (each: the key
+/// holds one of the values) and `--filter-json`; `None` without either.
+/// `wenda ask` and `examples/client.rs` share it.
+pub fn ask_filter(flags: &[String], json: Option<&str>) -> anyhow::Result<Option<proto::Filter>> {
+    let mut filter: proto::Filter = match json {
+        Some(text) => serde_json::from_str(text).context("--filter-json is not a filter")?,
+        None if flags.is_empty() => return Ok(None),
+        None => proto::Filter::default(),
+    };
+    for flag in flags {
+        let (key, values) = flag
+            .split_once('=')
+            .with_context(|| format!("--filter {flag:?}: expected KEY=VALUE[,VALUE...]"))?;
+        filter.must.push(proto::Condition {
+            key: key.trim().to_string(),
+            test: Some(proto::condition::Test::AnyOf(proto::StringList {
+                values: values.split(',').map(|v| v.trim().to_string()).collect(),
+            })),
+        });
+    }
+    Ok(Some(filter))
 }
 
 /// `wenda eval`: indexes the corpus and scores the questions.

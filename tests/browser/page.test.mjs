@@ -231,6 +231,32 @@ try {
   check(await page.locator('#passages > li.passage').count() === n, 'the results changed after Back');
   ok('Back to results returns focus to the citation');
 
+  // 5. A metadata filter typed into the form: here on the document id,
+  // which every document has; the page shows what the API returns for it.
+  step('5 filter');
+  await page.locator('#filter').fill(`id=${first.docId}`);
+  await page.locator('#q').focus();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((doc) => {
+    const links = [...document.querySelectorAll('#passages a.cite')];
+    const r = document.getElementById('results');
+    return links.length > 0 && !r.hasAttribute('aria-busy')
+      && links.every((a) => new URLSearchParams(a.getAttribute('href').slice(1)).get('doc') === doc);
+  }, first.docId, { timeout: TIMEOUT });
+  const filtered = await api('/v1/search', { ...searchBody(QUESTION), filter: { must: [{ key: 'id', anyOf: { values: [first.docId] } }] } });
+  const shown = await page.locator('#passages > li.passage').count();
+  check(shown === (filtered.passages || []).length, `${shown} filtered passages shown, the API returned ${(filtered.passages || []).length}`);
+  check(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('filter') === `id=${first.docId}`, 'the filter is not kept in the URL');
+  await page.locator('#filter').fill('nonsense');
+  await page.locator('#q').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#error').waitFor({ state: 'visible', timeout: TIMEOUT });
+  check(await page.locator('#filter').getAttribute('aria-invalid') === 'true', 'a bad filter is not marked invalid');
+  await page.locator('#filter').fill('');
+  await ask(page, QUESTION);
+  check(await page.locator('#passages > li.passage').count() === n, 'clearing the filter does not bring the results back');
+  ok(`id filter: ${shown} passages, all of ${first.docId}; a bad filter is reported`);
+
   // 6. Phone viewport: no horizontal scroll, in the results and in a document.
   step('6 phone');
   await page.setViewportSize({ width: 390, height: 844 });

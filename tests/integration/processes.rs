@@ -242,6 +242,37 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
     let json: serde_json::Value = serde_json::from_slice(&ask.stdout).unwrap();
     assert!(!json["passages"].as_array().unwrap().is_empty());
 
+    // Filters from the command line: `wenda ask --filter` and the Python
+    // client's, on a document field every corpus file has.
+    let only = "002_c765242a16c13cf0.txt";
+    let filtered = Command::new(common::wenda_bin())
+        .args(["ask", "--json", "--top-k", "8", "--server", &server.url()])
+        .arg(format!("--filter=id={only}"))
+        .arg("Who started OpenStack?")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&filtered.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&filtered.stderr)));
+    let passages = json["passages"].as_array().unwrap();
+    assert!(!passages.is_empty());
+    assert!(
+        passages.iter().all(|p| p["citation"]["docId"] == only),
+        "{json}"
+    );
+    let python = Command::new(common::python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/client.py"))
+        .args(["--server", &server.addr.to_string(), "--top-k", "8"])
+        .arg(format!("--filter=id={only}"))
+        .arg("Who started OpenStack?")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&python.stdout);
+    let cited: Vec<&str> = out.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(
+        !cited.is_empty() && cited.iter().all(|l| l.contains(only)),
+        "{out}"
+    );
+
     // The HTTP API beside gRPC, as the README's curl lines use it.
     let http = server.http.expect("--http-listen was given");
     let body = r#"{"query": "Who started OpenStack?", "topK": 2}"#;
@@ -734,12 +765,14 @@ async fn rust_client_example_prints_cited_passages() {
     assert_eq!(expected.passages.len(), 3);
 
     let client_addr = addr.clone();
-    let run = move |token: Option<&'static str>| {
+    let run = move |token: Option<&'static str>, extra: &'static [&'static str]| {
         // host:port, as every client takes it beside the URL form.
         let (client_bin, addr) = (client_bin.clone(), client_addr.clone());
         tokio::task::spawn_blocking(move || {
             let mut cmd = Command::new(client_bin);
-            cmd.args(["--addr", &addr, "--top-k", "3", question])
+            cmd.args(["--addr", &addr, "--top-k", "3"])
+                .args(extra)
+                .arg(question)
                 .env_remove("WENDA_TOKEN");
             if let Some(token) = token {
                 cmd.env("WENDA_TOKEN", token);
@@ -748,7 +781,7 @@ async fn rust_client_example_prints_cited_passages() {
         })
     };
 
-    let denied = run(None).await.unwrap();
+    let denied = run(None, &[]).await.unwrap();
     assert!(!denied.status.success());
     let stderr = String::from_utf8_lossy(&denied.stderr);
     assert!(
@@ -756,7 +789,7 @@ async fn rust_client_example_prints_cited_passages() {
         "{stderr}"
     );
 
-    let answered = run(Some(TOKEN)).await.unwrap();
+    let answered = run(Some(TOKEN), &[]).await.unwrap();
     assert!(
         answered.status.success(),
         "{}",
@@ -791,6 +824,24 @@ async fn rust_client_example_prints_cited_passages() {
         "    {}",
         expected.passages[0].text.replace('\n', "\n    ")
     )));
+    // --filter and --explain.
+    let only = "002_c765242a16c13cf0.txt";
+    let filtered = run(
+        Some(TOKEN),
+        &["--filter=id=002_c765242a16c13cf0.txt", "--explain"],
+    )
+    .await
+    .unwrap();
+    let out = String::from_utf8(filtered.stdout).unwrap();
+    let sources: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("    source: "))
+        .collect();
+    assert!(
+        !sources.is_empty() && sources.iter().all(|l| l.contains(only)),
+        "{out}"
+    );
+    assert!(out.contains("    dense Some("), "{out}");
 
     // `wenda ask` against the same server: host:port as well as a URL, the
     // token from --token or WENDA_TOKEN, a language filter.

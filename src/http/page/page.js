@@ -67,11 +67,11 @@ function clearError() {
   for (const c of document.querySelectorAll('[aria-invalid]')) c.removeAttribute('aria-invalid');
 }
 
-const FIELD_CONTROLS = { query: 'q', top_k: 'k', languages: 'lang', mode: 'mode' };
+const FIELD_CONTROLS = { query: 'q', top_k: 'k', languages: 'lang', mode: 'mode', filter: 'filter' };
 function showError(err) {
   $('error-msg').textContent = err.message || String(err);
   const items = (err.fieldViolations || []).map((v) => {
-    const ctl = $(FIELD_CONTROLS[v.field] || '');
+    const ctl = $(FIELD_CONTROLS[(v.field || '').split(/[.[]/)[0]] || '');
     if (ctl) ctl.setAttribute('aria-invalid', 'true');
     return el('li', null, el('code', null, v.field || '?'), ': ', v.description || '');
   });
@@ -186,13 +186,29 @@ function readForm() {
     lang: $('lang').value,
     mode: $('mode').value,
     k: Math.min(100, Math.max(1, int($('k').value, 5))),
+    filter: $('filter').value.trim(),
   };
+}
+
+// `tags=cloud,openstack author=Jane` → every key must hold one of its
+// values (the API's `anyOf` conditions under `must`).
+function parseFilter(text) {
+  const must = [];
+  for (const pair of text.split(/\s+/).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at < 1) return { error: `"${pair}" is not key=value` };
+    const values = pair.slice(at + 1).split(',').map((v) => v.trim()).filter(Boolean);
+    if (!values.length) return { error: `"${pair}" has no value` };
+    must.push({ key: pair.slice(0, at), anyOf: { values } });
+  }
+  return must.length ? { filter: { must } } : {};
 }
 
 function fillForm(p) {
   $('q').value = p.q;
   $('mode').value = p.mode;
   $('k').value = String(p.k);
+  $('filter').value = p.filter || '';
   const select = $('lang');
   if ([...select.options].some((o) => o.value === p.lang)) select.value = p.lang;
   else select.dataset.want = p.lang; // the languages are not loaded yet
@@ -201,6 +217,7 @@ function fillForm(p) {
 function searchHash(p) {
   const h = new URLSearchParams({ q: p.q, mode: p.mode, k: String(p.k) });
   if (p.lang) h.set('lang', p.lang);
+  if (p.filter) h.set('filter', p.filter);
   return `#${h}`;
 }
 
@@ -221,6 +238,18 @@ async function runSearch(p) {
   const req = { query: p.q, topK: p.k, mode: MODES[p.mode] || MODES.hybrid };
   if (p.lang) req.languages = [p.lang];
   clearError();
+  if (p.filter) {
+    const parsed = parseFilter(p.filter);
+    if (parsed.error) {
+      lastKey = null;
+      $('results').hidden = true;
+      showError({ message: `Filter: ${parsed.error}`, fieldViolations: [] });
+      $('filter').setAttribute('aria-invalid', 'true');
+      setStatus('The filter could not be read.');
+      return;
+    }
+    req.filter = parsed.filter;
+  }
   setStatus('Searching…');
   $('results').setAttribute('aria-busy', 'true');
   try {
@@ -423,6 +452,7 @@ function route() {
   const p = {
     q: h.get('q') || '',
     lang: h.get('lang') || '',
+    filter: h.get('filter') || '',
     mode: MODES[h.get('mode')] ? h.get('mode') : 'hybrid',
     k: Math.min(100, Math.max(1, int(h.get('k'), 5))),
   };
