@@ -49,18 +49,28 @@ pub struct Param {
 }
 
 impl Param {
-    pub const fn path(
+    const fn new(
         name: &'static str,
+        location: &'static str,
+        kind: &'static str,
         description: &'static str,
         example: &'static str,
     ) -> Self {
         Self {
             name,
-            location: "path",
-            kind: "string",
+            location,
+            kind,
             description,
             example,
         }
+    }
+
+    pub const fn path(
+        name: &'static str,
+        description: &'static str,
+        example: &'static str,
+    ) -> Self {
+        Self::new(name, "path", "string", description, example)
     }
 
     pub const fn query(
@@ -68,13 +78,7 @@ impl Param {
         description: &'static str,
         example: &'static str,
     ) -> Self {
-        Self {
-            name,
-            location: "query",
-            kind: "string",
-            description,
-            example,
-        }
+        Self::new(name, "query", "string", description, example)
     }
 
     pub const fn query_integer(
@@ -82,13 +86,7 @@ impl Param {
         description: &'static str,
         example: &'static str,
     ) -> Self {
-        Self {
-            name,
-            location: "query",
-            kind: "integer",
-            description,
-            example,
-        }
+        Self::new(name, "query", "integer", description, example)
     }
 }
 

@@ -190,3 +190,25 @@ pub fn is_subsequence_ignoring_whitespace(needle: &str, hay: &str) -> bool {
         .filter(|c| !c.is_whitespace())
         .all(|c| hay.any(|h| h == c))
 }
+
+/// The fields an `INVALID_ARGUMENT` status names, in its order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// A small deterministic generator (xorshift64) for randomised tests:
+/// each call gives a number below its argument.
+pub fn xorshift(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut state = seed;
+    move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    }
+}

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use tonic::Code;
-use tonic_types::StatusExt;
 use wenda::proto::{self, condition::Test, metadata_value::Kind};
 
 use crate::common;
@@ -282,13 +281,7 @@ async fn metadata_is_kept_and_filters_apply_inside_retrieval() {
     // many passages as matching documents up to top_k; citations carry url
     // and published.
     let pool = conditions();
-    let mut state = 0x2545F4914F6CDD1Du64;
-    let mut next = move |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    let mut next = common::xorshift(0x2545F4914F6CDD1D);
     let questions = [
         "Which region grows tea?",
         "How do people use cloud computing?",
@@ -473,10 +466,7 @@ async fn bad_filters_and_metadata_get_one_violation_each() {
     for (filter, field) in cases {
         let err = client.search(search(filter.clone())).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{filter:?}");
-        let details = err.get_error_details();
-        let violations = &details.bad_request().unwrap().field_violations;
-        assert_eq!(violations.len(), 1, "{violations:?}");
-        assert_eq!(violations[0].field, field, "{violations:?}");
+        assert_eq!(common::violated_fields(&err), [field], "{err:?}");
     }
 
     let mut metadata = BTreeMap::new();
@@ -507,16 +497,8 @@ async fn bad_filters_and_metadata_get_one_violation_each() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let fields: Vec<String> = err
-        .get_error_details()
-        .bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
     assert_eq!(
-        fields,
+        common::violated_fields(&err),
         ["documents[0].metadata.when"],
         "an unreadable timestamp is reported first"
     );
@@ -528,14 +510,7 @@ async fn bad_filters_and_metadata_get_one_violation_each() {
         })
         .await
         .unwrap_err();
-    let mut fields: Vec<String> = err
-        .get_error_details()
-        .bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
+    let mut fields = common::violated_fields(&err);
     fields.sort();
     assert_eq!(
         fields,

@@ -3,7 +3,6 @@
 //! document, and several searches in one SearchBatch call.
 
 use tonic::Code;
-use tonic_types::StatusExt;
 use wenda::proto;
 
 use crate::common;
@@ -66,14 +65,7 @@ async fn pages_continue_one_ranking() {
     other.page_token = first.next_page_token;
     let err = client.search(other).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(
-        err.get_error_details()
-            .bad_request()
-            .unwrap()
-            .field_violations[0]
-            .field,
-        "page_token"
-    );
+    assert_eq!(common::violated_fields(&err), ["page_token"]);
 }
 
 /// A page token stops working once the index changes.

@@ -148,13 +148,7 @@ async fn a_scoped_token_never_sees_or_touches_another_tenant() {
     assert_eq!(err.code(), Code::PermissionDenied);
 
     // A thousand random requests.
-    let mut state = 0x9E3779B97F4A7C15u64;
-    let mut next = move |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    let mut next = common::xorshift(0x9E3779B97F4A7C15);
     let questions = [
         "Which note is about fish?",
         "cloud budgets",
