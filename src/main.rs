@@ -47,6 +47,8 @@ fn run(command: Command) -> anyhow::Result<()> {
                     Command::Index(args) => wenda::cli::index(args).await,
                     Command::Ask(args) => wenda::cli::ask(args).await,
                     Command::Eval(args) => wenda::cli::eval(args).await,
+                    Command::Backup(args) => wenda::cli::backup::backup(args).await,
+                    Command::Restore(args) => wenda::cli::backup::restore(args),
                     Command::Embed(_) => unreachable!("handled without a runtime"),
                 }
             });

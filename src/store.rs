@@ -212,6 +212,15 @@ impl Store {
         self.with_db(read_all)
     }
 
+    /// Writes a copy of the database as of one commit to `to` (a new file,
+    /// written beside it and renamed into place once complete and synced).
+    /// The copy reads from one read transaction, taken without holding the
+    /// store, so writes go on meanwhile and land after the copied state.
+    pub fn backup_to(&self, to: &Path) -> Result<Copied> {
+        let txn = self.with_db(|db| Ok(db.begin_read()?))?;
+        copy_database(txn, to)
+    }
+
     /// Applies a batch in one durable transaction and returns the new
     /// generation.
     ///
@@ -237,6 +246,92 @@ impl<E: Into<redb::Error>> From<E> for Failure {
     fn from(err: E) -> Self {
         Self::Db(err.into())
     }
+}
+
+/// Reads a backup file without writing to it (redb's read-only mode):
+/// every record decoded, and the generation it was taken at.
+pub fn read_backup(path: &Path) -> Result<(Snapshot, u64)> {
+    let db = redb::ReadOnlyDatabase::open(path).map_err(|err| describe(err.into(), path))?;
+    let snapshot = read_all(&db).map_err(|failure| match failure {
+        Failure::Db(err) => describe(err, path),
+        Failure::Refused(err) => err,
+    })?;
+    let generation = snapshot
+        .meta
+        .get(META_GENERATION)
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0);
+    Ok((snapshot, generation))
+}
+
+/// What a backup or restore copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Copied {
+    pub documents: u64,
+    pub passages: u64,
+    pub generation: u64,
+    pub bytes: u64,
+}
+
+/// Copies every table of `txn` into a new database at `to`.
+fn copy_database(txn: redb::ReadTransaction, to: &Path) -> Result<Copied> {
+    let tmp = to.with_file_name(format!(
+        ".{}.partial",
+        to.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let copied = (|| -> Result<Copied, redb::Error> {
+        let out = Database::create(&tmp)?;
+        let write = out.begin_write()?;
+        let mut copied = Copied {
+            documents: 0,
+            passages: 0,
+            generation: 0,
+            bytes: 0,
+        };
+        {
+            let mut documents = write.open_table(DOCUMENTS)?;
+            for row in txn.open_table(DOCUMENTS)?.iter()? {
+                let (k, v) = row?;
+                documents.insert(k.value(), v.value())?;
+                copied.documents += 1;
+            }
+            let mut passages = write.open_table(PASSAGES)?;
+            for row in txn.open_table(PASSAGES)?.iter()? {
+                let (k, v) = row?;
+                passages.insert(k.value(), v.value())?;
+                copied.passages += 1;
+            }
+            let mut vectors = write.open_table(VECTORS)?;
+            for row in txn.open_table(VECTORS)?.iter()? {
+                let (k, v) = row?;
+                vectors.insert(k.value(), v.value())?;
+            }
+            let mut meta = write.open_table(META)?;
+            for row in txn.open_table(META)?.iter()? {
+                let (k, v) = row?;
+                if k.value() == META_GENERATION {
+                    copied.generation = v.value().parse().unwrap_or(0);
+                }
+                meta.insert(k.value(), v.value())?;
+            }
+        }
+        write.commit()?;
+        Ok(copied)
+    })()
+    .map_err(|err| describe(err, &tmp))?;
+    let io = |e: std::io::Error| Error::Io(format!("{}: {e}", to.display()));
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, to).map_err(io)?;
+    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    let bytes = std::fs::metadata(to).map_err(io)?.len();
+    Ok(Copied { bytes, ..copied })
 }
 
 /// The crate error for a database failure: a full disk is
@@ -278,7 +373,7 @@ fn open_database(path: &Path) -> Result<Database, redb::Error> {
     Ok(db)
 }
 
-fn read_all(db: &Database) -> Result<Snapshot, Failure> {
+fn read_all(db: &impl ReadableDatabase) -> Result<Snapshot, Failure> {
     let txn = db.begin_read()?;
     let mut snap = Snapshot::default();
     for row in txn.open_table(DOCUMENTS)?.iter()? {

@@ -47,6 +47,34 @@ pub enum Command {
     Ask(AskArgs),
     /// Score retrieval on a question file (hit@1, hit@5, MRR@10).
     Eval(EvalArgs),
+    /// Copy the database as of one commit to a file, while wenda serves
+    /// (through the data directory's backup socket) or not.
+    Backup(BackupArgs),
+    /// Bring a backup back into a data directory (checked first).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The data directory of the instance to back up.
+    #[arg(long, env = "WENDA_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The backup file to write (replaced once complete).
+    #[arg(long)]
+    pub to: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file `wenda backup` wrote.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// The data directory to restore into; no wenda may be using it.
+    #[arg(long, env = "WENDA_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Replace a database already there.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The model files.

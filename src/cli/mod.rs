@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
 pub mod args;
+pub mod backup;
 pub mod config_file;
 pub mod eval;
 
@@ -134,9 +135,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (engine_tx, engine_rx) = tokio::sync::watch::channel(None);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let loading = open_engine(&args.engine, false);
+    let socket = args.engine.data_dir.join(backup::SOCKET);
     let engine = async move {
         let engine = loading.await?;
         engine_tx.send_replace(Some(engine.clone()));
+        backup::serve_socket(socket, engine.clone());
         Ok(engine)
     };
     if let Some(listener) = http {

@@ -86,6 +86,13 @@ impl Engine {
         })
     }
 
+    /// Copies the database as of one commit to `to` (`Store::backup_to`),
+    /// while searches and writes go on.
+    pub async fn backup_to(&self, to: std::path::PathBuf) -> Result<crate::store::Copied> {
+        let store = self.store.clone();
+        super::blocking(move || store.backup_to(&to)).await?
+    }
+
     pub fn info(&self) -> EngineInfo {
         let state = self.read_state();
         let passages_per_language = state

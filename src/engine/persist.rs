@@ -126,7 +126,7 @@ pub(super) fn check_agreement(manifest: &Manifest, snapshot: &Snapshot) -> Resul
 
 /// Documents whose text no longer matches their content hash: changed in
 /// the database file by something other than wenda.
-pub(super) fn altered_documents(snapshot: &Snapshot) -> Vec<String> {
+pub fn altered_documents(snapshot: &Snapshot) -> Vec<String> {
     snapshot
         .documents
         .iter()

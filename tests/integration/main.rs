@@ -3,6 +3,7 @@
 //! and a real browser.
 //! One test binary with modules keeps link time down.
 
+mod backup;
 mod browser;
 mod cancellation;
 mod common;
