@@ -22,12 +22,17 @@
 //!
 //!     cargo run --release --example index_bench -- --filtered 100000
 //!
+//! USearch against hnsw_rs in one run (`graphs.rs`):
+//!
+//!     cargo run --release --example index_bench -- --graphs 100000
+//!
 //! `--write-benchmarks [--benchmarks FILE]` rewrites BENCHMARKS.md's `index`
 //! section from the saved figures. `--stats FILE,...` prints the neighbour statistics of real
 //! embeddings (`wenda embed --kind passage` output, one file a document) and
 //! `--stats synthetic` those of the synthetic mixture, to compare the two.
 
 mod filtered;
+mod graphs;
 
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
@@ -830,6 +835,16 @@ fn main() {
             which.split(',').map(read_vectors).collect()
         };
         println!("{}", serde_json::to_string_pretty(&stats(docs)).unwrap());
+    } else if let Some(n) = value("--graphs") {
+        let n: u64 = n.parse().expect("--graphs N");
+        let queries = value("--queries").map_or(1000, |q| q.parse().expect("--queries"));
+        let result = graphs::run(n, queries);
+        std::fs::write(
+            out.join(format!("graphs-{n}.json")),
+            serde_json::to_vec_pretty(&result).unwrap(),
+        )
+        .expect("save");
+        println!("{}", graphs::table(&result));
     } else if let Some(n) = value("--filtered") {
         let n: u64 = n.parse().expect("--filtered N");
         let queries = value("--queries").map_or(200, |q| q.parse().expect("--queries"));

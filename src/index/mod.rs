@@ -1,6 +1,6 @@
 //! Vector search behind the [`VectorStore`] trait: a USearch HNSW graph for large
 //! corpora and an exact scan for small ones, where scanning every vector is
-//! both exact and cheaper than walking a graph.
+//! both exact and cheaper than walking a graph; `hnsw_rs`'s graph on request.
 //!
 //! The trait is also the seam for scaling out: a distributed engine (a
 //! Qdrant cluster, see docs/scaling.md) would be another implementation.
@@ -8,6 +8,7 @@
 mod dump;
 mod exact;
 mod hnsw;
+mod hnsw_rs;
 mod kernels;
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ use std::path::Path;
 pub use dump::{DumpFile, HnswDump};
 pub use exact::ExactIndex;
 pub use hnsw::HnswIndex;
+pub use hnsw_rs::HnswRsIndex;
 pub use kernels::{dot, normalize};
 
 use hnsw::return_freed_memory;
@@ -63,6 +65,10 @@ pub enum IndexKind {
     Auto,
     Exact,
     Hnsw,
+    /// The graph of the `hnsw_rs` crate, the design's first choice (USearch
+    /// replaced it as `hnsw`: docs/scaling.md).
+    #[value(name = "hnsw_rs")]
+    HnswRs,
 }
 
 /// HNSW parameters, validated before a graph is built.
@@ -165,17 +171,17 @@ impl IndexConfig {
     fn uses_graph(&self, vectors: usize) -> bool {
         match self.kind {
             IndexKind::Exact => false,
-            IndexKind::Hnsw => true,
+            IndexKind::Hnsw | IndexKind::HnswRs => true,
             IndexKind::Auto => vectors >= self.exact_threshold,
         }
     }
 
     /// The [`VectorStore::kind`] that [`build`] gives for this many vectors.
     pub fn kind_for(&self, vectors: usize) -> &'static str {
-        if self.uses_graph(vectors) {
-            HnswIndex::KIND
-        } else {
-            ExactIndex::KIND
+        match self.kind {
+            IndexKind::HnswRs => HnswRsIndex::KIND,
+            _ if self.uses_graph(vectors) => HnswIndex::KIND,
+            _ => ExactIndex::KIND,
         }
     }
 }
@@ -190,6 +196,18 @@ pub fn build(
     dump: Option<(&Path, &HnswDump)>,
 ) -> Result<(Box<dyn VectorStore>, bool)> {
     config.hnsw.validate()?;
+    if config.kind == IndexKind::HnswRs {
+        if let Some((dir, dump)) = dump {
+            match HnswRsIndex::load(config.hnsw, dimension, dir, dump, &items) {
+                Ok(index) => return Ok((Box::new(index), true)),
+                Err(err) => tracing::warn!(%err, "hnsw_rs dump unusable; rebuilding the graph"),
+            }
+        }
+        return Ok((
+            Box::new(HnswRsIndex::build(config.hnsw, dimension, items)?),
+            false,
+        ));
+    }
     if config.uses_graph(items.len()) {
         if let Some((dir, dump)) = dump {
             match HnswIndex::check_dump(dimension, dir, dump, &items) {

@@ -50,20 +50,19 @@ fn exact_finds_itself_and_respects_filter_and_removal() {
     assert!(index.insert(99, vec![0.0; 3]).is_err(), "wrong dimension");
 }
 
-#[test]
-fn hnsw_agrees_with_exact_search() {
+fn agrees_with_exact_search<G: TestGraph>() {
     let data = items(2000, 32);
-    let hnsw = HnswIndex::build(HnswParams::default(), 32, data.clone()).unwrap();
+    let hnsw = G::build(HnswParams::default(), 32, data.clone()).unwrap();
     // A dumped and reloaded graph answers exactly as the original.
     let dir = tempfile::tempdir().unwrap();
     let dump = hnsw.dump(dir.path()).unwrap().unwrap();
-    let reloaded = HnswIndex::load(HnswParams::default(), 32, dir.path(), &dump, &data).unwrap();
+    let reloaded = G::load(HnswParams::default(), 32, dir.path(), &dump, &data).unwrap();
     let q = random_unit(77, 32);
     assert_eq!(
         hnsw.search(&q, 10, &|_| true),
         reloaded.search(&q, 10, &|_| true)
     );
-    assert!(HnswIndex::load(HnswParams::default(), 32, dir.path(), &dump, &data[..10]).is_err());
+    assert!(G::load(HnswParams::default(), 32, dir.path(), &dump, &data[..10]).is_err());
     let mut exact = ExactIndex::new(32);
     for (id, v) in data {
         exact.insert(id, v).unwrap();
@@ -86,10 +85,9 @@ fn hnsw_agrees_with_exact_search() {
     assert!(recall >= 0.95, "recall@10 {recall}");
 }
 
-#[test]
-fn hnsw_every_point_finds_itself_after_build_and_removals() {
+fn every_point_finds_itself_after_build_and_removals<G: TestGraph>() {
     let data = items(600, 16);
-    let mut index = HnswIndex::build(
+    let mut index = G::build(
         HnswParams {
             m: 4,
             ef_construction: 8,
@@ -150,15 +148,14 @@ fn dot_agrees_with_the_plain_sum() {
     }
 }
 
-#[test]
-fn hnsw_recall_on_clustered_data_at_default_parameters() {
+fn recall_on_clustered_data_at_default_parameters<G: TestGraph>() {
     let (dim, n) = (64, 4000);
     let data = clustered(n, dim, 40);
     let mut exact = ExactIndex::new(dim);
     for (id, v) in &data {
         exact.insert(*id, v.clone()).unwrap();
     }
-    let hnsw = HnswIndex::build(HnswParams::default(), dim, data).unwrap();
+    let hnsw = G::build(HnswParams::default(), dim, data).unwrap();
     assert_eq!(hnsw.len(), n as usize);
     let queries = clustered(200, dim, 40);
     let mut found = 0;
@@ -178,12 +175,11 @@ fn hnsw_recall_on_clustered_data_at_default_parameters() {
     assert!(recall >= 0.98, "recall@10 {recall}");
 }
 
-#[test]
-fn dump_and_load_round_trip_and_reject_other_vectors() {
+fn dump_and_load_round_trip_and_reject_other_vectors<G: TestGraph>() {
     let (dim, n) = (48, 3000);
     let data = clustered(n, dim, 30);
     let params = HnswParams::default();
-    let hnsw = HnswIndex::build(params, dim, data.clone()).unwrap();
+    let hnsw = G::build(params, dim, data.clone()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let dump = hnsw.dump(dir.path()).unwrap().unwrap();
     let queries = clustered(100, dim, 30);
@@ -208,7 +204,7 @@ fn dump_and_load_round_trip_and_reject_other_vectors() {
     }
     let mut reordered = data.clone();
     reordered.reverse();
-    let loaded = HnswIndex::load(params, dim, dir.path(), &dump, &reordered).unwrap();
+    let loaded = G::load(params, dim, dir.path(), &dump, &reordered).unwrap();
     assert_eq!(loaded.len(), n as usize);
     for ((_, q), b) in queries.iter().zip(&before) {
         assert_eq!(&loaded.search(q, 10, &|id| id % 3 != 0), b);
@@ -218,28 +214,28 @@ fn dump_and_load_round_trip_and_reject_other_vectors() {
     // a hundredth), another M, missing ids: refused.
     let mut other = data.clone();
     other[17].1 = random_unit(99, dim);
-    assert!(HnswIndex::load(params, dim, dir.path(), &dump, &other).is_err());
+    assert!(G::load(params, dim, dir.path(), &dump, &other).is_err());
     let mut nudged = data.clone();
     nudged[2999].1[5] += 0.01;
-    assert!(HnswIndex::load(params, dim, dir.path(), &dump, &nudged).is_err());
+    assert!(G::load(params, dim, dir.path(), &dump, &nudged).is_err());
     let m8 = HnswParams { m: 8, ..params };
-    assert!(HnswIndex::load(m8, dim, dir.path(), &dump, &data).is_err());
-    assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data[1..]).is_err());
+    assert!(G::load(m8, dim, dir.path(), &dump, &data).is_err());
+    assert!(G::load(params, dim, dir.path(), &dump, &data[1..]).is_err());
     let mut renamed = data.clone();
     renamed[0].0 = 10 * n;
-    assert!(HnswIndex::load(params, dim, dir.path(), &dump, &renamed).is_err());
+    assert!(G::load(params, dim, dir.path(), &dump, &renamed).is_err());
     // A truncated or foreign file is an error (the engine rebuilds), not
     // a crash and not trusted.
     {
         let file = dir.path().join(&dump.files[0].name);
         let bytes = std::fs::read(&file).unwrap();
         std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
+        assert!(G::load(params, dim, dir.path(), &dump, &data).is_err());
         std::fs::write(&file, b"not a graph").unwrap();
-        assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_err());
+        assert!(G::load(params, dim, dir.path(), &dump, &data).is_err());
         std::fs::write(&file, &bytes).unwrap();
     }
-    assert!(HnswIndex::load(params, dim, dir.path(), &dump, &data).is_ok());
+    assert!(G::load(params, dim, dir.path(), &dump, &data).is_ok());
 
     // The loaded graph takes new points, and they are found.
     let mut loaded = loaded;
@@ -251,9 +247,8 @@ fn dump_and_load_round_trip_and_reject_other_vectors() {
     assert_eq!(loaded.len(), n as usize + 50);
 }
 
-#[test]
-fn an_empty_graph_takes_points_and_finds_them() {
-    let mut hnsw = HnswIndex::build(HnswParams::default(), 16, Vec::new()).unwrap();
+fn an_empty_graph_takes_points_and_finds_them<G: TestGraph>() {
+    let mut hnsw = G::build(HnswParams::default(), 16, Vec::new()).unwrap();
     assert!(hnsw.is_empty() && hnsw.items().is_empty());
     assert!(hnsw.search(&random_unit(1, 16), 5, &|_| true).is_empty());
     assert!(
@@ -348,4 +343,146 @@ fn params_are_validated_before_the_graph_sees_them() {
         .is_err()
     );
     assert!(HnswParams::default().validate().is_ok());
+}
+
+/// What the graph tests need of a graph: both USearch's (`HnswIndex`) and
+/// hnsw_rs's (`HnswRsIndex`) keep the same contract.
+trait TestGraph: VectorStore + Sized {
+    fn build(params: HnswParams, dimension: usize, items: Vec<(u64, Vec<f32>)>) -> Result<Self>;
+    fn load(
+        params: HnswParams,
+        dimension: usize,
+        dir: &std::path::Path,
+        dump: &HnswDump,
+        items: &[(u64, Vec<f32>)],
+    ) -> Result<Self>;
+    fn items(&self) -> Vec<(u64, Vec<f32>)>;
+}
+
+impl TestGraph for HnswIndex {
+    fn build(params: HnswParams, dimension: usize, items: Vec<(u64, Vec<f32>)>) -> Result<Self> {
+        HnswIndex::build(params, dimension, items)
+    }
+    fn load(
+        params: HnswParams,
+        dimension: usize,
+        dir: &std::path::Path,
+        dump: &HnswDump,
+        items: &[(u64, Vec<f32>)],
+    ) -> Result<Self> {
+        HnswIndex::load(params, dimension, dir, dump, items)
+    }
+    fn items(&self) -> Vec<(u64, Vec<f32>)> {
+        HnswIndex::items(self)
+    }
+}
+
+impl TestGraph for HnswRsIndex {
+    fn build(params: HnswParams, dimension: usize, items: Vec<(u64, Vec<f32>)>) -> Result<Self> {
+        HnswRsIndex::build(params, dimension, items)
+    }
+    fn load(
+        params: HnswParams,
+        dimension: usize,
+        dir: &std::path::Path,
+        dump: &HnswDump,
+        items: &[(u64, Vec<f32>)],
+    ) -> Result<Self> {
+        HnswRsIndex::load(params, dimension, dir, dump, items)
+    }
+    fn items(&self) -> Vec<(u64, Vec<f32>)> {
+        HnswRsIndex::items(self)
+    }
+}
+
+/// A filter's few matches scored one by one (`search_among`) give the
+/// exact answer over them: the same ids as a scan of the graph's own copies
+/// of those vectors, removed ids left out.
+fn search_among_is_exact_over_the_given_ids<G: TestGraph>() {
+    let (dim, n) = (32, 3000);
+    let mut graph = G::build(HnswParams::default(), dim, clustered(n, dim, 30)).unwrap();
+    for id in (0..n).step_by(50) {
+        graph.remove(id);
+    }
+    let held = graph.items();
+    let mut agree = 0;
+    for q in 0..40u64 {
+        let query = random_unit(70_000 + q, dim);
+        let ids: Vec<u64> = (0..n).filter(|id| (id * 7 + q) % 13 == 0).collect();
+        let mut exact = ExactIndex::new(dim);
+        for (id, v) in held.iter().filter(|(id, _)| ids.contains(id)) {
+            exact.insert(*id, v.clone()).unwrap();
+        }
+        let want: Vec<u64> = exact
+            .search(&query, 10, &|_| true)
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        let got: Vec<u64> = graph
+            .search_among(&query, 10, &ids)
+            .iter()
+            .map(|h| h.id)
+            .collect();
+        assert!(got.iter().all(|id| id % 50 != 0), "a removed id came back");
+        assert_eq!(got.len(), 10);
+        agree += got.iter().filter(|id| want.contains(id)).count();
+    }
+    // Half-precision queries (USearch) may swap exact near-ties.
+    assert!(agree >= 395, "{agree} of 400 agree with the exact scan");
+}
+
+macro_rules! on_both_graphs {
+    ($($test:ident),* $(,)?) => {
+        mod usearch {
+            $(#[test] fn $test() { super::$test::<super::HnswIndex>() })*
+        }
+        mod hnsw_rs {
+            $(#[test] fn $test() { super::$test::<super::HnswRsIndex>() })*
+        }
+    };
+}
+
+on_both_graphs!(
+    agrees_with_exact_search,
+    every_point_finds_itself_after_build_and_removals,
+    recall_on_clustered_data_at_default_parameters,
+    dump_and_load_round_trip_and_reject_other_vectors,
+    an_empty_graph_takes_points_and_finds_them,
+    search_among_is_exact_over_the_given_ids,
+);
+
+#[test]
+fn hnsw_rs_is_selected_by_name_and_reports_its_kind() {
+    let config = IndexConfig {
+        kind: IndexKind::HnswRs,
+        ..Default::default()
+    };
+    // Whatever the size: the choice is the caller's.
+    assert_eq!(config.kind_for(10), HnswRsIndex::KIND);
+    let (index, loaded) = build(&config, 16, items(100, 16), None).unwrap();
+    assert!(!loaded);
+    assert_eq!(index.kind(), "hnsw_rs");
+    // A dump of the other graph is not taken for its own: rebuilt.
+    let usearch = HnswIndex::build(HnswParams::default(), 16, items(100, 16)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = usearch.dump(dir.path()).unwrap().unwrap();
+    let (_, loaded) = build(&config, 16, items(100, 16), Some((dir.path(), &dump))).unwrap();
+    assert!(!loaded);
+    let rs = HnswRsIndex::build(HnswParams::default(), 16, items(100, 16)).unwrap();
+    let rs_dir = tempfile::tempdir().unwrap();
+    let rs_dump = rs.dump(rs_dir.path()).unwrap().unwrap();
+    let (_, loaded) = build(&config, 16, items(100, 16), Some((rs_dir.path(), &rs_dump))).unwrap();
+    assert!(loaded);
+    let usearch_config = IndexConfig {
+        kind: IndexKind::Hnsw,
+        ..Default::default()
+    };
+    let (_, loaded) = build(
+        &usearch_config,
+        16,
+        items(100, 16),
+        Some((rs_dir.path(), &rs_dump)),
+    )
+    .unwrap();
+    assert!(!loaded);
 }

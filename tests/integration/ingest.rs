@@ -284,6 +284,53 @@ async fn an_hnsw_index_is_dumped_beside_the_database_and_reloaded() {
     assert_eq!(top_ids(&engine).await, before);
 }
 
+/// `--index hnsw_rs`: the design's first graph, selectable beside USearch.
+/// It answers as the exact scan does on this small corpus, dumps its own
+/// files, reloads them, and a data directory switched between the two
+/// graphs rebuilds rather than loading the other's dump.
+#[tokio::test]
+async fn the_hnsw_rs_graph_is_selectable_dumped_and_reloaded() {
+    let data = tempfile::tempdir().unwrap();
+    let with = |kind| {
+        let mut c = common::default_config(data.path());
+        c.index.kind = kind;
+        c
+    };
+    let exact = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = common::default_config(dir.path());
+        c.index.kind = wenda::index::IndexKind::Exact;
+        top_ids(&*common::engine_with(c, Some(&common::corpus_dir())).await).await
+    };
+    let built = common::engine_with(
+        with(wenda::index::IndexKind::HnswRs),
+        Some(&common::corpus_dir()),
+    )
+    .await;
+    assert_eq!(built.info().index_kind, "hnsw_rs");
+    assert_eq!(top_ids(&built).await, exact);
+    drop(built);
+    let manifest = wenda::engine::persist::Manifest::read(data.path()).expect("manifest written");
+    let dump = manifest.hnsw.clone().expect("hnsw_rs dump named");
+    for suffix in ["hnsw.graph", "hnsw.data"] {
+        let file = data
+            .path()
+            .join(&dump.dir)
+            .join(format!("{}.{suffix}", dump.basename));
+        assert!(file.exists(), "{} missing", file.display());
+    }
+    let reloaded = common::engine_with(with(wenda::index::IndexKind::HnswRs), None).await;
+    assert_eq!(reloaded.info().index_kind, "hnsw_rs");
+    assert_eq!(top_ids(&reloaded).await, exact);
+    drop(reloaded);
+    let switched = common::engine_with(with(wenda::index::IndexKind::Hnsw), None).await;
+    assert_eq!(switched.info().index_kind, "hnsw");
+    // USearch holds half-precision vectors: the same passages, scores equal
+    // to about 1e-4.
+    let ids = |hits: Vec<(u64, String)>| hits.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(ids(top_ids(&switched).await), ids(exact));
+}
+
 #[tokio::test]
 async fn bad_files_are_skipped_by_name_and_the_rest_is_indexed() {
     let corpus = tempfile::tempdir().unwrap();
