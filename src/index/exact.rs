@@ -30,6 +30,29 @@ impl ExactIndex {
     }
 }
 
+impl ExactIndex {
+    /// Takes in the points a graph cannot reach from its entry point (found
+    /// by a self-search check), so they stay findable; logs how many.
+    pub(super) fn add_stranded(
+        &mut self,
+        lost: Vec<(u64, Vec<f32>)>,
+        graph: &str,
+    ) -> Result<usize> {
+        let count = lost.len();
+        for (id, v) in lost {
+            self.insert(id, v)?;
+        }
+        if count > 0 {
+            tracing::info!(
+                points = count,
+                graph,
+                "graph points not found by their own vector; searched exactly"
+            );
+        }
+        Ok(count)
+    }
+}
+
 impl VectorStore for ExactIndex {
     fn kind(&self) -> &'static str {
         Self::KIND

@@ -216,17 +216,7 @@ impl HnswIndex {
         .flat_map(|share| share.unwrap_or_default())
         .collect();
         self.graph.change_expansion_search(search_ef);
-        let count = lost.len();
-        for (id, v) in lost {
-            self.unreachable.insert(id, v)?;
-        }
-        if count > 0 {
-            tracing::info!(
-                points = count,
-                "hnsw points not found by their own vector; searched exactly"
-            );
-        }
-        Ok(count)
+        self.unreachable.add_stranded(lost, Self::KIND)
     }
 
     /// Loads a graph dumped by [`VectorStore::dump`] for exactly `items`:

@@ -92,17 +92,22 @@ impl HnswRsIndex {
         graph.parallel_insert_slice(&refs);
         drop(refs);
         drop(items);
-        let mut index = Self {
+        let mut index = Self::around(params, dimension, graph);
+        index.index_points();
+        index.repair_unreachable()?;
+        Ok(index)
+    }
+
+    /// An index around `graph`, its points not yet recorded.
+    fn around(params: HnswParams, dimension: usize, graph: Graph) -> Self {
+        Self {
             params,
             dimension,
             graph,
             live: HashMap::new(),
             removed: HashSet::new(),
             unreachable: ExactIndex::new(dimension),
-        };
-        index.index_points();
-        index.repair_unreachable()?;
-        Ok(index)
+        }
     }
 
     /// Every point of the graph, tombstones included.
@@ -154,17 +159,7 @@ impl HnswRsIndex {
         .into_iter()
         .flat_map(|share| share.unwrap_or_default())
         .collect();
-        let count = lost.len();
-        for (id, v) in lost {
-            self.unreachable.insert(id, v)?;
-        }
-        if count > 0 {
-            tracing::info!(
-                points = count,
-                "hnsw_rs points unreachable from the entry point; searched exactly"
-            );
-        }
-        Ok(count)
+        self.unreachable.add_stranded(lost, Self::KIND)
     }
 
     /// Loads a graph [`VectorStore::dump`] wrote, for exactly `items` (the
@@ -216,14 +211,7 @@ impl HnswRsIndex {
                 "dump does not match the stored vectors or parameters".into(),
             ));
         }
-        let mut index = Self {
-            params,
-            dimension,
-            graph,
-            live: HashMap::new(),
-            removed: HashSet::new(),
-            unreachable: ExactIndex::new(dimension),
-        };
+        let mut index = Self::around(params, dimension, graph);
         let wanted: HashMap<u64, &[f32]> =
             items.iter().map(|(id, v)| (*id, v.as_slice())).collect();
         for point in index.points() {
