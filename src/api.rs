@@ -126,6 +126,6 @@ pub fn get_document(
     ))
 }
 
-pub fn info(engine: &Engine) -> proto::InfoResponse {
-    convert::info(engine.info())
+pub fn info(engine: &Engine, scope: &Scope) -> proto::InfoResponse {
+    convert::info(engine.info_within(scope))
 }

@@ -94,14 +94,42 @@ impl Engine {
     }
 
     pub fn info(&self) -> EngineInfo {
+        self.info_within(&Scope::default())
+    }
+
+    /// [`info`](Self::info) with the counts of the documents inside `scope`
+    /// only: a tenant learns nothing of another's corpus, not even its size.
+    pub fn info_within(&self, scope: &Scope) -> EngineInfo {
         let state = self.read_state();
-        let passages_per_language = state
-            .languages
-            .iter()
-            .map(|(language, n)| (language.clone(), *n as u64))
-            .collect();
         let mut documents_per_language = BTreeMap::new();
-        for d in state.documents.values() {
+        let (documents, passages, passages_per_language) = if scope.is_all() {
+            let per_language = state
+                .languages
+                .iter()
+                .map(|(language, n)| (language.clone(), *n as u64))
+                .collect();
+            (state.documents.len(), state.passages.len(), per_language)
+        } else {
+            let mut per_language: BTreeMap<String, u64> = BTreeMap::new();
+            let (mut documents, mut passages) = (0, 0);
+            for d in state
+                .documents
+                .values()
+                .filter(|d| scope.admits(&d.metadata))
+            {
+                documents += 1;
+                for p in d.passage_ids.iter().filter_map(|id| state.passages.get(id)) {
+                    passages += 1;
+                    *per_language.entry(p.language.clone()).or_insert(0) += 1;
+                }
+            }
+            (documents, passages, per_language)
+        };
+        for d in state
+            .documents
+            .values()
+            .filter(|d| scope.admits(&d.metadata))
+        {
             *documents_per_language
                 .entry(d.language.clone())
                 .or_insert(0u64) += 1;
@@ -109,8 +137,8 @@ impl Engine {
         EngineInfo {
             model: self.embedder.manifest().name.clone(),
             dimension: self.embedder.manifest().dimension,
-            documents: state.documents.len(),
-            passages: state.passages.len(),
+            documents,
+            passages,
             passages_per_language,
             documents_per_language,
             index_build_id: format!(

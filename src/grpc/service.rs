@@ -118,10 +118,10 @@ impl RetrievalService {
 
     async fn do_info(
         &self,
-        _request: Request<proto::InfoRequest>,
+        request: Request<proto::InfoRequest>,
     ) -> Result<Response<proto::InfoResponse>, Status> {
         let engine = self.engine()?;
-        Ok(Response::new(api::info(&engine)))
+        Ok(Response::new(api::info(&engine, &scope(&request))))
     }
 }
 

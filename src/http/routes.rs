@@ -286,6 +286,6 @@ async fn info(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<proto::InfoResponse>, ApiError> {
-    let (engine, _) = engine(&state, &headers, Role::Read)?;
-    Ok(Json(api::info(&engine)))
+    let (engine, scope) = engine(&state, &headers, Role::Read)?;
+    Ok(Json(api::info(&engine, &scope)))
 }

@@ -147,6 +147,26 @@ async fn a_scoped_token_never_sees_or_touches_another_tenant() {
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
 
+    // Info counts what the token may see.
+    let info = |token: String| {
+        let mut client = client.clone();
+        async move {
+            client
+                .info(with_token(proto::InfoRequest {}, &token))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let acme = info(token("acme", "read")).await;
+    let everyone = info("global-admin-token-0123456789".into()).await;
+    assert_eq!((acme.documents, everyone.documents), (8, 18));
+    assert!(acme.passages >= 8 && acme.passages < everyone.passages);
+    assert_eq!(
+        acme.passages_per_language.values().sum::<u64>(),
+        acme.passages
+    );
+
     // A thousand random requests.
     let mut next = common::xorshift(0x9E3779B97F4A7C15);
     let questions = [
