@@ -20,7 +20,6 @@ pub struct Page {
     /// Results (passages, or documents when grouped) already returned.
     pub offset: usize,
     pub generation: u64,
-    request: String,
 }
 
 /// A fingerprint of everything in `query` that decides its ranking: the
@@ -43,7 +42,6 @@ impl Page {
             return Ok(Page {
                 offset: 0,
                 generation,
-                request: fingerprint(query),
             });
         }
         let bad = || Error::invalid("page_token", "not a page token of this server");
@@ -75,11 +73,7 @@ impl Page {
         if offset >= MAX_PAGED_RESULTS {
             return Err(bad());
         }
-        Ok(Page {
-            offset,
-            generation,
-            request: request.to_string(),
-        })
+        Ok(Page { offset, generation })
     }
 }
 

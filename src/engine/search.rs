@@ -225,15 +225,14 @@ impl Engine {
             .then(|| Page::next(&query, page.offset + top_k, page.generation));
         let (start, end) = (unit_bounds(page.offset), unit_bounds(page.offset + top_k));
         // The verdict is the first result's, on every page.
-        let mut first = hits.first().cloned();
-        if let Some(first) = &mut first {
+        if let Some(first) = hits.first_mut() {
             first.evidence.concepts = state
                 .lexical
                 .concept_coverage(&lexical_query, first.passage.id);
             first.relevance = rank::relevance(&first.evidence);
         }
-        let answerable = first
-            .as_ref()
+        let answerable = hits
+            .first()
             .is_some_and(|h| h.relevance >= self.config.answer_threshold);
         let mut hits: Vec<SearchHit> = hits.drain(start..end).collect();
         for hit in &mut hits {
