@@ -424,7 +424,7 @@ impl HnswIndex {
 
     /// Rebuilds without the tombstones once they are a quarter of the graph.
     fn compact_if_needed(&mut self) -> Result<()> {
-        if self.removed * 4 < (self.live.len() + self.removed).max(64) {
+        if !super::worth_compacting(self.removed, self.live.len() + self.removed) {
             return Ok(());
         }
         *self = Self::build(self.params, self.dimension, self.items())?;

@@ -256,7 +256,7 @@ impl HnswRsIndex {
 
     /// Rebuilds without the removed points once they are a quarter of the graph.
     fn compact_if_needed(&mut self) -> Result<()> {
-        if self.removed.len() * 4 < self.graph.get_nb_point().max(64) {
+        if !super::worth_compacting(self.removed.len(), self.graph.get_nb_point()) {
             return Ok(());
         }
         *self = Self::build(self.params, self.dimension, self.items())?;

@@ -237,6 +237,14 @@ pub fn build(
     }
 }
 
+/// Whether a graph with `removed` tombstones among `points` nodes should be
+/// rebuilt without them: once they are a quarter of it (and past a small
+/// floor, so tiny graphs are not rebuilt for every removal). Both graphs
+/// follow this rule.
+pub(super) fn worth_compacting(removed: usize, points: usize) -> bool {
+    removed * 4 >= points.max(64)
+}
+
 /// Keeps the best `k` hits, best first.
 pub(super) fn top_k(mut hits: Vec<ScoredId>, k: usize) -> Vec<ScoredId> {
     hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
