@@ -6,9 +6,10 @@
 
 1. Renders deploy/k8s/base and every deploy/k8s/overlays/*/ with the small
    part of kustomize those kustomizations use (resources, configMapGenerator,
-   patches as JSON 6902 operations, labels, images); any other kustomization
-   key, or an option of these it does not implement, is an error rather than
-   something silently skipped.
+   patches as JSON 6902 operations or as a strategic-merge `$patch: delete`
+   of a whole resource, labels, images); any other kustomization key, or an
+   option of these it does not implement, is an error rather than something
+   silently skipped.
 2. Validates every rendered resource with kubernetes-validate (PyPI; it ships
    the Kubernetes OpenAPI schemas, so nothing is fetched) in strict mode,
    where an unknown field is an error, against the minimum Kubernetes version
@@ -138,11 +139,20 @@ def render(directory):
         if ("patch" in patch) == ("path" in patch):
             raise Unsupported(f"{where}: give exactly one of patch and path")
         ops = yaml.safe_load(patch["patch"] if "patch" in patch else (directory / patch["path"]).read_text())
-        if not isinstance(ops, list):
-            raise Unsupported(f"{where}: strategic-merge patches are not implemented (JSON 6902 only)")
         matched = [r for r in resources if all(meta(r, key) == value for key, value in target.items())]
         if not matched:
             raise Unsupported(f"{where}: the target {target} matches no resource")
+        if isinstance(ops, dict) and ops.get("$patch") == "delete":
+            # The one strategic-merge patch implemented: drop the targets whole.
+            only_keys(ops, {"$patch", "apiVersion", "kind", "metadata"}, where)
+            only_keys(ops.get("metadata", {}), {"name"}, where + " metadata")
+            for key in ("kind", "name"):
+                if meta(ops, key) is not None and target.get(key) != meta(ops, key):
+                    raise Unsupported(f"{where}: the delete patch names {key} {meta(ops, key)}, the target {target.get(key)}")
+            resources = [r for r in resources if not any(r is m for m in matched)]
+            continue
+        if not isinstance(ops, list):
+            raise Unsupported(f"{where}: strategic-merge patches other than `$patch: delete` are not implemented")
         for r in matched:
             for op in ops:
                 json_patch(r, op, where)
@@ -195,7 +205,7 @@ def split_image(image):
 
 def json_patch(doc, op, where):
     only_keys(op, {"op", "path", "value"}, where)
-    if op["op"] not in ("add", "replace", "remove"):
+    if op["op"] not in ("add", "replace", "remove", "test"):
         raise Unsupported(f"{where}: JSON patch op {op['op']}")
     parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
     if not parts:
@@ -205,6 +215,12 @@ def json_patch(doc, op, where):
         parent = parent[int(p)] if isinstance(parent, list) else parent[p]
     last = parts[-1]
     value = copy.deepcopy(op.get("value"))
+    if op["op"] == "test":
+        # kustomize fails the build when a test op does not hold, and so do we.
+        found = parent[int(last)] if isinstance(parent, list) else parent[last]
+        if found != value:
+            raise ValueError(f"{where}: test {op['path']}: found {found!r}, not {value!r}")
+        return
     if isinstance(parent, list):
         if op["op"] == "add":
             parent.insert(len(parent) if last == "-" else int(last), value)

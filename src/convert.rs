@@ -412,5 +412,7 @@ pub fn info(i: EngineInfo) -> proto::InfoResponse {
         index_kind: i.index_kind,
         chunker_version: i.chunker_version,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        store: i.store,
+        applied_sequence: i.applied_sequence,
     }
 }

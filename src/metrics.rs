@@ -7,6 +7,7 @@
 //! - `wenda_http_requests_total{route, status}` and `wenda_http_request_duration_seconds{route, status}`
 //! - `wenda_embed_batch_size` (texts per model run), `wenda_embed_duration_seconds`
 //! - `wenda_documents{language}`, `wenda_passages{language}`
+//! - `wenda_store_applied_sequence` (the store generation in memory)
 //! - `wenda_query_cache_hits_total`, `wenda_query_cache_misses_total`
 //! - `wenda_build_info{version}` (always 1)
 //!
@@ -73,6 +74,10 @@ fn describe() {
         "Duration of one model run"
     );
     describe_gauge!("wenda_documents", "Documents indexed, by language");
+    describe_gauge!(
+        "wenda_store_applied_sequence",
+        "The store's change-log sequence this replica has applied"
+    );
     describe_gauge!("wenda_passages", "Passages indexed, by language");
     describe_counter!(
         "wenda_query_cache_hits_total",

@@ -189,6 +189,10 @@ pub struct EngineInfo {
     pub index_build_id: String,
     pub index_kind: String,
     pub chunker_version: String,
+    /// [`crate::store::Store::kind`].
+    pub store: String,
+    /// The store generation the in-memory state reflects.
+    pub applied_sequence: u64,
 }
 
 /// What a corpus sync did.

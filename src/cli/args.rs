@@ -121,9 +121,20 @@ pub struct EngineArgs {
     /// Folder of articles to index (.txt, .md, .html); synced at start-up.
     #[arg(long, env = "WENDA_CORPUS")]
     pub corpus: Option<PathBuf>,
-    /// Where the database and index live.
+    /// Where the database and index live (with --store postgres://…, the
+    /// manifest and graph dump only: one per replica).
     #[arg(long, env = "WENDA_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Where documents, passages and vectors are kept: `redb` (a file in
+    /// --data-dir, one process) or a `postgres://` URL shared by replicas
+    /// that all accept writes (TLS as its `sslmode` asks).
+    #[arg(
+        long,
+        env = "WENDA_STORE",
+        default_value = "redb",
+        hide_default_value = false
+    )]
+    pub store: crate::store::StoreLocation,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Most model tokens in a passage.
@@ -231,6 +242,7 @@ impl EngineArgs {
 
     pub fn engine_config(&self) -> EngineConfig {
         let mut c = EngineConfig::new(&self.data_dir);
+        c.store = self.store.clone();
         c.chunk = ChunkConfig {
             max_tokens: self.chunk_tokens,
             overlap_tokens: self.chunk_overlap,

@@ -3,7 +3,7 @@
 //!
 //! redb lets one process hold a database, so while wenda serves, `wenda
 //! backup --data-dir DIR` asks the server through the socket: the server
-//! copies the database as of one commit (`Store::backup_to`, writes go on
+//! copies the database as of one commit (`RedbStore::backup_to`, writes go on
 //! meanwhile) and streams the copy back. Without a server it opens the
 //! database itself. The socket is guarded by file permissions, as Docker's
 //! is: whoever may read the data directory may read its data anyway.
@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::args::{BackupArgs, RestoreArgs};
 use crate::engine::Engine;
-use crate::store::{self, Copied, Store};
+use crate::store::{self, Copied, RedbStore, Store};
 
 /// The socket's file name inside the data directory.
 pub const SOCKET: &str = "backup.sock";
@@ -113,8 +113,8 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         bail!("{}: no database to back up", db.display());
     }
     let started = std::time::Instant::now();
-    let (copied, how) = if Store::check_not_in_use(&db).is_ok() {
-        match Store::open(&db) {
+    let (copied, how) = if RedbStore::check_not_in_use(&db).is_ok() {
+        match RedbStore::open(&db) {
             Ok(store) => (store.backup_to(&args.to)?, "from the database"),
             // A server took the database in between: ask it.
             Err(_) => (
@@ -219,7 +219,7 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let copied = verify(&args.from)?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| args.data_dir.display().to_string())?;
     let db = args.data_dir.join(store::FILE_NAME);
-    Store::check_not_in_use(&db)?;
+    RedbStore::check_not_in_use(&db)?;
     if db.exists() && !args.force {
         bail!(
             "{} already holds a database; --force replaces it",

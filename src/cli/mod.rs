@@ -23,7 +23,9 @@ use crate::types::{SyncReport, limits};
 /// Loads the model, opens the data directory and syncs the corpus, if any.
 pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Result<Arc<Engine>> {
     args.validate()?;
-    crate::store::Store::check_not_in_use(&args.data_dir.join(crate::store::FILE_NAME))?;
+    if args.store == crate::store::StoreLocation::Redb {
+        crate::store::RedbStore::check_not_in_use(&args.data_dir.join(crate::store::FILE_NAME))?;
+    }
     let embedder_config = args.model.embedder_config();
     // The model (with the chunker's tokenizer) and the dictionary load side
     // by side: start-up takes the longer of the two, not their sum.
@@ -48,7 +50,13 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
     }
     let engine = Engine::open(config, embedder, Arc::new(counter))
         .await
-        .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "opening data directory {} (store {})",
+                args.data_dir.display(),
+                args.store
+            )
+        })?;
     if let Some(corpus) = &args.corpus {
         let report = sync_with_progress(&engine, corpus, show_progress).await?;
         info!(

@@ -148,6 +148,8 @@ impl Engine {
             ),
             index_kind: state.index.kind().to_string(),
             chunker_version: ingest::CHUNKER_VERSION.to_string(),
+            store: self.store.kind().to_string(),
+            applied_sequence: state.generation,
         }
     }
 }

@@ -6,11 +6,13 @@
 //! - [`write`]: ingests, deletes and corpus syncs: one writer at a time,
 //!   each write committed whole or not at all.
 //! - [`documents`]: listing and reading documents, `Info`.
+//! - [`follow`]: applying the writes other replicas commit to a shared store.
 //! - [`state`]: the in-memory index and documents the store is loaded into.
 //! - [`persist`]: the data directory's manifest and graph dumps.
 //! - [`validate`]: request checks, one field violation per bad field.
 
 mod documents;
+mod follow;
 pub mod paging;
 pub mod persist;
 mod search;
@@ -33,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::index::IndexConfig;
 use crate::ingest::{ChunkConfig, TokenCounter};
 use crate::rank;
-use crate::store::Store;
+use crate::store::{RedbStore, Snapshot, Store, StoreLocation};
 use crate::types::limits;
 
 use persist::{META_LAYOUT, Manifest, layout_fingerprint, persist_manifest};
@@ -46,7 +48,11 @@ pub const DEFAULT_QUERY_CACHE: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// The manifest and graph dumps; the redb store too, unless `store`
+    /// names PostgreSQL.
     pub data_dir: PathBuf,
+    /// Where documents, passages and vectors are kept.
+    pub store: StoreLocation,
     pub chunk: ChunkConfig,
     pub index: IndexConfig,
     /// Searches and embeds in flight at once; more get RESOURCE_EXHAUSTED.
@@ -77,6 +83,7 @@ impl EngineConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            store: StoreLocation::Redb,
             chunk: ChunkConfig::default(),
             index: IndexConfig::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -96,7 +103,7 @@ impl EngineConfig {
 pub struct Engine {
     embedder: Embedder,
     counter: Arc<dyn TokenCounter>,
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     state: Arc<RwLock<State>>,
     /// One writer at a time, so the store and the index change together.
     writer: Arc<tokio::sync::Mutex<()>>,
@@ -107,6 +114,17 @@ pub struct Engine {
     /// questions again and again; a hit skips the model, the dominant cost.
     query_cache: Option<quick_cache::sync::Cache<String, Arc<Vec<f32>>>>,
     config: EngineConfig,
+    /// Applies other replicas' writes as they are committed (a shared
+    /// store only); stopped with the engine.
+    follower: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(follower) = &self.follower {
+            follower.abort();
+        }
+    }
 }
 
 impl Engine {
@@ -119,11 +137,24 @@ impl Engine {
     ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Io(format!("{}: {e}", config.data_dir.display())))?;
-        let db_path = config.data_dir.join(crate::store::FILE_NAME);
         let manifest = Manifest::read(&config.data_dir);
-        let (checked, recover) = (manifest.clone(), config.recover);
-        let (store, snapshot) =
-            blocking(move || open_checked(&db_path, checked.as_ref(), recover)).await??;
+        // redb takes an empty file for a new database; with a manifest
+        // beside it that is a lost database, and the agreement check says so.
+        let mut empty_file = false;
+        let store: Arc<dyn Store> = match &config.store {
+            StoreLocation::Redb => {
+                let db_path = config.data_dir.join(crate::store::FILE_NAME);
+                empty_file = std::fs::metadata(&db_path).is_ok_and(|m| m.len() == 0);
+                Arc::new(blocking(move || RedbStore::open(&db_path)).await??)
+            }
+            StoreLocation::Postgres(url) => {
+                Arc::new(crate::store::postgres::PgStore::connect(url).await?)
+            }
+        };
+        let (checked, recover, opened) = (manifest.clone(), config.recover, store.clone());
+        let snapshot =
+            blocking(move || open_checked(opened.as_ref(), checked.as_ref(), recover, empty_file))
+                .await??;
         let layout = layout_fingerprint(&embedder, &config.chunk);
         let stale = snapshot.meta.get(META_LAYOUT).is_some_and(|l| *l != layout)
             && !snapshot.documents.is_empty();
@@ -135,7 +166,9 @@ impl Engine {
             // down): read the store again and build the graph instead.
             Err(err) if manifest.as_ref().is_some_and(|m| m.hnsw.is_some()) => {
                 tracing::warn!(%err, "loading with the hnsw dump failed; rebuilding the graph");
-                let mut state = State::load(&config, dimension, store.snapshot()?, None)?;
+                let reread = store.clone();
+                let snapshot = blocking(move || reread.snapshot()).await??;
+                let mut state = State::load(&config, dimension, snapshot, None)?;
                 state.dump_unusable = true;
                 state
             }
@@ -150,21 +183,23 @@ impl Engine {
             persist_manifest(&config, &embedder, &state)?;
             state.dump_unusable = false;
         }
-        let engine = Self {
+        let mut engine = Self {
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
             embedder,
             counter,
-            store: Arc::new(store),
+            store,
             state: Arc::new(RwLock::new(state)),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             write_queue: Semaphore::new(limits::MAX_QUEUED_WRITES),
             query_cache: (config.query_cache > 0)
                 .then(|| quick_cache::sync::Cache::new(config.query_cache)),
             config,
+            follower: None,
         };
         if stale {
             engine.rebuild_all().await?;
         }
+        engine.follower = engine.follow();
         Ok(engine)
     }
 
@@ -186,20 +221,19 @@ impl Engine {
     }
 }
 
-/// Opens the store and reads it, refusing a store that disagrees with its
-/// manifest or holds a document whose text fails its content hash (with
-/// `recover`: serving the store as it is, without those documents).
+/// Reads the store, refusing one that disagrees with its manifest or holds
+/// a document whose text fails its content hash (with `recover`: serving
+/// the store as it is, without those documents). A shared store is checked
+/// against no manifest: other replicas move it on, and a restore moves it
+/// back; the local manifest and dump only save a graph build.
 fn open_checked(
-    db_path: &std::path::Path,
+    store: &dyn Store,
     manifest: Option<&Manifest>,
     recover: bool,
-) -> Result<(Store, crate::store::Snapshot)> {
-    // redb takes an empty file for a new database; with a manifest beside
-    // it that is a lost database, and the agreement check says so.
-    let empty_file = std::fs::metadata(db_path).is_ok_and(|m| m.len() == 0);
-    let store = Store::open(db_path)?;
+    empty_file: bool,
+) -> Result<Snapshot> {
     let mut snapshot = store.snapshot()?;
-    if let Some(manifest) = manifest {
+    if let Some(manifest) = manifest.filter(|_| !store.shared()) {
         match persist::check_agreement(manifest, &snapshot) {
             Ok(()) => {}
             Err(err) if recover => {
@@ -208,7 +242,7 @@ fn open_checked(
             Err(err) if empty_file => {
                 return Err(Error::Storage(format!(
                     "{} is empty (0 bytes); {err}",
-                    db_path.display()
+                    crate::store::FILE_NAME
                 )));
             }
             Err(err) => return Err(err),
@@ -224,10 +258,11 @@ fn open_checked(
             .join(", ");
         if !recover {
             return Err(Error::Storage(format!(
-                "{} documents ({listed}) do not match their content hash: wenda.redb was \
+                "{} documents ({listed}) do not match their content hash: the {} store was \
                  changed by something other than wenda. Restore it from a backup, or start \
                  with --recover to drop those documents",
-                altered.len()
+                altered.len(),
+                store.kind()
             )));
         }
         tracing::warn!(count = altered.len(), documents = %listed, "--recover: dropping documents that fail their content hash");
@@ -237,7 +272,7 @@ fn open_checked(
         })?;
         snapshot = store.snapshot()?;
     }
-    Ok((store, snapshot))
+    Ok(snapshot)
 }
 
 /// Runs blocking work off the async runtime. Once started it runs to the

@@ -139,6 +139,7 @@ impl State {
             config.lexicon.clone(),
         );
         publish_gauges(&passages, &snapshot.documents);
+        publish_sequence(generation);
         let mut languages = BTreeMap::new();
         for p in passages.values() {
             count_language(&mut languages, &p.language, true);
@@ -194,6 +195,12 @@ pub(super) fn write_lock(state: &RwLock<State>) -> RwLockWriteGuard<'_, State> {
 }
 
 /// Documents and passages per language, for the metrics endpoint.
+/// The store generation the state reflects: replicas of one shared store
+/// agree once each has applied every write.
+pub(super) fn publish_sequence(generation: u64) {
+    metrics::gauge!("wenda_store_applied_sequence").set(generation as f64);
+}
+
 pub(super) fn publish_gauges<'a>(
     passages: &HashMap<u64, StoredPassage>,
     documents: impl IntoIterator<Item = &'a StoredDocument>,

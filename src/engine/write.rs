@@ -12,14 +12,14 @@ use std::time::Instant;
 use tracing::{info, instrument};
 
 use super::persist::{META_LAYOUT, layout_fingerprint, persist_manifest};
-use super::state::{MAX_DRIFT, State, publish_gauges, read_lock, write_lock};
+use super::state::{MAX_DRIFT, State, publish_gauges, publish_sequence, read_lock, write_lock};
 use super::validate::{validate_ids, validate_ingest};
 use super::{Engine, EngineConfig, blocking};
 use crate::embed::{EmbedKind, Embedder};
 use crate::error::{Error, Result};
 use crate::filter::Scope;
 use crate::ingest::{self, DocumentInput, PreparedDocument, corpus, lang};
-use crate::store::{Origin, Store, StoredDocument, StoredPassage, WriteBatch};
+use crate::store::{Changes, Origin, Store, StoredDocument, StoredPassage, WriteBatch};
 use crate::types::{IngestOutcome, Progress, SyncReport, limits};
 
 /// The writer lock, held from a write's first read of the state until its
@@ -29,7 +29,7 @@ type WriterGuard = tokio::sync::OwnedMutexGuard<()>;
 impl Engine {
     /// Re-chunks and re-embeds every stored document (model or chunker changed).
     pub(super) async fn rebuild_all(&self) -> Result<()> {
-        let writer = self.lock_writer().await;
+        let writer = self.lock_writer().await?;
         let docs: Vec<StoredDocument> = self.read_state().documents.values().cloned().collect();
         info!(
             documents = docs.len(),
@@ -81,8 +81,26 @@ impl Engine {
             .await
     }
 
-    async fn lock_writer(&self) -> WriterGuard {
-        self.writer.clone().lock_owned().await
+    /// Takes the writer lock. On a store other replicas write to, the state
+    /// first catches up with the store, so a write decides (is this
+    /// document unchanged, does that one exist) on what is committed.
+    async fn lock_writer(&self) -> Result<WriterGuard> {
+        let writer = self.writer.clone().lock_owned().await;
+        if self.store.shared() {
+            let commit = self.commit();
+            blocking(move || commit.catch_up()).await??;
+        }
+        Ok(writer)
+    }
+
+    /// What finishes a commit, or brings the state up to the store.
+    pub(super) fn commit(&self) -> Commit {
+        Commit {
+            store: self.store.clone(),
+            state: self.state.clone(),
+            config: self.config.clone(),
+            embedder: self.embedder.clone(),
+        }
     }
 
     fn queue_write(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
@@ -110,7 +128,7 @@ impl Engine {
     ) -> Result<Vec<IngestOutcome>> {
         validate_ingest(&inputs)?;
         let _queued = self.queue_write()?;
-        let writer = self.lock_writer().await;
+        let writer = self.lock_writer().await?;
         let mut outcomes = Vec::with_capacity(inputs.len());
         let mut todo = Vec::new();
         {
@@ -182,7 +200,7 @@ impl Engine {
     pub async fn delete_within(&self, ids: Vec<String>, scope: &Scope) -> Result<usize> {
         validate_ids("ids", &ids, limits::MAX_DELETE_IDS)?;
         let _queued = self.queue_write()?;
-        let writer = self.lock_writer().await;
+        let writer = self.lock_writer().await?;
         let existing: Vec<String> = {
             let state = self.read_state();
             ids.into_iter()
@@ -210,7 +228,7 @@ impl Engine {
     /// Documents ingested over the API are left alone.
     pub async fn sync_corpus(&self, root: &Path, progress: Progress<'_>) -> Result<SyncReport> {
         let started = Instant::now();
-        let writer = self.lock_writer().await;
+        let writer = self.lock_writer().await?;
         let root_owned = root.to_path_buf();
         let max = self.config.max_file_bytes;
         let scan = blocking(move || corpus::scan(&root_owned, max))
@@ -383,12 +401,7 @@ impl Engine {
             layout_fingerprint(&self.embedder, &self.config.chunk),
         )];
 
-        let commit = Commit {
-            store: self.store.clone(),
-            state: self.state.clone(),
-            config: self.config.clone(),
-            embedder: self.embedder.clone(),
-        };
+        let commit = self.commit();
         blocking(move || {
             let _writer = writer;
             commit.run(batch)
@@ -408,8 +421,9 @@ impl Drop for CancelOnDrop {
 
 /// What finishes a write once its commit starts: owned, so it outlives the
 /// request that started it.
-struct Commit {
-    store: Arc<Store>,
+#[derive(Clone)]
+pub(super) struct Commit {
+    store: Arc<dyn Store>,
     state: Arc<RwLock<State>>,
     config: EngineConfig,
     embedder: Embedder,
@@ -436,7 +450,30 @@ impl Commit {
                 return Err(err);
             }
         };
+        if self.read_state().generation != committed.previous {
+            // Another replica committed in between: its writes and this
+            // one come from the store together.
+            return self.catch_up();
+        }
         self.update_state(batch, committed.generation)
+    }
+
+    /// Brings the state up to the store's newest commit: writes of other
+    /// replicas applied in place (or a reload, when they are many or the
+    /// store cannot list them).
+    pub(super) fn catch_up(&self) -> Result<()> {
+        let from = self.read_state().generation;
+        match self.store.changes_since(from)? {
+            Changes::UpToDate => Ok(()),
+            Changes::Batch { batch, generation } => {
+                tracing::debug!(from, to = generation, "caught up with the store");
+                self.update_state(batch, generation)
+            }
+            Changes::Reload => {
+                tracing::info!(from, "the store changed beyond its log; reloading");
+                self.reload_state()
+            }
+        }
     }
 
     /// Writes the manifest for the current state. It only describes the
@@ -474,6 +511,7 @@ impl Commit {
                 let applied = state.apply_write(batch, self.config.center_languages);
                 state.generation = generation;
                 publish_gauges(&state.passages, state.documents.values());
+                publish_sequence(generation);
                 applied
             };
             match applied {

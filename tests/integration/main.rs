@@ -1,6 +1,6 @@
 //! Integration tests against real parts: the converted model on ONNX
-//! Runtime, redb on disk, the gRPC and HTTP servers on port 0, real clients
-//! and a real browser.
+//! Runtime, redb on disk, a throwaway PostgreSQL server, the gRPC and HTTP
+//! servers on port 0, real clients and a real browser.
 //! One test binary with modules keeps link time down.
 
 mod backup;
@@ -17,8 +17,10 @@ mod integrity;
 mod limits;
 #[cfg(feature = "otel")]
 mod otel;
+mod postgres_server;
 mod processes;
 mod quality;
+mod replicas;
 mod search_shapes;
 mod security;
 mod startup;

@@ -2,13 +2,16 @@
 //! embedded ACID database: every change is one transaction, fsynced on
 //! commit, so a crash leaves either the old state or the new one.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use super::{
+    Changes, Committed, Copied, META_GENERATION, Snapshot, Store, StoredDocument, StoredPassage,
+    WriteBatch, bytes_to_vector, vector_to_bytes,
+};
 use crate::error::{Error, Result};
 
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
@@ -16,112 +19,10 @@ const PASSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("passages");
 const VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("vectors");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
-/// Where a document came from: corpus files are synced with the folder,
-/// documents ingested over the API are left alone by corpus syncs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    Corpus,
-    Api,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredDocument {
-    pub id: String,
-    pub source: String,
-    pub title: String,
-    pub language: String,
-    pub published: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "crate::metadata::Metadata::is_empty")]
-    pub metadata: crate::metadata::Metadata,
-    /// The original text: citation offsets index into it.
-    pub text: String,
-    pub content_hash: String,
-    pub origin: Origin,
-    /// The document's passages, in order.
-    pub passage_ids: Vec<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredPassage {
-    pub id: u64,
-    pub doc_id: String,
-    pub chunk_index: u32,
-    pub text: String,
-    pub char_start: usize,
-    pub char_end: usize,
-    pub language: String,
-    pub tokens: u32,
-    /// Sentence spans in the original document, in chars.
-    pub sentences: Vec<(usize, usize)>,
-    /// Where `text` starts in the document's clean text, in chars.
-    #[serde(default)]
-    pub clean_start: usize,
-    /// The sentences in the document's clean text, in chars (one per
-    /// entry of `sentences`): `text` holds each at `range - clean_start`.
-    #[serde(default)]
-    pub clean_sentences: Vec<(usize, usize)>,
-}
-
-impl StoredPassage {
-    /// The stored form of a chunk of document `doc_id`, under passage id `id`.
-    pub fn from_chunk(id: u64, doc_id: &str, chunk: crate::ingest::PreparedChunk) -> Self {
-        let c = chunk.chunk;
-        Self {
-            id,
-            doc_id: doc_id.to_string(),
-            chunk_index: c.index,
-            text: c.text,
-            char_start: c.char_start,
-            char_end: c.char_end,
-            language: chunk.language,
-            tokens: c.tokens as u32,
-            sentences: c.sentences.iter().map(|r| (r.start, r.end)).collect(),
-            clean_start: c.clean_start,
-            clean_sentences: c.clean_sentences.iter().map(|r| (r.start, r.end)).collect(),
-        }
-    }
-}
-
-/// A passage with its vector, as stored.
-pub type PassageRow = (StoredPassage, Vec<f32>);
-
-/// One atomic change.
-#[derive(Debug, Default)]
-pub struct WriteBatch {
-    /// Documents to remove with their passages and vectors.
-    pub delete: Vec<String>,
-    /// Documents to insert or replace, with passages and vectors. Passage
-    /// ids are given by [`Store::write`], which overwrites whatever they hold.
-    pub put: Vec<(StoredDocument, Vec<PassageRow>)>,
-    /// Drop every passage and vector first (a rebuild).
-    pub clear_passages: bool,
-    pub meta: Vec<(String, String)>,
-}
-
-/// What a committed write was given by the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Committed {
-    /// The store's generation after the write (one more than before).
-    pub generation: u64,
-}
-
 /// Meta key of the next free passage id.
 const META_NEXT_ID: &str = "next_passage_id";
-/// Meta key of the generation, counted up by every write.
-pub const META_GENERATION: &str = "generation";
 
-/// Everything stored, as read at start-up.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub documents: Vec<StoredDocument>,
-    pub passages: Vec<PassageRow>,
-    pub meta: BTreeMap<String, String>,
-}
-
-pub struct Store {
+pub struct RedbStore {
     path: PathBuf,
     /// `None` after an I/O error closed the database, until it reopens.
     /// redb refuses every transaction after one I/O error ("close and
@@ -133,7 +34,7 @@ pub struct Store {
 /// The database's file name inside the data directory.
 pub const FILE_NAME: &str = "wenda.redb";
 
-impl Store {
+impl RedbStore {
     /// Opens (or creates) the database file.
     pub fn open(path: &Path) -> Result<Self> {
         let db = open_database(path).map_err(|err| describe(err, path))?;
@@ -145,7 +46,7 @@ impl Store {
 
     /// Fails at once when another process has the database open, so that
     /// start-up says so before the model loads rather than after. Only the
-    /// lock is checked: other faults are for [`Store::open`] to report.
+    /// lock is checked: other faults are for [`RedbStore::open`] to report.
     pub fn check_not_in_use(path: &Path) -> Result<()> {
         if !path.exists() {
             return Ok(());
@@ -194,9 +95,15 @@ impl Store {
         // The guarded value is only replaced whole, never left half-changed.
         self.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+impl Store for RedbStore {
+    fn kind(&self) -> &'static str {
+        "redb"
+    }
 
     /// The store's generation, read from the database.
-    pub fn generation(&self) -> Result<u64> {
+    fn generation(&self) -> Result<u64> {
         self.with_db(|db| {
             let txn = db.begin_read()?;
             let meta = txn.open_table(META)?;
@@ -208,7 +115,7 @@ impl Store {
     }
 
     /// Reads everything.
-    pub fn snapshot(&self) -> Result<Snapshot> {
+    fn snapshot(&self) -> Result<Snapshot> {
         self.with_db(read_all)
     }
 
@@ -216,7 +123,7 @@ impl Store {
     /// written beside it and renamed into place once complete and synced).
     /// The copy reads from one read transaction, taken without holding the
     /// store, so writes go on meanwhile and land after the copied state.
-    pub fn backup_to(&self, to: &Path) -> Result<Copied> {
+    fn backup_to(&self, to: &Path) -> Result<Copied> {
         let txn = self.with_db(|db| Ok(db.begin_read()?))?;
         copy_database(txn, to)
     }
@@ -230,8 +137,18 @@ impl Store {
     /// that could lag a commit, so a write can never reuse another
     /// document's passage ids. Overwriting a stored passage is refused, and
     /// the transaction with it.
-    pub fn write(&self, batch: &mut WriteBatch) -> Result<Committed> {
+    fn write(&self, batch: &mut WriteBatch) -> Result<Committed> {
         self.with_db(|db| write_batch(db, batch))
+    }
+
+    /// Never asked: one process writes a redb store, and its state follows
+    /// each write it makes. A reload is the safe answer all the same.
+    fn changes_since(&self, generation: u64) -> Result<Changes> {
+        Ok(if self.generation()? == generation {
+            Changes::UpToDate
+        } else {
+            Changes::Reload
+        })
     }
 }
 
@@ -262,15 +179,6 @@ pub fn read_backup(path: &Path) -> Result<(Snapshot, u64)> {
         .and_then(|g| g.parse().ok())
         .unwrap_or(0);
     Ok((snapshot, generation))
-}
-
-/// What a backup or restore copied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Copied {
-    pub documents: u64,
-    pub passages: u64,
-    pub generation: u64,
-    pub bytes: u64,
 }
 
 /// Copies every table of `txn` into a new database at `to`.
@@ -417,8 +325,10 @@ fn write_batch(db: &Database, batch: &mut WriteBatch) -> Result<Committed, Failu
         };
         let after_last = passages.last()?.map_or(1, |(k, _)| k.value() + 1);
         let mut next_id = counter(&meta, META_NEXT_ID)?.unwrap_or(1).max(after_last);
+        let previous = counter(&meta, META_GENERATION)?.unwrap_or(0);
         committed = Committed {
-            generation: counter(&meta, META_GENERATION)?.unwrap_or(0) + 1,
+            previous,
+            generation: previous + 1,
         };
         for (doc, rows) in &mut batch.put {
             doc.passage_ids.clear();
@@ -485,19 +395,10 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
 }
 
-fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn bytes_to_vector(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Origin;
 
     fn doc(id: &str, pids: &[u64]) -> StoredDocument {
         StoredDocument {
@@ -536,7 +437,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
         {
-            let store = Store::open(&path).unwrap();
+            let store = RedbStore::open(&path).unwrap();
             store
                 .write(&mut WriteBatch {
                     put: vec![
@@ -562,7 +463,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        let snap = Store::open(&path).unwrap().snapshot().unwrap();
+        let snap = RedbStore::open(&path).unwrap().snapshot().unwrap();
         assert_eq!(snap.documents.len(), 1);
         assert_eq!(snap.documents[0].passage_ids, vec![4]);
         assert_eq!(snap.passages.len(), 1);
@@ -584,7 +485,7 @@ mod tests {
     #[test]
     fn passage_ids_come_from_the_committed_store() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.redb")).unwrap();
+        let store = RedbStore::open(&dir.path().join("db.redb")).unwrap();
         let mut a = one_passage("a");
         let mut b = one_passage("b");
         assert_eq!(store.write(&mut a).unwrap().generation, 1);
