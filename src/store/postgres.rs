@@ -31,7 +31,7 @@ const CHANNEL: &str = "wenda_changes";
 /// The advisory lock every write holds until it commits, so change-log
 /// sequences are given in commit order and without gaps: a replica that
 /// has applied up to N never later sees an N-1 commit.
-const WRITE_LOCK: i64 = 0x7765_6e64_61; // "wenda"
+const WRITE_LOCK: i64 = 0x0077_656e_6461; // "wenda"
 /// How often a replica asks for the newest sequence, in case a
 /// notification was lost (a dropped listening connection).
 const POLL: Duration = Duration::from_millis(500);
@@ -139,7 +139,7 @@ impl Store for PgStore {
         Err(Error::invalid(
             "store",
             "a PostgreSQL store is backed up with pg_dump and restored with pg_restore \
-             (docs/operations.md)",
+             (deploy/README.md)",
         ))
     }
 
@@ -575,8 +575,7 @@ async fn changes_since(pool: &PgPool, generation: u64) -> std::result::Result<Ch
     .fetch_all(&mut *tx)
     .await?;
     let mut touched = BTreeSet::new();
-    let mut expected = generation as i64 + 1;
-    for r in &rows {
+    for (expected, r) in (generation as i64 + 1..).zip(&rows) {
         let seq: i64 = r.try_get(0)?;
         let cleared: bool = r.try_get(2)?;
         // A gap means rows were removed from the log: it can no longer say
@@ -584,7 +583,6 @@ async fn changes_since(pool: &PgPool, generation: u64) -> std::result::Result<Ch
         if cleared || seq != expected {
             return Ok(Changes::Reload);
         }
-        expected += 1;
         touched.extend(r.try_get::<Vec<String>, _>(1)?);
     }
     let touched: Vec<String> = touched.into_iter().collect();

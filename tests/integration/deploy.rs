@@ -1054,7 +1054,12 @@ fn manifests_and_dashboard_validate() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Every kustomization was rendered and checked.
-    for kustomization in ["k8s/base", "k8s/overlays/read-only-api", "k8s/overlays/tls"] {
+    for kustomization in [
+        "k8s/base",
+        "k8s/overlays/read-only-api",
+        "k8s/overlays/tls",
+        "k8s/overlays/postgres",
+    ] {
         assert!(
             stdout.contains(&format!("ok   {kustomization}: Deployment/wenda valid")),
             "{kustomization} not validated:\n{stdout}"
@@ -1141,4 +1146,63 @@ fn kustomize_renders_the_base() {
     let (vol, read_only) = volume_holding(wenda, tokens).expect("tokens file on a mounted volume");
     assert!(read_only);
     assert!(volume(pod_spec(deployment), vol)["secret"]["secretName"].is_string());
+}
+
+/// The PostgreSQL overlay, rendered by deploy/validate.py: replicas that
+/// all accept writes on one database, so no index Job and no shared
+/// volume; the URL from a Secret; a data directory of each pod's own.
+#[test]
+fn the_postgres_overlay_runs_writable_replicas_on_a_secret_url() {
+    let out = Command::new(common::python())
+        .arg(deploy_dir().join("validate.py"))
+        .arg("--print")
+        .arg(deploy_dir().join("k8s/overlays/postgres"))
+        .output()
+        .expect("run deploy/validate.py --print");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> =
+        serde_yaml_ng::Deserializer::from_str(&String::from_utf8(out.stdout).unwrap())
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect();
+    let kinds: BTreeSet<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert!(
+        !kinds.contains("Job") && !kinds.contains("PersistentVolumeClaim"),
+        "{kinds:?}"
+    );
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Deployment"))
+        .expect("Deployment");
+    let pod = pod_spec(deployment);
+    assert!(pod["initContainers"].is_null(), "no index to copy in");
+    let wenda = container(pod, "wenda");
+    let store = seq(&wenda["env"], "env")
+        .iter()
+        .find(|e| e["name"].as_str() == Some("WENDA_STORE"))
+        .expect("WENDA_STORE in the server container");
+    assert!(
+        store["valueFrom"]["secretKeyRef"]["name"].is_string(),
+        "the URL (with its password) comes from a Secret: {store:?}"
+    );
+    let args = args(wenda);
+    let data_dir = args
+        .iter()
+        .position(|a| a == "--data-dir")
+        .map(|i| args[i + 1].clone())
+        .expect("--data-dir");
+    let (vol, read_only) = volume_holding(wenda, &data_dir).expect("data dir on a volume");
+    assert!(!read_only);
+    assert!(
+        volume(pod, vol)["emptyDir"].is_mapping(),
+        "each replica's manifest and graph dump are its own"
+    );
+    let hpa = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("HorizontalPodAutoscaler"))
+        .expect("HorizontalPodAutoscaler");
+    assert!(hpa["spec"]["minReplicas"].as_u64().unwrap_or(1) >= 2);
 }
