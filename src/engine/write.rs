@@ -437,8 +437,11 @@ impl Commit {
             Err(err) => {
                 // A write that failed on I/O may still have reached the disk
                 // (an fsync that failed after the data was written): if the
-                // reopened store moved on, the next write reloads it.
-                if let Ok(stored) = self.store.generation()
+                // reopened store moved on, the next write reloads it. (A
+                // shared store moves on by other replicas' writes too: the
+                // next catch-up reads whatever this write left there.)
+                if !self.store.shared()
+                    && let Ok(stored) = self.store.generation()
                     && stored != self.read_state().generation
                 {
                     tracing::warn!(
