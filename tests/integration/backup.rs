@@ -33,25 +33,7 @@ async fn client(server: &ServeProcess) -> RetrievalClient<tonic::transport::Chan
 
 /// Every document's id and content hash, all pages.
 async fn documents(server: &ServeProcess) -> BTreeSet<(String, String)> {
-    let mut client = client(server).await;
-    let mut out = BTreeSet::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_documents(proto::ListDocumentsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.documents.into_iter().map(|d| (d.id, d.content_hash)));
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        page_token = page.next_page_token;
-    }
+    common::all_documents(&mut client(server).await).await
 }
 
 /// Each document has all its passages.
@@ -73,33 +55,12 @@ async fn assert_whole(server: &ServeProcess, ids: &BTreeSet<(String, String)>) {
 }
 
 async fn answers(server: &ServeProcess) -> Vec<Vec<(String, u64, u64)>> {
-    let mut client = client(server).await;
-    let mut out = Vec::new();
-    for q in [
+    let questions = [
         "Who founded OpenStack?",
         "OpenInfra 社区有多少名成员？",
         "backup note seven",
-    ] {
-        let r = client
-            .search(proto::SearchRequest {
-                query: q.into(),
-                top_k: 8,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.push(
-            r.passages
-                .iter()
-                .map(|p| {
-                    let c = p.citation.as_ref().unwrap();
-                    (c.doc_id.clone(), c.char_start, c.char_end)
-                })
-                .collect(),
-        );
-    }
-    out
+    ];
+    common::cited_spans(&mut client(server).await, &questions, 8).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

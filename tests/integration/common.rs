@@ -212,3 +212,58 @@ pub fn xorshift(seed: u64) -> impl FnMut(usize) -> usize {
         (state % n as u64) as usize
     }
 }
+
+/// Every document's id and content hash, over all pages of ListDocuments.
+pub async fn all_documents(
+    client: &mut RetrievalClient<Channel>,
+) -> std::collections::BTreeSet<(String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_documents(wenda::proto::ListDocumentsRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.documents.into_iter().map(|d| (d.id, d.content_hash)));
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The cited spans (document, start, end) of the first `top_k` passages
+/// for each question, in order.
+pub async fn cited_spans(
+    client: &mut RetrievalClient<Channel>,
+    questions: &[&str],
+    top_k: u32,
+) -> Vec<Vec<(String, u64, u64)>> {
+    let mut out = Vec::new();
+    for q in questions {
+        let r = client
+            .search(wenda::proto::SearchRequest {
+                query: q.to_string(),
+                top_k,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.push(
+            r.passages
+                .iter()
+                .map(|p| {
+                    let c = p.citation.as_ref().unwrap();
+                    (c.doc_id.clone(), c.char_start, c.char_end)
+                })
+                .collect(),
+        );
+    }
+    out
+}

@@ -53,26 +53,8 @@ async fn ingest(client: &mut Client, doc: proto::Document) -> Result<(), tonic::
         .map(|_| ())
 }
 
-/// Every document's id and content hash, all pages.
 async fn documents(client: &mut Client) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_documents(proto::ListDocumentsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.documents.into_iter().map(|d| (d.id, d.content_hash)));
-        if page.next_page_token.is_empty() {
-            return out;
-        }
-        page_token = page.next_page_token;
-    }
+    common::all_documents(client).await
 }
 
 async fn applied(client: &mut Client) -> u64 {
@@ -86,32 +68,12 @@ async fn applied(client: &mut Client) -> u64 {
 
 /// The cited spans of the first passages for a few corpus questions.
 async fn answers(client: &mut Client) -> Vec<Vec<(String, u64, u64)>> {
-    let mut out = Vec::new();
-    for q in [
+    let questions = [
         "Who founded OpenStack?",
         "OpenInfra 社区有多少名成员？",
         "Linux Foundation là gì?",
-    ] {
-        let r = client
-            .search(proto::SearchRequest {
-                query: q.into(),
-                top_k: 3,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.push(
-            r.passages
-                .iter()
-                .map(|p| {
-                    let c = p.citation.as_ref().unwrap();
-                    (c.doc_id.clone(), c.char_start, c.char_end)
-                })
-                .collect(),
-        );
-    }
-    out
+    ];
+    common::cited_spans(client, &questions, 3).await
 }
 
 /// Waits until every replica has applied the same sequence and lists the
