@@ -46,6 +46,10 @@ pub enum Error {
     /// The disk holding the store is full: nothing was written.
     #[error("storage full: {0}")]
     StorageFull(String),
+    /// The write was decided on documents another replica changed before it
+    /// committed: nothing was written; a retry decides again.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The vector index failed or disagrees with the store.
     #[error("index: {0}")]
     Index(String),

@@ -8,6 +8,9 @@ use super::{Engine, blocking};
 /// How long a failed catch-up (the store out of reach) waits before it is
 /// tried again.
 const RETRY: Duration = Duration::from_millis(500);
+/// How long writes must pause before a replica settles its statistics
+/// (`Commit::settle`).
+const SETTLE: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Starts the task that keeps the state up with a shared store; `None`
@@ -20,8 +23,20 @@ impl Engine {
         Some(tokio::spawn(async move {
             let mut behind = false;
             loop {
-                if !behind && seen.changed().await.is_err() {
-                    return;
+                if !behind {
+                    match tokio::time::timeout(SETTLE, seen.changed()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            let _writer = writer.clone().lock_owned().await;
+                            let commit = commit.clone();
+                            if let Ok(Err(err)) | Err(err) = blocking(move || commit.settle()).await
+                            {
+                                tracing::warn!(%err, "settling with the store failed");
+                            }
+                            continue;
+                        }
+                    }
                 }
                 let newest = *seen.borrow_and_update();
                 if super::state::read_lock(&state).generation == newest && !behind {

@@ -77,8 +77,15 @@ impl Engine {
                     .collect(),
             )
             .await?;
-        self.apply(writer, prepared, Vec::new(), true, &|_, _| {})
-            .await
+        self.apply(
+            writer,
+            prepared,
+            Vec::new(),
+            true,
+            &Scope::default(),
+            &|_, _| {},
+        )
+        .await
     }
 
     /// Takes the writer lock. On a store other replicas write to, the state
@@ -180,7 +187,7 @@ impl Engine {
             .iter()
             .map(|(d, _)| (d.id.clone(), d.chunks.len() as u32))
             .collect();
-        self.apply(writer, prepared, Vec::new(), false, &|_, _| {})
+        self.apply(writer, prepared, Vec::new(), false, scope, &|_, _| {})
             .await?;
         for outcome in &mut outcomes {
             if let Some(n) = chunks.get(&outcome.id) {
@@ -218,7 +225,7 @@ impl Engine {
             return Ok(0);
         }
         let n = existing.len();
-        self.apply(writer, Vec::new(), existing, false, &|_, _| {})
+        self.apply(writer, Vec::new(), existing, false, scope, &|_, _| {})
             .await?;
         Ok(n)
     }
@@ -296,8 +303,15 @@ impl Engine {
             }
         }
         if !prepared.is_empty() || !deletes.is_empty() {
-            self.apply(writer, prepared, deletes, false, progress)
-                .await?;
+            self.apply(
+                writer,
+                prepared,
+                deletes,
+                false,
+                &Scope::default(),
+                progress,
+            )
+            .await?;
         }
         report.seconds = started.elapsed().as_secs_f32();
         Ok(report)
@@ -339,12 +353,18 @@ impl Engine {
     /// the commit and the state update run to the end on a blocking task
     /// that holds `writer`, whatever the caller does: no later write can
     /// see memory that lags the store.
+    ///
+    /// A write of a caller confined to a tenant's `scope` was decided on the
+    /// documents' metadata: the store refuses it as a conflict if another
+    /// replica changed one of them in the meantime. Other writes replace and
+    /// delete whatever is committed (the last writer wins).
     async fn apply(
         &self,
         writer: WriterGuard,
         prepared: Vec<(PreparedDocument, Origin)>,
         deletes: Vec<String>,
         clear: bool,
+        scope: &Scope,
         progress: Progress<'_>,
     ) -> Result<()> {
         let texts: Vec<String> = prepared
@@ -364,9 +384,25 @@ impl Engine {
         }
 
         let mut vectors = vectors.into_iter();
+        // Decided on the state under the writer lock; the store checks it
+        // still holds when it commits (another replica may have written).
+        let expect = if scope.is_all() {
+            Vec::new()
+        } else {
+            let state = self.read_state();
+            deletes
+                .iter()
+                .chain(prepared.iter().map(|(d, _)| &d.id))
+                .map(|id| {
+                    let hash = state.documents.get(id).map(|d| d.content_hash.clone());
+                    (id.clone(), hash)
+                })
+                .collect()
+        };
         let mut batch = WriteBatch {
             delete: deletes,
             clear_passages: clear,
+            expect,
             ..Default::default()
         };
         for (doc, origin) in prepared {
@@ -532,6 +568,26 @@ impl Commit {
             tracing::error!(%err, "a committed write is not in memory yet; the next write reloads");
             write_lock(&self.state).behind_store = true;
         })
+    }
+
+    /// Re-estimates the language centroids and term statistics from the
+    /// store when writes applied in place have moved them and a reload is
+    /// cheap (an exact index: no graph to build). Replicas of one shared
+    /// store apply the same writes in different groupings and re-estimate
+    /// at different moments; once writes pause, this makes every replica
+    /// that has applied the same sequence answer exactly alike. (A graph
+    /// index keeps its estimate until the drift rule reloads it: its
+    /// replicas may order near-ties differently until then.)
+    pub(super) fn settle(&self) -> Result<()> {
+        let due = {
+            let state = self.read_state();
+            state.changed_since_estimate > 0 && state.index.kind() == crate::index::ExactIndex::KIND
+        };
+        if due {
+            tracing::debug!("writes paused: re-estimating from the store");
+            self.reload_state()?;
+        }
+        Ok(())
     }
 
     /// Re-reads the whole committed store into a fresh state and swaps it in;

@@ -22,6 +22,7 @@ impl From<Error> for tonic::Status {
                 tonic::Status::resource_exhausted(message)
             }
             Error::Unavailable(_) => tonic::Status::unavailable(message),
+            Error::Conflict(_) => tonic::Status::aborted(message),
             Error::Unauthenticated(_) => tonic::Status::unauthenticated(message),
             Error::PermissionDenied(_) => tonic::Status::permission_denied(message),
             Error::Model(_)
@@ -58,6 +59,7 @@ mod tests {
             code(Error::Unavailable("x".into())),
             tonic::Code::Unavailable
         );
+        assert_eq!(code(Error::Conflict("x".into())), tonic::Code::Aborted);
         assert_eq!(code(Error::Internal("x".into())), tonic::Code::Internal);
         assert_eq!(code(Error::Storage("x".into())), tonic::Code::Internal);
         assert_eq!(

@@ -182,6 +182,20 @@ pub struct WriteBatch {
     /// Drop every passage and vector first (a rebuild).
     pub clear_passages: bool,
     pub meta: Vec<(String, String)>,
+    /// What the write was decided on: documents it touches with the content
+    /// hash each had then (`None`: absent). The store refuses the write
+    /// ([`crate::error::Error::Conflict`]) when a committed document differs,
+    /// as when another replica changed it while this write was embedded.
+    pub expect: Vec<(String, Option<String>)>,
+}
+
+/// The error of a write whose expectation of document `id` the committed
+/// store breaks ([`WriteBatch::expect`]).
+pub(crate) fn conflict(id: &str) -> crate::error::Error {
+    crate::error::Error::Conflict(format!(
+        "document `{id}` changed while this write was prepared (another replica wrote it); \
+         nothing was written: retry"
+    ))
 }
 
 /// What a committed write was given by the store.

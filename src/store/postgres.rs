@@ -157,6 +157,7 @@ impl Store for PgStore {
 enum Failure {
     Db(sqlx::Error),
     Corrupt(String),
+    Refused(Error),
 }
 
 impl From<sqlx::Error> for Failure {
@@ -172,6 +173,7 @@ impl Failure {
             Self::Corrupt(what) => {
                 Error::Storage(format!("PostgreSQL holds a corrupt record: {what}"))
             }
+            Self::Refused(err) => err,
         }
     }
 }
@@ -364,6 +366,22 @@ async fn write_batch(
         .await?;
     let previous = current_generation(&mut *tx).await?;
     let generation = previous + 1;
+    if !batch.expect.is_empty() {
+        let ids: Vec<&str> = batch.expect.iter().map(|(id, _)| id.as_str()).collect();
+        let committed: HashMap<String, String> =
+            sqlx::query("SELECT id, content_hash FROM wenda_documents WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<std::result::Result<_, sqlx::Error>>()?;
+        for (id, expected) in &batch.expect {
+            if committed.get(id) != expected.as_ref() {
+                return Err(Failure::Refused(super::conflict(id)));
+            }
+        }
+    }
 
     let wanted: i64 = batch.put.iter().map(|(_, rows)| rows.len() as i64).sum();
     let mut ids: Vec<i64> =
@@ -386,11 +404,10 @@ async fn write_batch(
         }
     }
 
-    if batch.clear_passages {
-        sqlx::query("DELETE FROM wenda_passages")
-            .execute(&mut *tx)
-            .await?;
-    }
+    // A rebuild's `clear_passages` deletes nothing more here: it puts every
+    // document it knew, and their old passages go with them below, while a
+    // document another replica added meanwhile keeps its passages (the
+    // change row still tells followers to reload).
     let touched: Vec<String> = batch
         .delete
         .iter()

@@ -339,6 +339,16 @@ fn write_batch(db: &Database, batch: &mut WriteBatch) -> Result<Committed, Failu
                 next_id += 1;
             }
         }
+        for (id, expected) in &batch.expect {
+            let committed = documents
+                .get(id.as_str())?
+                .map(|v| decode::<StoredDocument>(v.value()))
+                .transpose()
+                .map_err(Failure::Refused)?;
+            if committed.map(|d| d.content_hash).as_ref() != expected.as_ref() {
+                return Err(Failure::Refused(super::conflict(id)));
+            }
+        }
         if batch.clear_passages {
             passages.retain(|_, _| false)?;
             vectors.retain(|_, _| false)?;
