@@ -93,6 +93,12 @@ pub fn value_problem(value: &MetaValue) -> Option<String> {
             limits::MAX_STRING_CHARS
         )),
         MetaValue::Number(n) if !n.is_finite() => Some("numbers must be finite".into()),
+        MetaValue::String(s) if s.contains('\0') => {
+            Some(crate::engine::validate::NUL_PROBLEM.into())
+        }
+        MetaValue::List(values) if values.iter().any(|v| v.contains('\0')) => {
+            Some(crate::engine::validate::NUL_PROBLEM.into())
+        }
         MetaValue::List(values) if values.len() > limits::MAX_LIST_VALUES => Some(format!(
             "lists hold at most {} strings",
             limits::MAX_LIST_VALUES

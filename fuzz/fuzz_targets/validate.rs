@@ -220,11 +220,17 @@ fn ingest(docs: Vec<proto::Document>) {
     let docs: Vec<DocumentInput> = docs.into_iter().map(document_input).collect();
     let mut bad = usize::from(docs.is_empty() || docs.len() > limits::MAX_INGEST_DOCUMENTS);
     for d in &docs {
+        // NUL (U+0000) is refused in every stored text field.
+        let nul = |s: &str| s.contains('\0');
         bad += usize::from(!id_ok(&d.id))
-            + usize::from(d.text.trim().is_empty() || d.text.len() > limits::MAX_DOCUMENT_BYTES)
+            + usize::from(
+                d.text.trim().is_empty()
+                    || nul(&d.text)
+                    || d.text.len() > limits::MAX_DOCUMENT_BYTES,
+            )
             + usize::from(!d.language.is_empty() && !known(&d.language))
-            + usize::from(d.title.chars().count() > limits::MAX_TITLE_CHARS)
-            + usize::from(d.source.chars().count() > limits::MAX_SOURCE_CHARS);
+            + usize::from(d.title.chars().count() > limits::MAX_TITLE_CHARS || nul(&d.title))
+            + usize::from(d.source.chars().count() > limits::MAX_SOURCE_CHARS || nul(&d.source));
     }
     check(validate_ingest(&docs), bad);
 }

@@ -134,6 +134,9 @@ pub fn validate_ids(field: &str, ids: &[String], max: usize) -> Result<()> {
     verdict(bad)
 }
 
+/// Why a text holding U+0000 is refused.
+pub const NUL_PROBLEM: &str = "must not contain NUL (U+0000)";
+
 pub fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
     let mut bad = Vec::new();
     if docs.is_empty() || docs.len() > limits::MAX_INGEST_DOCUMENTS {
@@ -150,6 +153,13 @@ pub fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
             bad.push(FieldViolation::new(
                 format!("documents[{i}].text"),
                 "must not be empty",
+            ));
+        } else if d.text.contains('\0') {
+            // No article holds one, and PostgreSQL's text cannot store it:
+            // refused alike on every store.
+            bad.push(FieldViolation::new(
+                format!("documents[{i}].text"),
+                NUL_PROBLEM,
             ));
         } else if d.text.len() > limits::MAX_DOCUMENT_BYTES {
             bad.push(FieldViolation::new(
@@ -180,6 +190,11 @@ pub fn validate_ingest(docs: &[DocumentInput]) -> Result<()> {
                 bad.push(FieldViolation::new(
                     format!("documents[{i}].{field}"),
                     format!("must be at most {max} characters"),
+                ));
+            } else if value.contains('\0') {
+                bad.push(FieldViolation::new(
+                    format!("documents[{i}].{field}"),
+                    NUL_PROBLEM,
                 ));
             }
         }
@@ -259,6 +274,42 @@ mod tests {
         ]
     }
 
+    /// NUL is refused in every text field and metadata value, each named.
+    #[test]
+    fn nul_is_refused_wherever_text_is_stored() {
+        let doc = DocumentInput {
+            id: "a".into(),
+            text: "one\0two".into(),
+            title: "t\0".into(),
+            source: "s\0".into(),
+            url: "u\0".into(),
+            metadata: [
+                (
+                    "k".to_string(),
+                    crate::metadata::MetaValue::String("v\0".into()),
+                ),
+                (
+                    "l".to_string(),
+                    crate::metadata::MetaValue::List(vec!["ok".into(), "\0".into()]),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let Err(Error::InvalidArgument(bad)) = validate_ingest(&[doc]) else {
+            panic!("accepted")
+        };
+        let fields: Vec<&str> = bad.iter().map(|v| v.field.as_str()).collect();
+        for field in ["text", "title", "source", "url", "metadata.k", "metadata.l"] {
+            assert!(
+                fields.contains(&format!("documents[0].{field}").as_str()),
+                "{field} not named: {fields:?}"
+            );
+        }
+        assert!(bad.iter().all(|v| v.description == NUL_PROBLEM));
+    }
+
     #[test]
     fn errors_repeat_at_most_a_little_of_a_bad_input() {
         let q = SearchQuery {
@@ -319,7 +370,10 @@ mod tests {
         #[test]
         fn ingest_validation_never_panics(id in ".{0,600}", text in ".{0,50}", language in known_language()) {
             let doc = DocumentInput { id: id.clone(), text: text.clone(), language: language.clone(), ..Default::default() };
-            let ok = id_problem(&id).is_none() && !text.trim().is_empty() && (language.is_empty() || lang::is_known_code(&language));
+            let ok = id_problem(&id).is_none()
+                && !text.trim().is_empty()
+                && !text.contains('\0')
+                && (language.is_empty() || lang::is_known_code(&language));
             prop_assert_eq!(validate_ingest(&[doc]).is_ok(), ok);
         }
     }
