@@ -141,6 +141,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The engine loads once; gRPC serves it from its future, HTTP from this
     // channel. One signal stops both.
     let (engine_tx, engine_rx) = tokio::sync::watch::channel(None);
+    let served = engine_rx.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let loading = open_engine(&args.engine, false);
     let socket = args.engine.data_dir.join(backup::SOCKET);
@@ -169,7 +170,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         crate::grpc::server::shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    crate::grpc::run(listener, engine, shutdown, options).await
+    crate::grpc::run(listener, engine, shutdown, options).await?;
+    let engine: Option<Arc<Engine>> = served.borrow().clone();
+    if let Some(engine) = engine {
+        engine.save_for_restart().await;
+    }
+    Ok(())
 }
 
 fn serve_options(args: &ServeArgs) -> anyhow::Result<crate::grpc::ServeOptions> {

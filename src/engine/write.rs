@@ -27,6 +27,21 @@ use crate::types::{IngestOutcome, Progress, SyncReport, limits};
 type WriterGuard = tokio::sync::OwnedMutexGuard<()>;
 
 impl Engine {
+    /// Writes this replica's manifest and graph dump before it stops, when
+    /// its store is shared (a redb store's are written with every write):
+    /// a restart that finds the store at the same sequence loads the graph
+    /// instead of building it.
+    pub async fn save_for_restart(&self) {
+        if !self.store.shared() {
+            return;
+        }
+        let _writer = self.writer.clone().lock_owned().await;
+        let commit = self.commit();
+        if let Err(err) = blocking(move || commit.persist()).await {
+            tracing::warn!(%err, "the graph dump was not written");
+        }
+    }
+
     /// Re-chunks and re-embeds every stored document (model or chunker changed).
     pub(super) async fn rebuild_all(&self) -> Result<()> {
         let writer = self.lock_writer().await?;
@@ -515,11 +530,25 @@ impl Commit {
         }
     }
 
-    /// Writes the manifest for the current state. It only describes the
-    /// store (a missing or older one costs a graph rebuild at start-up), so
-    /// failing to write it, on a full disk say, does not fail a committed
-    /// write.
+    /// Writes the manifest for the current state after a write. It only
+    /// describes the store (a missing or older one costs a graph rebuild at
+    /// start-up), so failing to write it, on a full disk say, does not fail
+    /// a committed write.
+    ///
+    /// Not for a shared store: other replicas move it on, so a dump written
+    /// now is stale at the next start unless nothing was written since, and
+    /// each dump rewrites the whole graph, on every replica for every write
+    /// of any of them. A replica of a shared store dumps when it stops
+    /// ([`Engine::save_for_restart`]).
     fn describe_state(&self) {
+        if !self.store.shared() {
+            self.persist();
+        }
+    }
+
+    /// Writes the manifest and graph dump for the current state, whatever
+    /// the store.
+    pub(super) fn persist(&self) {
         if let Err(err) = persist_manifest(&self.config, &self.embedder, &self.read_state()) {
             tracing::warn!(%err, "the manifest was not updated; the next start rebuilds the graph");
         }

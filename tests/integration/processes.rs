@@ -327,7 +327,10 @@ async fn outside_clients_work_and_sigterm_shuts_down_cleanly() {
 
 /// Sends SIGTERM and returns how long the process took to exit (and its
 /// status), or panics after `limit`.
-fn terminate(server: &mut ServeProcess, limit: Duration) -> (Duration, std::process::ExitStatus) {
+pub(crate) fn terminate(
+    server: &mut ServeProcess,
+    limit: Duration,
+) -> (Duration, std::process::ExitStatus) {
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()

@@ -15,7 +15,7 @@ use wenda::proto::{self, retrieval_client::RetrievalClient};
 
 use crate::common;
 use crate::postgres_server::PgServer;
-use crate::processes::{ServeProcess, wait_serving};
+use crate::processes::{ServeProcess, terminate, wait_serving};
 
 type Client = RetrievalClient<tonic::transport::Channel>;
 
@@ -217,6 +217,23 @@ async fn replicas_on_one_postgres_follow_each_others_writes_and_converge() {
         },
     )
     .await;
+    // A replica of a shared store does not rewrite its manifest (and graph
+    // dump) with every write; it writes them as it stops, at the sequence
+    // it reached.
+    let manifest = |dir: &str| -> u64 {
+        let path = work
+            .path()
+            .join(dir)
+            .join(wenda::engine::persist::FILE_NAME);
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        v["generation"].as_u64().unwrap()
+    };
+    let sequence = applied(&mut cb).await;
+    assert!(manifest("b") < sequence, "written with every write");
+    let mut b = b;
+    let (_, status) = terminate(&mut b, Duration::from_secs(30));
+    assert!(status.success());
+    assert_eq!(manifest("b"), sequence);
     eprintln!(
         "replicas: {} writes through 3 replicas in 30 s; converged on {} documents at sequence {}",
         writes.load(Ordering::SeqCst),
