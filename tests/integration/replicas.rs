@@ -3,7 +3,8 @@
 //! any replica reach every other; concurrent writers end in one state;
 //! a replica killed mid-ingest loses nothing acknowledged; PostgreSQL
 //! stopped under load fails writes clearly while reads go on; and a
-//! `pg_dump` restored elsewhere serves the same documents and answers.
+//! `pg_dump` restored elsewhere serves the same documents and answers, and
+//! restored over the live database takes its running replicas back with it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -399,7 +400,7 @@ async fn postgres_stopped_under_load_fails_writes_and_reads_go_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_dump_restored_elsewhere_serves_the_same_documents_and_answers() {
+async fn pg_dump_restored_elsewhere_or_over_the_live_database_serves_the_dumped_state() {
     let Some(pg) = PgServer::start() else { return };
     let work = tempfile::tempdir().unwrap();
     pg.create_database("live");
@@ -457,6 +458,59 @@ async fn pg_dump_restored_elsewhere_serves_the_same_documents_and_answers() {
         .await
         .unwrap();
     assert_eq!(applied(&mut cr).await, before + 1);
+
+    // The dump restored over the live database while its replicas run:
+    // the database went back, and the replicas follow it back.
+    ingest(&mut cl, note("notes/after-dump", 0)).await.unwrap();
+    let ahead = applied(&mut cl).await;
+    let out = pg.run(
+        "pg_restore",
+        &[
+            &connect[..],
+            &[
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "-d",
+                "live",
+                dump.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    within(Duration::from_secs(10), "the replicas back at the dump", || {
+        let (mut cl, mut cf) = (cl.clone(), cf.clone());
+        let live_docs = live_docs.clone();
+        async move {
+            documents(&mut cl).await == live_docs && documents(&mut cf).await == live_docs
+        }
+    })
+    .await;
+    assert!(applied(&mut cl).await < ahead);
+    assert_eq!(applied(&mut cf).await, applied(&mut cl).await);
+    // And a write after it lands, on both.
+    ingest(&mut cf, note("notes/after-rollback", 0))
+        .await
+        .unwrap();
+    within(
+        Duration::from_secs(5),
+        "a write after the rollback on both",
+        || {
+            let mut cl = cl.clone();
+            async move {
+                documents(&mut cl)
+                    .await
+                    .iter()
+                    .any(|(id, _)| id == "notes/after-rollback")
+            }
+        },
+    )
+    .await;
 }
 
 /// A write decided on a document another replica changed before the write
