@@ -460,33 +460,32 @@ async fn insert_documents(
     if put.is_empty() {
         return Ok(());
     }
+    // Borrowed: a rebuild puts every document, and copying each text into
+    // the columns would hold the corpus twice.
     let mut d = DocumentColumns::default();
     let mut p = PassageColumns::default();
     for (doc, rows) in put {
-        d.id.push(doc.id.clone());
-        d.source.push(doc.source.clone());
-        d.title.push(doc.title.clone());
-        d.language.push(doc.language.clone());
-        d.published.push(doc.published.clone());
-        d.url.push(doc.url.clone());
+        d.id.push(&doc.id);
+        d.source.push(&doc.source);
+        d.title.push(&doc.title);
+        d.language.push(&doc.language);
+        d.published.push(doc.published.as_deref());
+        d.url.push(doc.url.as_deref());
         d.metadata.push(to_json(&doc.metadata)?);
-        d.body.push(doc.text.clone());
-        d.content_hash.push(doc.content_hash.clone());
-        d.origin.push(
-            match doc.origin {
-                Origin::Corpus => "corpus",
-                Origin::Api => "api",
-            }
-            .to_string(),
-        );
+        d.body.push(&doc.text);
+        d.content_hash.push(&doc.content_hash);
+        d.origin.push(match doc.origin {
+            Origin::Corpus => "corpus",
+            Origin::Api => "api",
+        });
         for (passage, vector) in rows {
             p.id.push(passage.id as i64);
-            p.doc_id.push(doc.id.clone());
+            p.doc_id.push(&doc.id);
             p.chunk_index.push(passage.chunk_index as i32);
-            p.body.push(passage.text.clone());
+            p.body.push(&passage.text);
             p.char_start.push(passage.char_start as i64);
             p.char_end.push(passage.char_end as i64);
-            p.language.push(passage.language.clone());
+            p.language.push(&passage.language);
             p.tokens.push(passage.tokens as i32);
             p.sentences.push(to_json(&passage.sentences)?);
             p.clean_start.push(passage.clean_start as i64);
@@ -544,28 +543,28 @@ async fn insert_documents(
 }
 
 #[derive(Default)]
-struct DocumentColumns {
-    id: Vec<String>,
-    source: Vec<String>,
-    title: Vec<String>,
-    language: Vec<String>,
-    published: Vec<Option<String>>,
-    url: Vec<Option<String>>,
+struct DocumentColumns<'a> {
+    id: Vec<&'a str>,
+    source: Vec<&'a str>,
+    title: Vec<&'a str>,
+    language: Vec<&'a str>,
+    published: Vec<Option<&'a str>>,
+    url: Vec<Option<&'a str>>,
     metadata: Vec<String>,
-    body: Vec<String>,
-    content_hash: Vec<String>,
-    origin: Vec<String>,
+    body: Vec<&'a str>,
+    content_hash: Vec<&'a str>,
+    origin: Vec<&'static str>,
 }
 
 #[derive(Default)]
-struct PassageColumns {
+struct PassageColumns<'a> {
     id: Vec<i64>,
-    doc_id: Vec<String>,
+    doc_id: Vec<&'a str>,
     chunk_index: Vec<i32>,
-    body: Vec<String>,
+    body: Vec<&'a str>,
     char_start: Vec<i64>,
     char_end: Vec<i64>,
-    language: Vec<String>,
+    language: Vec<&'a str>,
     tokens: Vec<i32>,
     sentences: Vec<String>,
     clean_start: Vec<i64>,
