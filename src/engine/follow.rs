@@ -28,6 +28,9 @@ impl Engine {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => return,
                         Err(_) => {
+                            if !commit.settle_due() {
+                                continue;
+                            }
                             let _writer = writer.clone().lock_owned().await;
                             let commit = commit.clone();
                             if let Ok(Err(err)) | Err(err) = blocking(move || commit.settle()).await

@@ -608,15 +608,18 @@ impl Commit {
     /// index keeps its estimate until the drift rule reloads it: its
     /// replicas may order near-ties differently until then.)
     pub(super) fn settle(&self) -> Result<()> {
-        let due = {
-            let state = self.read_state();
-            state.changed_since_estimate > 0 && state.index.kind() == crate::index::ExactIndex::KIND
-        };
-        if due {
+        if self.settle_due() {
             tracing::debug!("writes paused: re-estimating from the store");
             self.reload_state()?;
         }
         Ok(())
+    }
+
+    /// Whether [`settle`](Self::settle) would re-read the store: cheap, for
+    /// an idle replica to ask before it takes the writer lock.
+    pub(super) fn settle_due(&self) -> bool {
+        let state = self.read_state();
+        state.changed_since_estimate > 0 && state.index.kind() == crate::index::ExactIndex::KIND
     }
 
     /// Re-reads the whole committed store into a fresh state and swaps it in;
