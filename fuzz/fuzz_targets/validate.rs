@@ -212,7 +212,11 @@ fn search(r: proto::SearchRequest) {
             .count()
         + usize::from(!q.query_language.is_empty() && !known(&q.query_language))
         + usize::from(!(0.0..=1.0).contains(&q.min_relevance))
-        + usize::from(!q.min_score.is_finite());
+        + usize::from(!q.min_score.is_finite())
+        + usize::from(q.max_per_document > limits::MAX_TOP_K)
+        // The filter's own rules are tested in tests/integration/filters.rs;
+        // here only that its violations join the others.
+        + q.filter.as_ref().map_or(0, |f| f.violations("filter").len());
     check(validate_search(&q), bad);
 }
 
