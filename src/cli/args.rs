@@ -90,7 +90,8 @@ pub struct ModelArgs {
     /// An index built with one precision is re-embedded when served with the other.
     #[arg(long, env = "WENDA_PRECISION", value_enum, default_value_t = Precision::default())]
     pub precision: Precision,
-    /// ONNX Runtime threads; 0 means one per core.
+    /// Model workers, each an ONNX Runtime session on one thread; 0 means
+    /// one per core.
     #[arg(long, env = "WENDA_THREADS", default_value_t = 0)]
     pub threads: usize,
     /// Path of libonnxruntime.so; default `<models>/onnxruntime/libonnxruntime.so`.

@@ -1,29 +1,31 @@
-//! Embeddings: multilingual-e5-small on ONNX Runtime through fastembed,
-//! loaded from provisioned files (never from a hub), owned by one thread fed
-//! by a channel so async callers never block the runtime.
+//! Embeddings: multilingual-e5-small on ONNX Runtime,
+//! loaded from provisioned files (never from a hub), run by worker threads
+//! fed by a queue so async callers never block the runtime.
 //!
 //! The e5 conventions live here: `query: ` / `passage: ` prefixes, mean
 //! pooling, L2 normalisation, 512-token truncation reported to the caller.
 //!
 //! - [`model`]: the model's manifest, its files and their checks.
-//! - [`onnx`]: ONNX Runtime, the session, the tokenizer, the token counter.
+//! - [`onnx`]: ONNX Runtime, the sessions, the tokenizer, the token counter.
+//! - [`queue`]: the jobs the workers share, split into model runs.
 //! - [`centroids`]: per-language centring of the vectors.
 
 mod centroids;
 mod model;
 mod onnx;
+mod queue;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 use tracing::{Span, debug, info};
 
 use crate::error::{Error, Result};
+use queue::{Job, Queue};
 
 pub use centroids::LanguageCentroids;
 pub use model::{EmbedderConfig, ModelManifest, OnnxFiles, Precision};
@@ -47,7 +49,7 @@ pub struct EmbeddedText {
     pub truncated: bool,
 }
 
-/// The synchronous model behind the embedder thread.
+/// The synchronous model behind an embedder worker.
 pub trait EmbedBackend: Send + 'static {
     /// Embeds already-prefixed texts.
     fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
@@ -55,65 +57,143 @@ pub trait EmbedBackend: Send + 'static {
     /// untruncated count, or at least a count above the model's limit when
     /// the model truncates it.
     fn count_tokens(&self, text: &str) -> usize;
+    /// Texts the backend runs through the model at once; `None`: as many
+    /// as the embedder's `max_batch`.
+    fn texts_per_run(&self) -> Option<usize> {
+        None
+    }
 }
 
-struct Job {
-    texts: Vec<String>,
-    kind: EmbedKind,
-    span: Span,
-    reply: oneshot::Sender<Result<Vec<EmbeddedText>>>,
-}
-
-/// Handle to the embedder thread. Cheap to clone.
+/// Handle to the embedder's workers. Cheap to clone; the workers stop when
+/// the last clone is dropped, after the jobs already queued.
 #[derive(Clone)]
 pub struct Embedder {
-    jobs: mpsc::SyncSender<Job>,
+    queue: Arc<Queue>,
+    _open: Arc<CloseOnDrop>,
     manifest: Arc<ModelManifest>,
 }
 
+/// Closes the queue when the last handle goes.
+struct CloseOnDrop(Arc<Queue>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Jobs waiting at most; beyond it callers get `Overloaded`.
+const QUEUE_CAPACITY: usize = 1024;
+
 impl Embedder {
-    /// Verifies and loads the model on its own thread; returns once it is ready.
+    /// Verifies and loads the model; returns once one worker is ready.
     pub fn start(config: EmbedderConfig) -> Result<Self> {
         Self::start_with_counter(config).map(|(embedder, _)| embedder)
     }
 
     /// `start`, also returning a token counter for the chunker built from
     /// the same tokenizer load.
+    ///
+    /// One worker per `threads` (one per core by default), each with its own
+    /// single-threaded ONNX Runtime session: a text's run stays on one core
+    /// and concurrent texts run on the others. Against one session spread
+    /// over all cores this measured as fast for a lone question and much
+    /// faster under concurrency, because small runs spend much of their
+    /// time handing work between ONNX Runtime's threads (BENCHMARKS.md,
+    /// "Figures behind the code"). A text's vector is the same on every
+    /// worker (a test). The first worker is ready when this returns; the
+    /// others load in the background and join when ready, so start-up waits
+    /// for one session, not for all of them.
     pub fn start_with_counter(config: EmbedderConfig) -> Result<(Self, TokenizerCounter)> {
         let manifest = config.verified_manifest()?;
         let started = std::time::Instant::now();
-        let (backend, counter) = onnx::load_fastembed(&config, &manifest)?;
+        let workers = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // The workers already run texts in parallel; the tokenizer's own
+        // rayon threads would only spin beside them for one text at a time.
+        tokenizers::utils::parallelism::set_parallelism(false);
+        let (backend, tokenizer) = onnx::load(&config, &manifest)?;
         info!(
             model = %manifest.name,
             precision = %manifest.precision,
             file = manifest.onnx_file(),
+            workers,
             ms = started.elapsed().as_millis() as u64,
             "model loaded"
         );
-        Ok((
-            Self::with_backend(backend, manifest, config.max_batch),
-            counter,
-        ))
+        let counter = TokenizerCounter::shared(&tokenizer);
+        let embedder = Self::with_backend(backend, manifest.clone(), config.max_batch);
+        if workers > 1 {
+            let (queue, manifest) = (embedder.queue.clone(), embedder.manifest.clone());
+            let max_batch = config.max_batch;
+            let load = move || {
+                for _ in 1..workers {
+                    if queue.is_closed() {
+                        break;
+                    }
+                    let started = std::time::Instant::now();
+                    match onnx::another_backend(&config, &manifest, tokenizer.clone()) {
+                        Ok(backend) => {
+                            debug!(
+                                ms = started.elapsed().as_millis() as u64,
+                                "embedder worker loaded"
+                            );
+                            spawn_worker(backend, queue.clone(), manifest.clone(), max_batch);
+                        }
+                        Err(err) => {
+                            tracing::warn!(%err, "an extra embedder worker did not load; serving with fewer");
+                            break;
+                        }
+                    }
+                }
+                release_freed_memory();
+            };
+            std::thread::Builder::new()
+                .name("wenda-embedder-load".into())
+                .spawn(load)
+                .map_err(|e| Error::Model(format!("cannot start a thread: {e}")))?;
+        } else {
+            release_freed_memory();
+        }
+        Ok((embedder, counter))
     }
 
-    /// Runs any backend (tests use a small deterministic one).
+    /// Runs any backend on one worker (tests use a small deterministic one).
     pub fn with_backend(
         backend: impl EmbedBackend,
         manifest: ModelManifest,
         max_batch: usize,
     ) -> Self {
-        let (jobs, rx) = mpsc::sync_channel::<Job>(1024);
+        Self::with_backends(vec![backend], manifest, max_batch)
+    }
+
+    /// One worker per backend, sharing one queue.
+    pub fn with_backends<B: EmbedBackend>(
+        backends: Vec<B>,
+        manifest: ModelManifest,
+        max_batch: usize,
+    ) -> Self {
+        let queue = Arc::new(Queue::new(QUEUE_CAPACITY));
         let manifest = Arc::new(manifest);
-        let worker_manifest = manifest.clone();
-        std::thread::Builder::new()
-            .name("wenda-embedder".into())
-            .spawn(move || worker(backend, worker_manifest, rx, max_batch.max(1)))
-            .expect("spawning the embedder thread");
-        Self { jobs, manifest }
+        for backend in backends {
+            spawn_worker(backend, queue.clone(), manifest.clone(), max_batch);
+        }
+        Self {
+            _open: Arc::new(CloseOnDrop(queue.clone())),
+            queue,
+            manifest,
+        }
     }
 
     pub fn manifest(&self) -> &ModelManifest {
         &self.manifest
+    }
+
+    /// Workers running now (the ones beyond the first join after start-up).
+    pub fn workers(&self) -> usize {
+        self.queue.workers()
     }
 
     /// Embeds texts; waits on the embedder thread without blocking the runtime.
@@ -139,123 +219,87 @@ impl Embedder {
         kind: EmbedKind,
     ) -> Result<oneshot::Receiver<Result<Vec<EmbeddedText>>>> {
         let (reply, rx) = oneshot::channel();
-        let job = Job {
+        self.queue.push(Job {
             texts,
             kind,
             span: Span::current(),
             reply,
-        };
-        self.jobs.try_send(job).map(|()| rx).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => Error::Overloaded("embedding queue is full".into()),
-            mpsc::TrySendError::Disconnected(_) => Error::Unavailable("embedder stopped".into()),
-        })
+        })?;
+        Ok(rx)
     }
 }
 
-/// A job being worked through: the texts embedded so far, or why it failed.
-struct Pending {
-    job: Job,
-    done: Vec<EmbeddedText>,
-    failed: Option<Error>,
-}
-
-impl Pending {
-    fn new(job: Job) -> Self {
-        Self {
-            done: Vec::with_capacity(job.texts.len()),
-            job,
-            failed: None,
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.job.texts.len() - self.done.len()
-    }
-
-    fn is_finished(&self) -> bool {
-        self.failed.is_some() || self.remaining() == 0
+/// Loading leaves a lot of freed memory (the model file read whole, the
+/// tokenizer's JSON) that glibc keeps in its heaps: measured 663 MB resident
+/// after one worker loaded and 432 MB once it is handed back, 794 and 549 MB
+/// with two workers (BENCHMARKS.md, "Figures behind the code").
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
-/// The owner thread. Each model run takes at most `max_batch` texts,
-/// shortest jobs first: concurrent queries share a run (micro-batching),
-/// and a large request is split into runs with the queue looked at again
-/// between them, so a question waits for one run, not for 64 long texts.
-/// A job whose caller went away (deadline, disconnect) is dropped before
-/// its next run.
-fn worker(
-    mut backend: impl EmbedBackend,
+fn spawn_worker(
+    backend: impl EmbedBackend,
+    queue: Arc<Queue>,
     manifest: Arc<ModelManifest>,
-    rx: mpsc::Receiver<Job>,
     max_batch: usize,
 ) {
-    let mut pending: Vec<Pending> = Vec::new();
-    loop {
-        if pending.is_empty() {
-            match rx.recv() {
-                Ok(job) => pending.push(Pending::new(job)),
-                Err(_) => return,
-            }
-        }
-        while let Ok(job) = rx.try_recv() {
-            pending.push(Pending::new(job));
-        }
-        pending.retain(|p| !p.job.reply.is_closed());
-        // Stable: equal jobs keep their arrival order.
-        pending.sort_by_key(Pending::remaining);
-        let mut run = Vec::new();
-        let mut prefixed = Vec::new();
-        for (i, p) in pending.iter().enumerate() {
-            let take = p.remaining().min(max_batch - prefixed.len());
-            let from = p.done.len();
-            prefixed.extend(
-                p.job.texts[from..from + take]
-                    .iter()
-                    .map(|t| format!("{}{t}", manifest.prefix(p.job.kind))),
-            );
-            run.push((i, take));
-            if prefixed.len() == max_batch {
-                break;
-            }
-        }
-        if !prefixed.is_empty() {
-            let span = pending[run[0].0].job.span.clone();
-            let _enter = span.enter();
-            debug!(jobs = run.len(), texts = prefixed.len(), "embedding batch");
+    queue.count_worker(true);
+    std::thread::Builder::new()
+        .name("wenda-embedder".into())
+        .spawn(move || {
+            worker(backend, &queue, manifest, max_batch.max(1));
+            queue.count_worker(false);
+        })
+        .expect("spawning an embedder thread");
+}
+
+/// A worker: takes a run from the queue, runs it through its own model,
+/// hands the vectors back, until the queue closes. A run is as many texts
+/// as the backend runs at once (one for int8), at most `max_batch`:
+/// concurrent questions share a run, and a large request is split so a
+/// question waits for one run, not for 64 long texts.
+fn worker(
+    mut backend: impl EmbedBackend,
+    queue: &Queue,
+    manifest: Arc<ModelManifest>,
+    max_batch: usize,
+) {
+    let size = backend.texts_per_run().unwrap_or(max_batch).clamp(1, max_batch);
+    while let Some(run) = queue.take(size, &manifest) {
+        let result = {
+            let _enter = run.span.enter();
+            debug!(jobs = run.jobs(), texts = run.prefixed.len(), "embedding batch");
             let started = std::time::Instant::now();
-            let result = backend.embed(&prefixed);
+            let result = backend.embed(&run.prefixed);
             metrics::histogram!("wenda_embed_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
-            metrics::histogram!("wenda_embed_batch_size").record(prefixed.len() as f64);
-            let mut vectors = match result {
-                Ok(vectors) => vectors.into_iter(),
-                Err(err) => {
-                    for &(i, _) in &run {
-                        pending[i].failed = Some(err.clone());
-                    }
-                    Vec::new().into_iter()
+            metrics::histogram!("wenda_embed_batch_size").record(run.prefixed.len() as f64);
+            result.and_then(|vectors| {
+                if vectors.len() != run.prefixed.len() {
+                    return Err(Error::Model(format!(
+                        "the model returned {} vectors for {} texts",
+                        vectors.len(),
+                        run.prefixed.len()
+                    )));
                 }
-            };
-            let mut texts = prefixed.iter();
-            for &(i, take) in &run {
-                for text in texts.by_ref().take(take) {
-                    if pending[i].failed.is_some() {
-                        continue;
-                    }
-                    let count = backend.count_tokens(text);
-                    pending[i].done.push(EmbeddedText {
-                        vector: vectors.next().unwrap_or_default(),
-                        tokens: count.min(manifest.max_tokens) as u32,
-                        truncated: count > manifest.max_tokens,
-                    });
-                }
-            }
-        }
-        for p in pending.extract_if(.., |p| p.is_finished()) {
-            let _ = p.job.reply.send(match p.failed {
-                Some(err) => Err(err),
-                None => Ok(p.done),
-            });
-        }
+                Ok(vectors
+                    .into_iter()
+                    .zip(&run.prefixed)
+                    .map(|(vector, text)| {
+                        let count = backend.count_tokens(text);
+                        EmbeddedText {
+                            vector,
+                            tokens: count.min(manifest.max_tokens) as u32,
+                            truncated: count > manifest.max_tokens,
+                        }
+                    })
+                    .collect())
+            })
+        };
+        queue.finish(run, result);
     }
 }

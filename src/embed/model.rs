@@ -143,7 +143,8 @@ pub struct EmbedderConfig {
     pub model: String,
     /// Which ONNX file runs.
     pub precision: Precision,
-    /// ONNX Runtime intra-op threads; 0 means one per core.
+    /// Model workers, each a single-threaded ONNX Runtime session; 0 means
+    /// one per core.
     pub threads: usize,
     /// Most texts run through the model at once.
     pub max_batch: usize,

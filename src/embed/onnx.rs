@@ -1,6 +1,6 @@
-//! ONNX Runtime through fastembed: the runtime library loaded by path, the
-//! session, the tokenizer set up as the model was trained, and the token
-//! counter the chunker shares with it.
+//! ONNX Runtime: the runtime library loaded by path, one session per
+//! embedder worker, the tokenizer set up as the model was trained (one copy
+//! shared by every worker and the chunker's token counter), mean pooling.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,28 +10,158 @@ use super::{EmbedBackend, EmbedderConfig, ModelManifest, Precision};
 use crate::error::{Error, Result};
 use crate::ingest::TokenCounter;
 
-pub(super) struct FastembedBackend {
-    model: fastembed::TextEmbedding,
-    /// Texts per model run: `max_batch` for fp32, 1 for int8 (see `load_fastembed`).
+/// One worker's model: its own session (`ort` runs a session through
+/// `&mut`), the shared tokenizer.
+///
+/// fastembed 7.5 ran the model before: its `TextEmbedding` owns a tokenizer,
+/// and XLM-R's 250,000-piece tokenizer takes about 250 MB (its trie), so
+/// every worker beyond the first cost that much again (measured: 256 MB per
+/// copy, BENCHMARKS.md, "Figures behind the code"). The run is the few lines
+/// below, as fastembed does it; a test holds their vectors equal to
+/// fastembed's own on the same files.
+pub(super) struct OrtBackend {
+    session: ort::session::Session,
+    tokenizer: Arc<ModelTokenizer>,
+    token_type_ids: bool,
+    /// Texts per model run: `max_batch` for fp32, 1 for int8 (see `load`).
     run_size: usize,
 }
 
-impl EmbedBackend for FastembedBackend {
+impl EmbedBackend for OrtBackend {
     fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        self.model
-            .embed(texts, Some(self.run_size))
-            .map_err(|e| Error::Model(format!("embedding failed: {e}")))
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let failed = |e: &dyn std::fmt::Display| Error::Model(format!("embedding failed: {e}"));
+        let encodings = self.tokenizer.encode_batch(texts).map_err(|e| failed(&e))?;
+        let (batch, length) = (encodings.len(), encodings[0].len());
+        let column = |pick: fn(&tokenizers::Encoding) -> &[u32]| {
+            let values: Vec<i64> = encodings
+                .iter()
+                .flat_map(|e| pick(e).iter().map(|&v| i64::from(v)))
+                .collect();
+            ort::value::Tensor::from_array((vec![batch as i64, length as i64], values))
+        };
+        let mask = column(tokenizers::Encoding::get_attention_mask).map_err(|e| failed(&e))?;
+        let mut inputs = ort::inputs![
+            "input_ids" => column(tokenizers::Encoding::get_ids).map_err(|e| failed(&e))?,
+            "attention_mask" => mask,
+        ];
+        if self.token_type_ids {
+            inputs.push((
+                "token_type_ids".into(),
+                column(tokenizers::Encoding::get_type_ids)
+                    .map_err(|e| failed(&e))?
+                    .into(),
+            ));
+        }
+        let outputs = self.session.run(inputs).map_err(|e| failed(&e))?;
+        let hidden = match outputs.get("last_hidden_state") {
+            Some(value) => value,
+            None => &outputs[0],
+        };
+        let (shape, values) = hidden
+            .try_extract_tensor::<f32>()
+            .map_err(|e| failed(&e))?;
+        let dimension = match **shape {
+            [b, t, d] if b as usize == batch && t as usize == length => d as usize,
+            _ => return Err(failed(&format!("unexpected output shape {shape:?}"))),
+        };
+        Ok(encodings
+            .iter()
+            .enumerate()
+            .map(|(i, encoding)| {
+                let rows = &values[i * length * dimension..(i + 1) * length * dimension];
+                mean_pool(rows, encoding.get_attention_mask(), dimension)
+            })
+            .collect())
+    }
+
+    fn texts_per_run(&self) -> Option<usize> {
+        Some(self.run_size)
     }
 
     fn count_tokens(&self, text: &str) -> usize {
-        // The model's tokenizer truncates; what it cut off is in the
-        // overflowing pieces, so their lengths say how far over the limit the
-        // text is (each piece counts its own special tokens: close enough for
-        // a count above the limit).
-        self.model
+        self.tokenizer.count(text, true)
+    }
+}
+
+/// Mean of the unmasked token vectors, L2-normalised, with fastembed's
+/// guards (a mask sum of at least 1e-9, a norm plus 1e-12).
+fn mean_pool(rows: &[f32], mask: &[u32], dimension: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; dimension];
+    let mut count = 0f32;
+    for (row, &m) in rows.chunks_exact(dimension).zip(mask) {
+        let m = m as f32;
+        count += m;
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += v * m;
+        }
+    }
+    let count = count.max(1e-9);
+    sum.iter_mut().for_each(|s| *s /= count);
+    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+    sum.iter().map(|v| v / (norm + 1e-12)).collect()
+}
+
+/// XLM-R's tokenizer as the model runs it, one copy for every worker and
+/// the chunker's counter (a copy takes about 250 MB). The tokenizer itself
+/// neither truncates nor pads, so it counts exactly; `encode_batch` applies
+/// the configured truncation and padding the way `tokenizers` does.
+pub(super) struct ModelTokenizer {
+    tokenizer: Arc<tokenizers::Tokenizer>,
+    truncation: Option<tokenizers::TruncationParams>,
+    padding: Option<tokenizers::PaddingParams>,
+}
+
+impl ModelTokenizer {
+    /// Takes over a tokenizer configured by `embedding_tokenizer`.
+    pub fn new(mut configured: tokenizers::Tokenizer) -> Result<Self> {
+        let truncation = configured.get_truncation().cloned();
+        let padding = configured.get_padding().cloned();
+        configured
+            .with_truncation(None)
+            .map_err(|e| Error::Model(e.to_string()))?;
+        configured.with_padding(None);
+        Ok(Self {
+            tokenizer: Arc::new(configured),
+            truncation,
+            padding,
+        })
+    }
+
+    /// What the configured tokenizer's `encode_batch(texts, true)` gives:
+    /// each text cut so that it fits the limit with its special tokens,
+    /// the special tokens added, and the batch padded to its longest text.
+    pub fn encode_batch(&self, texts: &[String]) -> tokenizers::Result<Vec<tokenizers::Encoding>> {
+        let added = self
             .tokenizer
-            .encode(text, true)
-            .map(|e| e.len() + e.get_overflowing().iter().map(|o| o.len()).sum::<usize>())
+            .get_post_processor()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, false));
+        let mut encodings = texts
+            .iter()
+            .map(|text| {
+                let mut encoding = self.tokenizer.encode(text.as_str(), false)?;
+                if let Some(t) = &self.truncation
+                    && encoding.len() + added > t.max_length
+                {
+                    encoding.truncate(t.max_length.saturating_sub(added), t.stride, t.direction);
+                    encoding.take_overflowing();
+                }
+                self.tokenizer.post_process(encoding, None, true)
+            })
+            .collect::<tokenizers::Result<Vec<_>>>()?;
+        if let Some(padding) = &self.padding {
+            tokenizers::pad_encodings(&mut encodings, padding)?;
+        }
+        Ok(encodings)
+    }
+
+    /// A text's tokens, untruncated; with the special tokens or without.
+    pub fn count(&self, text: &str, special: bool) -> usize {
+        self.tokenizer
+            .encode(text, special)
+            .map(|e| e.len())
             .unwrap_or(0)
     }
 }
@@ -45,17 +175,20 @@ impl TokenizerCounter {
     /// (`Embedder::start_with_counter` gives one without a second load.)
     pub fn load(config: &EmbedderConfig) -> Result<Self> {
         let path = config.model_dir().join("tokenizer.json");
-        let tokenizer =
+        let mut tokenizer =
             tokenizers::Tokenizer::from_file(&path).map_err(|e| missing(&path, &e.to_string()))?;
-        Self::untruncated(tokenizer)
-    }
-
-    fn untruncated(mut tokenizer: tokenizers::Tokenizer) -> Result<Self> {
         tokenizer
             .with_truncation(None)
             .map_err(|e| Error::Model(e.to_string()))?;
         tokenizer.with_padding(None);
         Ok(Self(Arc::new(tokenizer)))
+    }
+}
+
+impl TokenizerCounter {
+    /// Counts with the embedder's own tokenizer.
+    pub(super) fn shared(tokenizer: &ModelTokenizer) -> Self {
+        Self(tokenizer.tokenizer.clone())
     }
 }
 
@@ -87,111 +220,137 @@ pub(super) fn ort_environment(lib: &Path) -> Result<ort::environment::Environmen
     Ok(environment)
 }
 
-/// The model, and a copy of its tokenizer without truncation or padding (for
-/// the chunker).
-pub(super) fn load_fastembed(
+/// The four tokenizer files of a Hugging Face model folder.
+pub(super) struct TokenizerFiles {
+    pub tokenizer: Vec<u8>,
+    pub config: Vec<u8>,
+    pub special_tokens_map: Vec<u8>,
+    pub tokenizer_config: Vec<u8>,
+}
+
+impl TokenizerFiles {
+    pub fn read(dir: &Path) -> Result<Self> {
+        let read = |name: &str| -> Result<Vec<u8>> {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| missing(&path, &e.to_string()))
+        };
+        Ok(Self {
+            tokenizer: read("tokenizer.json")?,
+            config: read("config.json")?,
+            special_tokens_map: read("special_tokens_map.json")?,
+            tokenizer_config: read("tokenizer_config.json")?,
+        })
+    }
+}
+
+/// The first worker's model, and the tokenizer every later worker and the
+/// chunker share. XLM-R's tokenizer and the ONNX session are the slow parts
+/// of start-up, so they are built side by side.
+pub(super) fn load(
     config: &EmbedderConfig,
     manifest: &ModelManifest,
-) -> Result<(FastembedBackend, TokenizerCounter)> {
+) -> Result<(OrtBackend, Arc<ModelTokenizer>)> {
     let dir = config.model_dir();
-    let read = |name: &str| -> Result<Vec<u8>> {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|e| missing(&path, &e.to_string()))
-    };
-    let files = fastembed::TokenizerFiles {
-        tokenizer_file: read("tokenizer.json")?,
-        config_file: read("config.json")?,
-        special_tokens_map_file: read("special_tokens_map.json")?,
-        tokenizer_config_file: read("tokenizer_config.json")?,
-    };
-    // Building XLM-R's 250,000-piece tokenizer is the slowest part of
-    // start-up, and fastembed builds it after the ONNX session and then
-    // copies it, while the chunker needs a tokenizer too (BENCHMARKS.md,
-    // "Figures behind the code"). So the session is built here with a placeholder tokenizer while
-    // another thread builds the real one once, copies it for the chunker,
-    // and configures it as fastembed would (`embedding_tokenizer`, checked
-    // against fastembed's own in a test) to be swapped in.
-    let (model, tokenizers) = std::thread::scope(|scope| {
+    let files = TokenizerFiles::read(&dir)?;
+    let (session, tokenizer) = std::thread::scope(|scope| {
         let tokenizer = scope.spawn(|| {
             let path = dir.join("tokenizer.json");
-            let plain = tokenizers::Tokenizer::from_bytes(&files.tokenizer_file)
+            let plain = tokenizers::Tokenizer::from_bytes(&files.tokenizer)
                 .map_err(|e| missing(&path, &e.to_string()))?;
-            let embedding = embedding_tokenizer(plain.clone(), &files, manifest.max_tokens, &path)?;
-            Ok((embedding, TokenizerCounter::untruncated(plain)?))
+            ModelTokenizer::new(embedding_tokenizer(
+                plain,
+                &files,
+                manifest.max_tokens,
+                &path,
+            )?)
+            .map(Arc::new)
         });
-        let session = build_session(config, manifest, &read, &files);
+        let session = build_session(config, manifest);
         let tokenizer = tokenizer
             .join()
             .unwrap_or_else(|_| Err(Error::Model("the tokenizer loader panicked".into())));
         (session, tokenizer)
     });
-    let mut model = model?;
-    let (embedding, counter) = tokenizers?;
-    model.tokenizer = embedding;
+    let tokenizer = tokenizer?;
+    Ok((backend(session?, tokenizer.clone(), config, manifest), tokenizer))
+}
+
+/// One more worker's model: its own session, the shared tokenizer.
+pub(super) fn another_backend(
+    config: &EmbedderConfig,
+    manifest: &ModelManifest,
+    tokenizer: Arc<ModelTokenizer>,
+) -> Result<OrtBackend> {
+    Ok(backend(
+        build_session(config, manifest)?,
+        tokenizer,
+        config,
+        manifest,
+    ))
+}
+
+fn backend(
+    session: ort::session::Session,
+    tokenizer: Arc<ModelTokenizer>,
+    config: &EmbedderConfig,
+    manifest: &ModelManifest,
+) -> OrtBackend {
     // Dynamic quantization takes its activation scales per model run, so an
     // int8 vector run in a batch moves with its batch mates and their padding
     // (cosine down to 0.995 against the text alone, models/README.md): a
     // query's ranking would depend on concurrent requests, and a passage's
     // vector on how it was ingested. int8 therefore runs one text at a time,
     // which measured as fast as batches of 8 or 32 (no padding to compute);
-    // its vectors, like fp32's, depend on the text alone. fastembed's
-    // QuantizationMode::Dynamic would instead force all texts into one run.
+    // its vectors, like fp32's, depend on the text alone.
     let run_size = match manifest.precision {
         Precision::Int8 => 1,
         Precision::Fp32 => config.max_batch,
     };
-    Ok((FastembedBackend { model, run_size }, counter))
+    let token_type_ids = session
+        .inputs()
+        .iter()
+        .any(|input| input.name() == "token_type_ids");
+    OrtBackend {
+        session,
+        tokenizer,
+        token_type_ids,
+        run_size,
+    }
 }
 
-/// fastembed's model with its ONNX session, and a placeholder tokenizer
-/// (a one-word vocabulary) that `load_fastembed` replaces.
-pub(super) fn build_session(
+/// A session on one thread (the caller's: the embedder runs one session per
+/// core instead, `Embedder::start`), with ONNX Runtime's full graph
+/// optimisation, as fastembed sets it up.
+fn build_session(
     config: &EmbedderConfig,
     manifest: &ModelManifest,
-    read: &dyn Fn(&str) -> Result<Vec<u8>>,
-    files: &fastembed::TokenizerFiles,
-) -> Result<fastembed::TextEmbedding> {
-    const PLACEHOLDER_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,
-        "added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,
-        "decoder":null,"model":{"type":"WordLevel","vocab":{"<unk>":0},"unk_token":"<unk>"}}"#;
+) -> Result<ort::session::Session> {
     let environment = ort_environment(&config.ort_lib())?;
-    let onnx = manifest.onnx_file();
-    let placeholder = fastembed::TokenizerFiles {
-        tokenizer_file: PLACEHOLDER_TOKENIZER.as_bytes().to_vec(),
-        config_file: files.config_file.clone(),
-        special_tokens_map_file: files.special_tokens_map_file.clone(),
-        tokenizer_config_file: files.tokenizer_config_file.clone(),
-    };
-    let model = fastembed::UserDefinedEmbeddingModel::new(read(onnx)?, placeholder)
-        .with_pooling(fastembed::Pooling::Mean);
-    let mut options = fastembed::InitOptionsUserDefined::new()
-        .with_environment(environment)
-        .with_max_length(manifest.max_tokens);
-    if config.threads > 0 {
-        options = options.with_intra_threads(config.threads);
-    }
-    // ONNX Runtime's worker threads spin after each run waiting for more
-    // work. Here the next work is the gRPC reply, the lexical search and the
-    // next request, on the same cores: without spinning `make bench`
-    // measured the same latency, more queries per second under concurrency
-    // and less server CPU (BENCHMARKS.md, "Figures behind the code").
-    options = options.with_session_config("session.intra_op.allow_spinning", "0");
-
-    fastembed::TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
+    let path = config.model_dir().join(manifest.onnx_file());
+    let failed = |e: &dyn std::fmt::Display| {
         Error::Model(format!(
             "{}: cannot load model: {e}; run `make setup`",
-            config.model_dir().join(onnx).display()
+            path.display()
         ))
-    })
+    };
+    let bytes = std::fs::read(&path).map_err(|e| missing(&path, &e.to_string()))?;
+    ort::session::Session::builder(&environment)
+        .map_err(|e| failed(&e))?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+        .map_err(|e| failed(&e))?
+        .with_intra_threads(1)
+        .map_err(|e| failed(&e))?
+        .commit_from_memory(&bytes)
+        .map_err(|e| failed(&e))
 }
 
 /// The tokenizer the model runs with, configured as fastembed 7.5's
-/// `load_tokenizer` configures it: truncation at the model's limit, padding
+/// `load_tokenizer` configures it (a test compares them): truncation at the model's limit, padding
 /// to the longest text of a batch with the model's pad token, and the
 /// special tokens of `special_tokens_map.json` registered as special.
 pub(super) fn embedding_tokenizer(
     mut tokenizer: tokenizers::Tokenizer,
-    files: &fastembed::TokenizerFiles,
+    files: &TokenizerFiles,
     max_tokens: usize,
     path: &Path,
 ) -> Result<tokenizers::Tokenizer> {
@@ -199,9 +358,9 @@ pub(super) fn embedding_tokenizer(
     let json = |what: &str, bytes: &[u8]| -> Result<serde_json::Value> {
         serde_json::from_slice(bytes).map_err(|e| bad(what, e.to_string()))
     };
-    let config = json("config.json", &files.config_file)?;
-    let tokenizer_config = json("tokenizer_config.json", &files.tokenizer_config_file)?;
-    let special_tokens = json("special_tokens_map.json", &files.special_tokens_map_file)?;
+    let config = json("config.json", &files.config)?;
+    let tokenizer_config = json("tokenizer_config.json", &files.tokenizer_config)?;
+    let special_tokens = json("special_tokens_map.json", &files.special_tokens_map)?;
     let model_limit = tokenizer_config["model_max_length"]
         .as_f64()
         .unwrap_or(f64::MAX);

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::onnx::{embedding_tokenizer, ort_environment};
+use super::onnx::{TokenizerFiles, embedding_tokenizer, ort_environment};
 use super::*;
 
 #[tokio::test]
@@ -257,15 +257,86 @@ fn corrupt_model_file_is_named() {
     );
 }
 
-/// `load_fastembed` swaps its own tokenizer into fastembed's model: it
-/// must encode exactly as the one fastembed builds from the same files
-/// (ids, masks, padding of a batch, truncation at the limit).
-#[test]
-fn the_swapped_in_tokenizer_encodes_as_fastembeds_own() {
-    let dir = std::env::var_os("WENDA_MODELS")
+fn provisioned_models() -> PathBuf {
+    std::env::var_os("WENDA_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
-        .join("multilingual-e5-small");
+}
+
+/// fastembed's model on the provisioned files, one text per run.
+fn fastembeds_own(dir: &Path, onnx: &str) -> fastembed::TextEmbedding {
+    let read =
+        |name: &str| std::fs::read(dir.join(name)).expect("`make setup` provisions the model");
+    let files = fastembed::TokenizerFiles {
+        tokenizer_file: read("tokenizer.json"),
+        config_file: read("config.json"),
+        special_tokens_map_file: read("special_tokens_map.json"),
+        tokenizer_config_file: read("tokenizer_config.json"),
+    };
+    let lib = dir.parent().unwrap().join("onnxruntime/libonnxruntime.so");
+    let model = fastembed::UserDefinedEmbeddingModel::new(read(onnx), files)
+        .with_pooling(fastembed::Pooling::Mean);
+    let options = fastembed::InitOptionsUserDefined::new()
+        .with_environment(ort_environment(&lib).unwrap())
+        .with_max_length(512)
+        .with_intra_threads(1);
+    fastembed::TextEmbedding::try_new_from_user_defined(model, options).unwrap()
+}
+
+/// wenda runs the model itself (one session per worker, one shared
+/// tokenizer), as fastembed did before: on the same files, each text's
+/// vector is fastembed's, and so is every count of tokens, at both
+/// precisions.
+#[test]
+fn the_model_run_gives_fastembeds_vectors() {
+    let models = provisioned_models();
+    let dir = models.join("multilingual-e5-small");
+    let texts: Vec<String> = [
+        "query: OpenInfra 社区有多少名成员？",
+        "passage: Linux Foundation đang chủ trì những dự án nào? <mask> </s>",
+        "query: ",
+        "passage: Which projects is the OpenInfra Foundation best known for?",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([format!("passage: {}", "OpenStack 云计算 ".repeat(400))])
+    .collect();
+    for precision in [Precision::Int8, Precision::Fp32] {
+        let mut config = EmbedderConfig::new(&models);
+        config.precision = precision;
+        let manifest = config.verified_manifest().unwrap();
+        let (mut ours, tokenizer) = onnx::load(&config, &manifest).unwrap();
+        let mut theirs = fastembeds_own(&dir, manifest.onnx_file());
+        let expected = theirs.embed(&texts, Some(1)).unwrap();
+        let got: Vec<Vec<f32>> = texts
+            .iter()
+            .flat_map(|t| ours.embed(std::slice::from_ref(t)).unwrap())
+            .collect();
+        assert_eq!(got.len(), texts.len());
+        for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+            let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-6, "{precision}: text {i} differs by {diff}");
+        }
+        // The long text alone: its count adds up what truncation cut off.
+        let long = &texts[4];
+        let plain = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+        let untruncated = plain.encode(long.as_str(), false).unwrap().len();
+        assert!(untruncated > 1000);
+        assert_eq!(
+            crate::ingest::TokenCounter::count(&TokenizerCounter::shared(&tokenizer), long),
+            untruncated
+        );
+        assert_eq!(ours.count_tokens(long), untruncated + 2);
+        assert_eq!(ours.count_tokens(&texts[0]), theirs.tokenizer.encode(texts[0].as_str(), true).unwrap().len());
+    }
+}
+
+/// wenda's tokenizer is configured as the one fastembed builds from the
+/// same files, and encodes as it does (ids, masks, padding of a batch,
+/// truncation at the limit).
+#[test]
+fn the_tokenizer_encodes_as_fastembeds_own() {
+    let dir = provisioned_models().join("multilingual-e5-small");
     let read =
         |name: &str| std::fs::read(dir.join(name)).expect("`make setup` provisions the model");
     let files = || fastembed::TokenizerFiles {
@@ -275,7 +346,13 @@ fn the_swapped_in_tokenizer_encodes_as_fastembeds_own() {
         tokenizer_config_file: read("tokenizer_config.json"),
     };
     let plain = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
-    let ours = embedding_tokenizer(plain, &files(), 512, &dir.join("tokenizer.json")).unwrap();
+    let ours = embedding_tokenizer(
+        plain,
+        &TokenizerFiles::read(&dir).unwrap(),
+        512,
+        &dir.join("tokenizer.json"),
+    )
+    .unwrap();
     let lib = dir.parent().unwrap().join("onnxruntime/libonnxruntime.so");
     let model = fastembed::UserDefinedEmbeddingModel::new(read("model_int8.onnx"), files());
     let options = fastembed::InitOptionsUserDefined::new()
@@ -300,9 +377,8 @@ fn the_swapped_in_tokenizer_encodes_as_fastembeds_own() {
         "passage: Which projects is the OpenInfra Foundation best known for?".to_string(),
         format!("passage: {}", "OpenStack 云计算 ".repeat(400)),
     ];
-    let encode = |t: &tokenizers::Tokenizer| {
-        t.encode_batch(texts.clone(), true)
-            .unwrap()
+    let columns = |encodings: Vec<tokenizers::Encoding>| {
+        encodings
             .into_iter()
             .map(|e| {
                 (
@@ -313,8 +389,116 @@ fn the_swapped_in_tokenizer_encodes_as_fastembeds_own() {
             })
             .collect::<Vec<_>>()
     };
-    let (a, b) = (encode(&ours), encode(&theirs));
+    // What the model runs: the configured tokenizer taken over by
+    // `ModelTokenizer`, which truncates and pads by itself.
+    let ours = super::onnx::ModelTokenizer::new(ours).unwrap();
+    let a = columns(ours.encode_batch(&texts).unwrap());
+    let b = columns(theirs.encode_batch(texts.clone(), true).unwrap());
     assert_eq!(a, b);
     assert_eq!(a[3].0.len(), 512, "the long text is truncated at the limit");
     assert!(a[0].1.contains(&0), "short texts are padded to the longest");
+}
+
+/// Two workers share one queue: a large request is spread over both, a
+/// question still overtakes it, and every text gets its own vector, in
+/// order, whichever worker ran it.
+#[tokio::test]
+async fn workers_share_the_queue_and_answers_keep_their_order() {
+    let runs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let threads = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    struct OnThread {
+        inner: Recording,
+        threads: Arc<std::sync::Mutex<std::collections::HashSet<std::thread::ThreadId>>>,
+    }
+    impl EmbedBackend for OnThread {
+        fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+            self.threads
+                .lock()
+                .unwrap()
+                .insert(std::thread::current().id());
+            self.inner.embed(texts)
+        }
+        fn count_tokens(&self, text: &str) -> usize {
+            self.inner.count_tokens(text)
+        }
+        fn texts_per_run(&self) -> Option<usize> {
+            Some(2)
+        }
+    }
+    let backends = (0..2)
+        .map(|_| OnThread {
+            inner: Recording {
+                runs: runs.clone(),
+                delay: std::time::Duration::from_millis(20),
+            },
+            threads: threads.clone(),
+        })
+        .collect();
+    let embedder = Embedder::with_backends(backends, testing::manifest(), 8);
+    assert_eq!(embedder.workers(), 2);
+    let big = embedder.embed(texts(40, "long"), EmbedKind::Passage);
+    let question = async {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        embedder.embed(vec!["short".into()], EmbedKind::Query).await
+    };
+    let (big, question) = tokio::join!(big, question);
+    let (big, question) = (big.unwrap(), question.unwrap());
+    let expected: Vec<_> = texts(40, "long")
+        .iter()
+        .map(|t| testing::bigram_vector(t))
+        .collect();
+    assert_eq!(
+        big.iter().map(|e| e.vector.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(question[0].vector, testing::bigram_vector("short"));
+    let runs = runs.lock().unwrap();
+    // The backend's own run size, not max_batch.
+    assert!(runs.iter().all(|r| r.len() <= 2), "{runs:?}");
+    assert_eq!(threads.lock().unwrap().len(), 2, "one worker did everything");
+    let with_question = runs
+        .iter()
+        .position(|r| r.iter().any(|t| t == "query: short"))
+        .unwrap();
+    assert!(with_question < runs.len() - 2, "the question waited");
+    drop(runs);
+    // The workers stop once the last handle is gone.
+    let queue = embedder.queue.clone();
+    drop(embedder);
+    for _ in 0..200 {
+        if queue.workers() == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{} workers still running", queue.workers());
+}
+
+/// A backend that answers with the wrong number of vectors fails its
+/// jobs with a clear error instead of handing out empty vectors.
+#[tokio::test]
+async fn a_short_answer_from_the_model_is_an_error() {
+    struct Short;
+    impl EmbedBackend for Short {
+        fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+            Ok(vec![vec![0.0; 4]; texts.len().saturating_sub(1)])
+        }
+        fn count_tokens(&self, _: &str) -> usize {
+            1
+        }
+    }
+    let embedder = Embedder::with_backend(Short, testing::manifest(), 8);
+    let err = embedder
+        .embed(texts(3, "x"), EmbedKind::Passage)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("2 vectors for 3 texts"), "{err}");
+    // An empty request is answered at once.
+    assert!(
+        embedder
+            .embed(Vec::new(), EmbedKind::Query)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

