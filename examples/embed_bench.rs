@@ -1,4 +1,4 @@
-//! Embedding benchmark of wenda's embedder (fastembed + ONNX Runtime, int8 or fp32):
+//! Embedding benchmark of wenda's embedder (ONNX Runtime, int8 or fp32):
 //! single-query latency over the dev questions and batch throughput over the
 //! passages wenda indexes (the real chunker on the real corpus), plus
 //! consecutive 120-character pieces of the Chinese articles.
@@ -36,7 +36,7 @@ struct Args {
     /// Which ONNX file runs (as `wenda --precision`).
     #[arg(long, value_enum, default_value_t = Precision::default())]
     precision: Precision,
-    /// ONNX Runtime intra-op threads; 0 leaves it to ONNX Runtime (one per physical core).
+    /// Embedder workers, each a single-threaded ONNX Runtime session; 0: one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Passes over all questions, one query after another, for the latency figures.
@@ -102,7 +102,10 @@ fn main() -> Result<()> {
     let load_ms = ms(started.elapsed());
     // The workers beyond the first load in the background: measure with
     // all of them (serving starts after the first).
-    let workers = args.threads.max(1);
+    let workers = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     while embedder.workers() < workers && started.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -110,8 +113,10 @@ fn main() -> Result<()> {
     let rss_after_load_mb = rss_mb("VmRSS");
 
     // Warm-up: every question once, and one full batch of passages.
+    let mut query_tokens = 0u64;
     for q in &texts.queries {
-        embedder.embed_blocking(vec![q.clone()], EmbedKind::Query)?;
+        let out = embedder.embed_blocking(vec![q.clone()], EmbedKind::Query)?;
+        query_tokens += out.iter().map(|e| u64::from(e.tokens)).sum::<u64>();
     }
     let warm: Vec<String> = texts
         .passages
@@ -154,6 +159,7 @@ fn main() -> Result<()> {
         "peak_rss_mb": rss_mb("VmHWM"),
         "documents": texts.documents,
         "query": latency_stats(&mut latencies, texts.queries.len(), args.repeat),
+        "query_tokens": query_tokens,
         "passages": passages,
         "zh120": zh,
     });
