@@ -71,7 +71,6 @@ struct Texts {
 }
 
 fn main() -> Result<()> {
-
     let args = Args::parse();
     if args.repeat == 0 || args.rounds == 0 || args.zh_chars == 0 {
         bail!("--repeat, --rounds and --zh-chars must be at least 1");

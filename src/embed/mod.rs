@@ -268,11 +268,18 @@ fn worker(
     manifest: Arc<ModelManifest>,
     max_batch: usize,
 ) {
-    let size = backend.texts_per_run().unwrap_or(max_batch).clamp(1, max_batch);
+    let size = backend
+        .texts_per_run()
+        .unwrap_or(max_batch)
+        .clamp(1, max_batch);
     while let Some(run) = queue.take(size, &manifest) {
         let result = {
             let _enter = run.span.enter();
-            debug!(jobs = run.jobs(), texts = run.prefixed.len(), "embedding batch");
+            debug!(
+                jobs = run.jobs(),
+                texts = run.prefixed.len(),
+                "embedding batch"
+            );
             let started = std::time::Instant::now();
             let result = backend.embed(&run.prefixed);
             metrics::histogram!("wenda_embed_duration_seconds")

@@ -60,9 +60,7 @@ impl EmbedBackend for OrtBackend {
             Some(value) => value,
             None => &outputs[0],
         };
-        let (shape, values) = hidden
-            .try_extract_tensor::<f32>()
-            .map_err(|e| failed(&e))?;
+        let (shape, values) = hidden.try_extract_tensor::<f32>().map_err(|e| failed(&e))?;
         let dimension = match **shape {
             [b, t, d] if b as usize == batch && t as usize == length => d as usize,
             _ => return Err(failed(&format!("unexpected output shape {shape:?}"))),
@@ -272,7 +270,10 @@ pub(super) fn load(
         (session, tokenizer)
     });
     let tokenizer = tokenizer?;
-    Ok((backend(session?, tokenizer.clone(), config, manifest), tokenizer))
+    Ok((
+        backend(session?, tokenizer.clone(), config, manifest),
+        tokenizer,
+    ))
 }
 
 /// One more worker's model: its own session, the shared tokenizer.

@@ -314,7 +314,11 @@ fn the_model_run_gives_fastembeds_vectors() {
             .collect();
         assert_eq!(got.len(), texts.len());
         for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
-            let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let diff = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
             assert!(diff < 1e-6, "{precision}: text {i} differs by {diff}");
         }
         // The long text alone: its count adds up what truncation cut off.
@@ -327,7 +331,14 @@ fn the_model_run_gives_fastembeds_vectors() {
             untruncated
         );
         assert_eq!(ours.count_tokens(long), untruncated + 2);
-        assert_eq!(ours.count_tokens(&texts[0]), theirs.tokenizer.encode(texts[0].as_str(), true).unwrap().len());
+        assert_eq!(
+            ours.count_tokens(&texts[0]),
+            theirs
+                .tokenizer
+                .encode(texts[0].as_str(), true)
+                .unwrap()
+                .len()
+        );
     }
 }
 
@@ -455,7 +466,11 @@ async fn workers_share_the_queue_and_answers_keep_their_order() {
     let runs = runs.lock().unwrap();
     // The backend's own run size, not max_batch.
     assert!(runs.iter().all(|r| r.len() <= 2), "{runs:?}");
-    assert_eq!(threads.lock().unwrap().len(), 2, "one worker did everything");
+    assert_eq!(
+        threads.lock().unwrap().len(),
+        2,
+        "one worker did everything"
+    );
     let with_question = runs
         .iter()
         .position(|r| r.iter().any(|t| t == "query: short"))
