@@ -13,7 +13,7 @@ use prost::Message;
 use wenda::error::{Error, FieldViolation};
 use wenda::ingest::{DocumentInput, lang};
 use wenda::proto;
-use wenda::types::{SearchMode, SearchQuery, limits};
+use wenda::types::{SearchQuery, limits};
 
 use wenda::engine::validate::{
     echo, id_problem, validate_embed, validate_get, validate_ids, validate_ingest, validate_list,
