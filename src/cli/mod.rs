@@ -34,7 +34,12 @@ pub async fn open_engine(args: &EngineArgs, show_progress: bool) -> anyhow::Resu
         let explicit = args.lexicon.is_some();
         (
             explicit,
-            tokio::task::spawn_blocking(move || crate::lexical::Lexicon::load(&path)),
+            tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let lexicon = crate::lexical::Lexicon::load(&path);
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "lexicon loaded");
+                lexicon
+            }),
         )
     });
     let (embedder, counter) = model.await??;
