@@ -5,9 +5,10 @@ Python on the shipped `model_int8.onnx`, one text per run as wenda runs int8:
 1. threads: one session on every core (spinning or not) against one
    single-threaded session, alone and two side by side (what wenda's
    embedder does: one session per core);
-2. operators: ONNX Runtime's own profiler, the share of kernel time per
+2. operators (after the batches): ONNX Runtime's own profiler, the share of kernel time per
    operator type over the dev questions;
-3. fused attention: every layer's attention (Reshape, Transpose, MatMul,
+3. batches: passages one per run against length-sorted padded batches of 8;
+4. fused attention: every layer's attention (Reshape, Transpose, MatMul,
    Softmax, ... 13 nodes) replaced by one `com.microsoft:MultiHeadAttention`,
    timed against the shipped graph, with the cosine between their vectors.
 
@@ -43,12 +44,27 @@ def texts():
     def feeds(text):
         ids = np.array([tok.encode(text).ids[:512]], dtype=np.int64)
         return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    ids = [tok.encode(p).ids[:512] for p in pieces[:60]]
     start = time.perf_counter()
     for _ in range(10):
         for q in questions:
             tok.encode(q)
     tokenize_us = (time.perf_counter() - start) / (10 * len(questions)) * 1e6
-    return [feeds(q) for q in questions], [feeds(p) for p in pieces[:60]], tokenize_us
+    return [feeds(q) for q in questions], [feeds(p) for p in pieces[:60]], tokenize_us, ids
+
+
+def batches(ids, size):
+    """The passages sorted by length and cut into padded batches of `size`
+    (`<pad>` = 1, masked), as a length-bucketing embedder would run them."""
+    ordered = sorted(ids, key=len)
+    out = []
+    for i in range(0, len(ordered), size):
+        group = ordered[i:i + size]
+        width = max(map(len, group))
+        input_ids = np.array([g + [1] * (width - len(g)) for g in group], dtype=np.int64)
+        mask = np.array([[1] * len(g) + [0] * (width - len(g)) for g in group], dtype=np.int64)
+        out.append({"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)})
+    return out
 
 
 def session(path, threads=1, spin=False, profile=None):
@@ -117,7 +133,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    questions, passages, tokenize_us = texts()
+    questions, passages, tokenize_us, passage_ids = texts()
     print(f"{os.cpu_count()} CPUs; onnxruntime {ort.__version__}; {len(questions)} questions, "
           f"{len(passages)} 300-character corpus pieces; best of {args.rounds} rounds\n")
     print(f"tokenizing a question (Hugging Face tokenizers, XLM-R's 250,000 pieces): {tokenize_us:.0f} µs\n")
@@ -133,6 +149,17 @@ def main():
         ms_per_text(sessions, questions[:3], 1)
         print(f"| {label} | {ms_per_text(sessions, questions, args.rounds):.2f} | "
               f"{ms_per_text(sessions, passages, args.rounds):.2f} |")
+
+    print(f"\nPassages one per run against length-sorted batches, {cores} single-threaded sessions side by side"
+          " (int8 in batches depends on its batch mates: an upper bound of what batching could give it):\n")
+    print("| model | one text per run: ms per passage | sorted batches of 8: ms per passage |\n|---|---:|---:|")
+    for label, path in [("int8", INT8), ("fp32", os.path.join(MODEL, "model.onnx"))]:
+        sessions = [session(path) for _ in range(cores)]
+        grouped = batches(passage_ids, 8)
+        ms_per_text(sessions, passages[:4], 1)
+        single = ms_per_text(sessions, passages, args.rounds)
+        batched = ms_per_text(sessions, grouped, args.rounds) * len(grouped) / len(passages)
+        print(f"| {label} | {single:.2f} | {batched:.2f} |")
 
     with tempfile.TemporaryDirectory() as tmp:
         prof = session(INT8, profile=os.path.join(tmp, "profile"))
