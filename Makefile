@@ -15,7 +15,7 @@ STAMP   := $(VENV)/.installed-$(shell cat models/requirements.txt tests/requirem
 # playwright-core for the browser test, from the npm registry by its lock file.
 BROWSER_STAMP := tests/browser/node_modules/.installed-$(shell sha256sum tests/browser/package-lock.json | cut -c1-16)
 
-.PHONY: setup run test build bench bench-store bench-criterion soak eval clean fmt lint fuzz
+.PHONY: setup run test build bench bench-store bench-perf bench-criterion soak eval clean fmt lint fuzz
 
 setup: $(STAMP) $(BROWSER_STAMP)
 	@$(VPY) models/provision.py
@@ -56,6 +56,11 @@ bench: setup
 # write throughput and write-to-visible latency (BENCHMARKS.md).
 bench-store:
 	bash bench/store.sh $(STORE_BENCH_ARGS)
+
+# Where a question's CPU time goes, sampled by `perf` on the real server at
+# one client: by library, by thread, wenda's hottest functions.
+bench-perf:
+	bash bench/perf.sh
 
 # Criterion micro-benchmarks (benches/; a few minutes on 2 cores; not part of
 # `make test`). One bench: BENCHES="--bench index"; a filter or Criterion
