@@ -219,7 +219,7 @@ impl Embedder {
         self.queue.workers()
     }
 
-    /// Embeds texts; waits on the embedder thread without blocking the runtime.
+    /// Embeds texts; waits on the workers without blocking the runtime.
     pub async fn embed(&self, texts: Vec<String>, kind: EmbedKind) -> Result<Vec<EmbeddedText>> {
         let reply = self.submit(texts, kind)?;
         reply

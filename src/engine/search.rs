@@ -36,7 +36,7 @@ impl Engine {
         };
 
         // The lexical half (dictionary translations, BM25, the highlight
-        // terms) needs no vector: it runs while the embedder thread computes
+        // terms) needs no vector: it runs while an embedder worker computes
         // the query's, and only the dense search waits for it.
         let page = Page::of(&query, self.read_state().generation)?;
         // The ranking is read up to the end of this page and one more, to
