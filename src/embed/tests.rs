@@ -517,3 +517,50 @@ async fn a_short_answer_from_the_model_is_an_error() {
             .is_empty()
     );
 }
+
+/// The queue refuses work beyond its capacity (the caller is told to back
+/// off) and after it closes, and a closed queue still hands out what it
+/// holds before telling its workers to stop.
+#[test]
+fn a_full_or_closed_queue_refuses_and_a_closed_one_drains() {
+    let queue = queue::Queue::new(2);
+    let manifest = testing::manifest();
+    let job = |text: &str| {
+        let (reply, rx) = oneshot::channel();
+        (
+            queue::Job {
+                texts: vec![text.to_string()],
+                kind: EmbedKind::Query,
+                span: Span::none(),
+                reply,
+            },
+            rx,
+        )
+    };
+    let (a, mut a_rx) = job("a");
+    let (b, _b_rx) = job("b");
+    let (c, _c_rx) = job("c");
+    queue.push(a).unwrap();
+    queue.push(b).unwrap();
+    let err = queue.push(c).unwrap_err();
+    assert!(matches!(err, Error::Overloaded(_)), "{err}");
+    queue.close();
+    let (d, _d_rx) = job("d");
+    assert!(matches!(queue.push(d).unwrap_err(), Error::Unavailable(_)));
+    let run = queue
+        .take(8, &manifest)
+        .expect("the queued jobs are still handed out");
+    assert_eq!(run.prefixed, ["query: a", "query: b"]);
+    let vectors = run
+        .prefixed
+        .iter()
+        .map(|t| EmbeddedText {
+            vector: testing::bigram_vector(t),
+            tokens: 1,
+            truncated: false,
+        })
+        .collect();
+    queue.finish(run, Ok(vectors));
+    assert_eq!(a_rx.try_recv().unwrap().unwrap().len(), 1);
+    assert!(queue.take(8, &manifest).is_none(), "closed and empty");
+}
