@@ -13,12 +13,12 @@ use crate::ingest::TokenCounter;
 /// One worker's model: its own session (`ort` runs a session through
 /// `&mut`), the shared tokenizer.
 ///
-/// fastembed 7.5 ran the model before: its `TextEmbedding` owns a tokenizer,
-/// and XLM-R's 250,000-piece tokenizer takes about 250 MB (its trie), so
-/// every worker beyond the first cost that much again (measured: 256 MB per
-/// copy, BENCHMARKS.md, "Figures behind the code"). The run is the few lines
-/// below, as fastembed does it; a test holds their vectors equal to
-/// fastembed's own on the same files.
+/// Not fastembed's `TextEmbedding`: it owns its tokenizer, and a copy of
+/// XLM-R's 250,000-piece tokenizer takes about 250 MB (its trie), so every
+/// worker would carry that again (measured: 256 MB per copy, BENCHMARKS.md,
+/// "Figures behind the code"). The run is the few lines below, as fastembed
+/// does it; a test holds their vectors equal to fastembed's own on the same
+/// files.
 pub(super) struct OrtBackend {
     session: ort::session::Session,
     tokenizer: Arc<ModelTokenizer>,
