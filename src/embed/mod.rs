@@ -135,7 +135,6 @@ impl Embedder {
                 ready.push(send);
                 spawn_worker_thread(
                     move || receive.recv().ok(),
-                    false,
                     embedder.queue.clone(),
                     embedder.manifest.clone(),
                     config.max_batch,
@@ -155,7 +154,10 @@ impl Embedder {
                                 ms = started.elapsed().as_millis() as u64,
                                 "embedder worker loaded"
                             );
-                            let _ = send.send(backend);
+                            queue.count_worker(true);
+                            if send.send(backend).is_err() {
+                                queue.count_worker(false);
+                            }
                         }
                         Err(err) => {
                             tracing::warn!(%err, "an extra embedder worker did not load; serving with fewer");
@@ -197,7 +199,6 @@ impl Embedder {
             queue.count_worker(true);
             spawn_worker_thread(
                 move || Some(backend),
-                true,
                 queue.clone(),
                 manifest.clone(),
                 max_batch,
@@ -281,10 +282,10 @@ fn lower_this_threads_priority() {
 }
 
 /// A worker thread, running the backend `backend()` gives it (none: the
-/// thread ends). `counted`: the caller has counted the worker already.
+/// thread ends). Whoever hands a worker its backend counts it
+/// (`Queue::count_worker`); the thread uncounts it when it stops.
 fn spawn_worker_thread<B: EmbedBackend>(
     backend: impl FnOnce() -> Option<B> + Send + 'static,
-    counted: bool,
     queue: Arc<Queue>,
     manifest: Arc<ModelManifest>,
     max_batch: usize,
@@ -292,17 +293,10 @@ fn spawn_worker_thread<B: EmbedBackend>(
     std::thread::Builder::new()
         .name("wenda-embedder".into())
         .spawn(move || {
-            let Some(backend) = backend() else {
-                if counted {
-                    queue.count_worker(false);
-                }
-                return;
-            };
-            if !counted {
-                queue.count_worker(true);
+            if let Some(backend) = backend() {
+                worker(backend, &queue, manifest, max_batch.max(1));
+                queue.count_worker(false);
             }
-            worker(backend, &queue, manifest, max_batch.max(1));
-            queue.count_worker(false);
         })
         .expect("spawning an embedder thread");
 }

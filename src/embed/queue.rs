@@ -192,24 +192,27 @@ impl Queue {
     /// simply gone.
     pub fn finish(&self, run: Run, result: Result<Vec<EmbeddedText>>) {
         let mut state = self.lock();
-        let mut embedded = match result {
-            Ok(embedded) => Some(embedded.into_iter()),
-            Err(err) => {
-                for &(id, _, _) in &run.parts {
-                    if let Some(p) = state.jobs.iter_mut().find(|p| p.id == id) {
-                        p.failed = Some(err.clone());
+        match result {
+            Ok(embedded) => {
+                let mut embedded = embedded.into_iter();
+                for &(id, from, take) in &run.parts {
+                    let texts = embedded.by_ref().take(take);
+                    match state.jobs.iter_mut().find(|p| p.id == id) {
+                        Some(p) => {
+                            for (slot, text) in p.results[from..from + take].iter_mut().zip(texts) {
+                                *slot = Some(text);
+                                p.completed += 1;
+                            }
+                        }
+                        // The job is gone: its texts are passed over.
+                        None => texts.for_each(drop),
                     }
                 }
-                None
             }
-        };
-        if let Some(embedded) = embedded.as_mut() {
-            for &(id, from, take) in &run.parts {
-                let mut job = state.jobs.iter_mut().find(|p| p.id == id);
-                for (i, text) in (from..from + take).zip(embedded.by_ref()) {
-                    if let Some(p) = job.as_deref_mut() {
-                        p.results[i] = Some(text);
-                        p.completed += 1;
+            Err(err) => {
+                for p in &mut state.jobs {
+                    if run.parts.iter().any(|&(id, _, _)| id == p.id) {
+                        p.failed = Some(err.clone());
                     }
                 }
             }
