@@ -96,15 +96,12 @@ fn main() -> Result<()> {
         }
     }
 
+    let workers = config.workers();
     let started = Instant::now();
     let embedder = Embedder::start(config).context("loading the model")?;
     let load_ms = ms(started.elapsed());
     // The workers beyond the first load in the background: measure with
     // all of them (serving starts after the first).
-    let workers = match args.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
     while embedder.workers() < workers && started.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

@@ -107,10 +107,7 @@ impl Embedder {
     pub fn start_with_counter(config: EmbedderConfig) -> Result<(Self, TokenizerCounter)> {
         let manifest = config.verified_manifest()?;
         let started = std::time::Instant::now();
-        let workers = match config.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let workers = config.workers();
         // The workers already run texts in parallel; the tokenizer's own
         // rayon threads would only spin beside them for one text at a time.
         tokenizers::utils::parallelism::set_parallelism(false);

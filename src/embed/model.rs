@@ -168,6 +168,14 @@ impl EmbedderConfig {
         }
     }
 
+    /// Embedder workers to run: `threads`, or one per core when it is 0.
+    pub fn workers(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     pub(super) fn manifest_path(&self) -> PathBuf {
         self.models_dir.join(format!("{}.toml", self.model))
     }
