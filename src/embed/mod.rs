@@ -120,7 +120,7 @@ impl Embedder {
             ms = started.elapsed().as_millis() as u64,
             "model loaded"
         );
-        let counter = TokenizerCounter::shared(&tokenizer);
+        let counter = TokenizerCounter::shared(tokenizer.clone());
         let embedder = Self::with_backend(backend, manifest.clone(), config.max_batch);
         if workers > 1 {
             // The extra workers' threads start here, at this thread's

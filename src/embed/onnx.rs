@@ -107,13 +107,14 @@ fn mean_pool(rows: &[f32], mask: &[u32], dimension: usize) -> Vec<f32> {
 /// neither truncates nor pads, so it counts exactly; `encode_batch` applies
 /// the configured truncation and padding the way `tokenizers` does.
 pub(super) struct ModelTokenizer {
-    tokenizer: Arc<tokenizers::Tokenizer>,
+    tokenizer: tokenizers::Tokenizer,
     truncation: Option<tokenizers::TruncationParams>,
     padding: Option<tokenizers::PaddingParams>,
 }
 
 impl ModelTokenizer {
-    /// Takes over a tokenizer configured by `embedding_tokenizer`.
+    /// Takes over a tokenizer configured by `embedding_tokenizer` (or a
+    /// plain one, which then neither truncates nor pads).
     pub fn new(mut configured: tokenizers::Tokenizer) -> Result<Self> {
         let truncation = configured.get_truncation().cloned();
         let padding = configured.get_padding().cloned();
@@ -122,7 +123,7 @@ impl ModelTokenizer {
             .map_err(|e| Error::Model(e.to_string()))?;
         configured.with_padding(None);
         Ok(Self {
-            tokenizer: Arc::new(configured),
+            tokenizer: configured,
             truncation,
             padding,
         })
@@ -166,33 +167,27 @@ impl ModelTokenizer {
 
 /// Counts model tokens with the model's own tokenizer, for the chunker.
 #[derive(Clone)]
-pub struct TokenizerCounter(Arc<tokenizers::Tokenizer>);
+pub struct TokenizerCounter(Arc<ModelTokenizer>);
 
 impl TokenizerCounter {
     /// Loads `tokenizer.json` of the configured model, without truncation.
     /// (`Embedder::start_with_counter` gives one without a second load.)
     pub fn load(config: &EmbedderConfig) -> Result<Self> {
         let path = config.model_dir().join("tokenizer.json");
-        let mut tokenizer =
+        let tokenizer =
             tokenizers::Tokenizer::from_file(&path).map_err(|e| missing(&path, &e.to_string()))?;
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| Error::Model(e.to_string()))?;
-        tokenizer.with_padding(None);
-        Ok(Self(Arc::new(tokenizer)))
+        Ok(Self(Arc::new(ModelTokenizer::new(tokenizer)?)))
     }
-}
 
-impl TokenizerCounter {
     /// Counts with the embedder's own tokenizer.
-    pub(super) fn shared(tokenizer: &ModelTokenizer) -> Self {
-        Self(tokenizer.tokenizer.clone())
+    pub(super) fn shared(tokenizer: Arc<ModelTokenizer>) -> Self {
+        Self(tokenizer)
     }
 }
 
 impl TokenCounter for TokenizerCounter {
     fn count(&self, text: &str) -> usize {
-        self.0.encode(text, false).map(|e| e.len()).unwrap_or(0)
+        self.0.count(text, false)
     }
 }
 

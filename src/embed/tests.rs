@@ -327,7 +327,7 @@ fn the_model_run_gives_fastembeds_vectors() {
         let untruncated = plain.encode(long.as_str(), false).unwrap().len();
         assert!(untruncated > 1000);
         assert_eq!(
-            crate::ingest::TokenCounter::count(&TokenizerCounter::shared(&tokenizer), long),
+            crate::ingest::TokenCounter::count(&TokenizerCounter::shared(tokenizer.clone()), long),
             untruncated
         );
         assert_eq!(ours.count_tokens(long), untruncated + 2);
