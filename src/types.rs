@@ -121,6 +121,10 @@ pub struct Evidence {
     pub concepts: f32,
     /// Found by both the dense and the lexical search.
     pub both_lists: bool,
+    /// The query asks for a number (a count, an amount, a year, a date)
+    /// and the passage holds none besides the query's own
+    /// (`answer_type::lacks_asked_number`).
+    pub lacks_asked_number: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -102,7 +102,13 @@ pub struct EvidenceRow {
     pub cosine: f32,
     pub concepts: f32,
     pub both_lists: bool,
+    pub lacks_asked_number: bool,
     pub relevance: f32,
+    /// The passage's id, the question and the passage's text, for reading
+    /// the rows.
+    pub passage: u64,
+    pub question: String,
+    pub text: String,
 }
 
 fn is_hit(q: &Question, h: &crate::types::SearchHit) -> bool {
@@ -172,7 +178,11 @@ pub async fn evidence_rows(
                 cosine: h.evidence.cosine,
                 concepts: h.evidence.concepts,
                 both_lists: h.evidence.both_lists,
+                lacks_asked_number: h.evidence.lacks_asked_number,
                 relevance: h.relevance,
+                passage: h.passage.id,
+                question: q.question.clone(),
+                text: h.passage.text.clone(),
             });
         }
     }

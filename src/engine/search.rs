@@ -9,6 +9,7 @@ use super::paging::{MAX_PAGED_RESULTS, Page};
 use super::state::State;
 use super::validate::{validate_embed, validate_search};
 use super::{Engine, ms};
+use crate::answer_type;
 use crate::embed::{EmbedKind, EmbeddedText};
 use crate::error::Result;
 use crate::ingest::lang;
@@ -34,6 +35,18 @@ impl Engine {
         } else {
             query.query_language.clone()
         };
+
+        // A Vietnamese question typed without marks is embedded with them
+        // put back: the model reads "có bao nhiêu thành viên" far better
+        // than "co bao nhieu thanh vien" (docs/retrieval.md). The lexical
+        // half keeps the typed words, which it matches by their folded form.
+        let restored = (query_language == "vi")
+            .then(|| self.config.lexicon.as_ref()?.restore_marks(&query.query))
+            .flatten();
+        if let Some(text) = &restored {
+            tracing::debug!(restored = %text, "Vietnamese marks restored for the model");
+        }
+        let model_text = restored.as_deref().unwrap_or(&query.query);
 
         // The lexical half (dictionary translations, BM25, the highlight
         // terms) needs no vector: it runs while an embedder worker computes
@@ -70,7 +83,7 @@ impl Engine {
                 (None, ms(started), lexical_half())
             } else {
                 let embedding = async {
-                    let vector = self.query_vector(&query.query).await;
+                    let vector = self.query_vector(model_text).await;
                     (vector, ms(started))
                 };
                 // `biased`: the embedding is polled first, so its job is on
@@ -109,6 +122,7 @@ impl Engine {
             self.config.lexical_weight,
         );
         let dense_floor = dense.last().map_or(0.0, |d| d.score);
+        let asks_for_number = answer_type::asks_for_number(&query.query);
         let mut hits: Vec<SearchHit> = Vec::with_capacity(wanted + 1);
         let mut documents: Vec<&str> = Vec::new();
         for (position, c) in fused
@@ -191,6 +205,8 @@ impl Engine {
                     cosine: e.dense_score.unwrap_or(dense_floor),
                     concepts: 0.0,
                     both_lists: e.dense_score.is_some() && e.lexical_score.is_some(),
+                    lacks_asked_number: asks_for_number
+                        && !answer_type::holds_new_number(&query.query, &passage.text),
                 },
             });
         }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::lexicon::Lexicon;
+use super::lexicon::{Lexicon, is_unaccented_syllable};
 use super::terms::{TermTokenizer, fold};
 
 /// BM25's term-frequency saturation.
@@ -163,6 +163,23 @@ impl LexicalIndex {
                 translations,
             };
         };
+        // A misspelt English word ("architcet") is read as the dictionary
+        // word it most likely is, before it is translated. Words the index
+        // holds, unmarked Vietnamese syllables and words standing for
+        // marked ones are not English typos.
+        for term in &mut terms {
+            if self.has_term(term)
+                || synonyms.contains_key(term.as_str())
+                || is_unaccented_syllable(term)
+            {
+                continue;
+            }
+            if let Some(correct) = lexicon.correct(term) {
+                tracing::debug!(typed = %term, read = correct, "query word corrected");
+                *term = correct.to_string();
+                translations.push(term.clone());
+            }
+        }
         let known = |w: &str| {
             let terms = TermTokenizer.terms(w);
             !terms.is_empty() && terms.iter().all(|t| self.has_term(t))

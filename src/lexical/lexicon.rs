@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
+use super::diacritics::{DIACRITICS_FILE, Diacritics};
+use super::spelling::Speller;
 use super::terms::fold;
 use crate::error::{Error, Result};
 
@@ -46,6 +48,12 @@ pub struct Lexicon {
     /// 成立 and every other word read so, for Vietnamese typed without
     /// diacritics.
     vi_folded: HashMap<String, Vec<String>>,
+    /// The English words of the glosses, for correcting misspelt query
+    /// words before they are looked up.
+    speller: Speller,
+    /// Vietnamese marks for questions typed without them, when
+    /// [`DIACRITICS_FILE`] is beside the CC-CEDICT file.
+    diacritics: Option<Diacritics>,
 }
 
 impl std::fmt::Debug for Lexicon {
@@ -224,8 +232,31 @@ fn is_latin_word(term: &str) -> bool {
 
 impl Lexicon {
     /// Loads a CC-CEDICT file (`Trad Simp [pinyin] /gloss/gloss/`) and, when
-    /// [`SINO_VIETNAMESE_FILE`] is beside it, the Sino-Vietnamese readings.
+    /// [`SINO_VIETNAMESE_FILE`] is beside it, the Sino-Vietnamese readings,
+    /// and when [`DIACRITICS_FILE`] is, the Vietnamese marks model (read on
+    /// a thread of its own, beside the dictionary).
     pub fn load(path: &Path) -> Result<Self> {
+        let diacritics_path = path.with_file_name(DIACRITICS_FILE);
+        let diacritics = std::thread::spawn(move || match Diacritics::load(&diacritics_path) {
+            Ok(d) => Ok(Some(d)),
+            Err(_) if !diacritics_path.exists() => {
+                tracing::warn!(
+                    path = %diacritics_path.display(),
+                    "no Vietnamese marks model: questions typed without marks are embedded as typed"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        });
+        let mut lexicon = Self::load_dictionary(path)?;
+        lexicon.diacritics = diacritics
+            .join()
+            .map_err(|_| Error::Io("loading the Vietnamese marks model panicked".into()))??;
+        Ok(lexicon)
+    }
+
+    /// The CC-CEDICT file and the readings beside it.
+    fn load_dictionary(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Io(format!(
                 "{}: {e}; run `make setup` to provision the lexicon",
@@ -258,6 +289,7 @@ impl Lexicon {
     /// two to four characters when each character's reading is known.
     pub fn parse_with_readings(text: &str, readings: Option<&HashMap<char, String>>) -> Self {
         let mut lexicon = Self::default();
+        let mut english_words: Vec<String> = Vec::new();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let Some((head, rest)) = line.split_once(" [") else {
                 continue;
@@ -290,6 +322,7 @@ impl Lexicon {
                     }
                 };
                 for phrase in gloss_phrases(gloss) {
+                    english_words.extend(phrase.split([' ', '-']).map(str::to_string));
                     add(&phrase);
                     if senses.len() < 2 {
                         senses.push(phrase);
@@ -311,7 +344,25 @@ impl Lexicon {
             // Primary senses first; among equals, shorter (more general) words.
             words.sort_by_key(|(w, rank)| (*rank, w.chars().count()));
         }
+        lexicon.speller = Speller::from_words(english_words.iter().map(String::as_str));
         lexicon
+    }
+
+    /// The dictionary word a misspelt English query word most likely is
+    /// ([`Speller::correct`]), unless the dictionary knows the word as
+    /// it is (also by its stem: "projects" is not corrected).
+    pub fn correct(&self, word: &str) -> Option<&str> {
+        if self.en_to_zh.contains_key(&stem(word)) {
+            return None;
+        }
+        self.speller.correct(word)
+    }
+
+    /// `question` with Vietnamese marks put back when it is typed without
+    /// any ([`Diacritics::restore`]); `None` without the model, for a
+    /// question with marks, or when nothing changes.
+    pub fn restore_marks(&self, question: &str) -> Option<String> {
+        self.diacritics.as_ref()?.restore(question)
     }
 
     /// Whether Vietnamese words can be looked up by their readings.

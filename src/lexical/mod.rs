@@ -6,9 +6,14 @@
 //! - [`terms`]: text to terms.
 //! - [`bm25`]: the index and its scoring.
 //! - [`lexicon`]: Chinese↔English and Vietnamese→Chinese dictionary lookups.
+//! - [`diacritics`]: Vietnamese marks put back on questions typed without.
+//! - [`spelling`]: misspelt English query words corrected against the
+//!   dictionary's vocabulary.
 
 pub mod bm25;
+pub mod diacritics;
 pub mod lexicon;
+pub mod spelling;
 pub mod terms;
 #[cfg(test)]
 mod tests;

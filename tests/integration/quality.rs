@@ -35,7 +35,7 @@ async fn dev_set_scores_stay_above_the_floor() {
     // The answerable verdict: most dev questions come back answerable with
     // a hit in the first 5, most unanswerable ones are refused
     // (docs/retrieval.md has the fit; floors below the measured 18/20 and
-    // 19/27).
+    // 21/27).
     assert!(hybrid.answered_with_hit >= 16, "{hybrid}");
     let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
     let unanswerable = eval::load_questions(&bench.join("unanswerable_qa.jsonl")).unwrap();
@@ -43,7 +43,7 @@ async fn dev_set_scores_stay_above_the_floor() {
         .await
         .unwrap();
     eprintln!("{refusals}");
-    assert!(refusals.refused >= 17, "{refusals}");
+    assert!(refusals.refused >= 19, "{refusals}");
     // Fusion must beat each of its parts.
     let dense = eval::evaluate(&engine, &questions, SearchMode::Dense, "")
         .await
@@ -229,5 +229,80 @@ async fn a_vietnamese_question_finds_chinese_passages_by_sino_vietnamese_words()
         first.highlights.iter().any(|h| h.text.contains("北京")),
         "the Chinese sentence naming Beijing is the evidence: {:?}",
         first.highlights
+    );
+}
+
+/// A Vietnamese question typed without marks ("co bao nhieu thanh vien") is
+/// embedded with them put back by pyvi's CRF (`lexical::diacritics`): the
+/// dev set's Vietnamese questions and the Vietnamese probe, every mark
+/// removed, still find their answers (measured: hit@5 1.00, MRR@10 0.83
+/// with the marks restored; 0.85 and 0.40 without).
+#[tokio::test]
+async fn vietnamese_typed_without_marks_finds_what_it_finds_with_them() {
+    let lexicon = common::lexicon();
+    assert_eq!(
+        lexicon
+            .restore_marks("OpenStack Foundation duoc thanh lap vao nam nao?")
+            .as_deref(),
+        Some("OpenStack Foundation được thành lập vào năm nào?"),
+        "make setup provisions models/lexicon/vi-diacritics.tsv"
+    );
+    assert_eq!(
+        lexicon.restore_marks("Thành viên"),
+        None,
+        "marked: as typed"
+    );
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut questions: Vec<eval::Question> =
+        eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl"))
+            .unwrap()
+            .into_iter()
+            .filter(|q| q.lang == "vi")
+            .chain(eval::load_questions(&repo.join("bench/vi_probe_qa.jsonl")).unwrap())
+            .collect();
+    for q in &mut questions {
+        q.question = wenda::lexical::fold(&q.question);
+        assert!(q.question.is_ascii(), "{}", q.question);
+    }
+    assert_eq!(questions.len(), 13);
+    let engine = common::corpus_engine();
+    let scores = eval::evaluate(&engine, &questions, SearchMode::Hybrid, "")
+        .await
+        .unwrap();
+    eprintln!("{scores}");
+    assert!(scores.overall.hit_at_5 >= 0.9, "{scores}");
+    assert!(scores.overall.mrr_at_10 >= 0.7, "{scores}");
+}
+
+/// A misspelt English word is read as the dictionary word it clearly
+/// misspells before it is translated (`lexical::spelling`): "cheif
+/// architcet" finds 首席架构师 in a Chinese passage, lexically alone.
+#[tokio::test]
+async fn a_misspelt_english_word_is_translated_as_the_word_it_misspells() {
+    let lexicon = common::lexicon();
+    assert_eq!(lexicon.correct("architcet"), Some("architect"));
+    assert_eq!(lexicon.correct("architect"), None, "known words stay");
+    assert_eq!(lexicon.correct("projects"), None, "known by their stem");
+    let engine = common::corpus_engine();
+    let results = engine
+        .search(SearchQuery {
+            query: "Who is FiberHome's cheif architcet?".into(),
+            top_k: 5,
+            mode: SearchMode::Lexical,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        results
+            .hits
+            .iter()
+            .any(|h| h.passage.text.contains("首席架构师陈刚")),
+        "{:?}",
+        results
+            .hits
+            .iter()
+            .map(|h| &h.passage.text)
+            .collect::<Vec<_>>()
     );
 }
