@@ -306,3 +306,17 @@ async fn a_misspelt_english_word_is_translated_as_the_word_it_misspells() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The marks model takes any text a query may be: empty, punctuation,
+/// digits, a long run of syllables (bounded, not a panic or a stall).
+#[test]
+fn the_marks_model_takes_any_text() {
+    let lexicon = common::lexicon();
+    for text in ["", " ", "?!.", "2024 4G 100%", "\t\n", "OpenStack"] {
+        assert_eq!(lexicon.restore_marks(text), None, "{text:?}");
+    }
+    let long = "thanh vien ".repeat(400);
+    let restored = lexicon.restore_marks(&long).expect("restored");
+    assert_eq!(restored.chars().count(), long.chars().count());
+    assert_eq!(wenda::lexical::fold(&restored), long);
+}
