@@ -1,6 +1,6 @@
 //! What a question asks for, when it asks for a number (a count, an
 //! amount, a year or a date), and whether a passage holds one the question
-//! does not: evidence for `rank::relevance` that a passage on the right
+//! does not ([`AskedNumber`]): evidence for `rank::relevance` that a passage on the right
 //! subject cannot answer "when" or "how many" without a number in it.
 
 use crate::lexical::fold;
@@ -187,17 +187,25 @@ fn numbers(text: &str) -> Vec<String> {
     out
 }
 
-/// Whether `passage` holds a number that `question` does not write itself
-/// (a question naming "2026" is not answered by the 2026 it names).
-pub fn holds_new_number(question: &str, passage: &str) -> bool {
-    let asked = numbers(question);
-    numbers(passage).iter().any(|n| !asked.contains(n))
+/// A question that asks for a number, with the numbers it writes itself
+/// (read once per query, not once per passage).
+pub struct AskedNumber {
+    written: Vec<String>,
 }
 
-/// Whether `passage` lacks what `question` asks for: true only when the
-/// question asks for a number and the passage holds none of its own.
-pub fn lacks_asked_number(question: &str, passage: &str) -> bool {
-    asks_for_number(question) && !holds_new_number(question, passage)
+impl AskedNumber {
+    /// `None` when `question` does not ask for a number.
+    pub fn of(question: &str) -> Option<Self> {
+        asks_for_number(question).then(|| Self {
+            written: numbers(question),
+        })
+    }
+
+    /// Whether `passage` holds no number besides the question's own (a
+    /// question naming "2026" is not answered by the 2026 it names).
+    pub fn lacked_by(&self, passage: &str) -> bool {
+        numbers(passage).iter().all(|n| self.written.contains(n))
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +239,11 @@ mod tests {
         ] {
             assert!(!asks_for_number(q), "{q}");
         }
+    }
+
+    /// Whether `passage` lacks the number `question` asks for.
+    fn lacks_asked_number(question: &str, passage: &str) -> bool {
+        AskedNumber::of(question).is_some_and(|a| a.lacked_by(passage))
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub struct Evidence {
     pub both_lists: bool,
     /// The query asks for a number (a count, an amount, a year, a date)
     /// and the passage holds none besides the query's own
-    /// (`answer_type::lacks_asked_number`).
+    /// (`answer_type::AskedNumber`).
     pub lacks_asked_number: bool,
 }
 

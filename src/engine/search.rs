@@ -122,7 +122,7 @@ impl Engine {
             self.config.lexical_weight,
         );
         let dense_floor = dense.last().map_or(0.0, |d| d.score);
-        let asks_for_number = answer_type::asks_for_number(&query.query);
+        let asked_number = answer_type::AskedNumber::of(&query.query);
         let mut hits: Vec<SearchHit> = Vec::with_capacity(wanted + 1);
         let mut documents: Vec<&str> = Vec::new();
         for (position, c) in fused
@@ -205,8 +205,9 @@ impl Engine {
                     cosine: e.dense_score.unwrap_or(dense_floor),
                     concepts: 0.0,
                     both_lists: e.dense_score.is_some() && e.lexical_score.is_some(),
-                    lacks_asked_number: asks_for_number
-                        && !answer_type::holds_new_number(&query.query, &passage.text),
+                    lacks_asked_number: asked_number
+                        .as_ref()
+                        .is_some_and(|a| a.lacked_by(&passage.text)),
                 },
             });
         }

@@ -2,15 +2,28 @@
 //! a floor, so a change that hurts ranking across languages fails here.
 //! The figures and how they were reached are in docs/retrieval.md.
 
+use std::path::{Path, PathBuf};
+
 use wenda::cli::eval;
 use wenda::types::{SearchMode, SearchQuery};
 
 use crate::common;
 
+/// The dev questions with their gold answers (`../shared/eval`).
+fn dev_qa() -> PathBuf {
+    common::corpus_dir().join("../eval/dev_qa.jsonl")
+}
+
+/// A question file of ours in `bench/` (robustness, unanswerable, probes).
+fn bench_qa(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench")
+        .join(file)
+}
+
 #[tokio::test]
 async fn dev_set_scores_stay_above_the_floor() {
-    let questions = eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl"))
-        .expect("dev questions");
+    let questions = eval::load_questions(&dev_qa()).expect("dev questions");
     assert_eq!(questions.len(), 20);
     let engine = common::corpus_engine();
     let hybrid = eval::evaluate(&engine, &questions, SearchMode::Hybrid, "")
@@ -37,8 +50,7 @@ async fn dev_set_scores_stay_above_the_floor() {
     // (docs/retrieval.md has the fit; floors below the measured 18/20 and
     // 21/27).
     assert!(hybrid.answered_with_hit >= 16, "{hybrid}");
-    let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
-    let unanswerable = eval::load_questions(&bench.join("unanswerable_qa.jsonl")).unwrap();
+    let unanswerable = eval::load_questions(&bench_qa("unanswerable_qa.jsonl")).unwrap();
     let refusals = eval::refusals(&engine, &unanswerable, SearchMode::Hybrid)
         .await
         .unwrap();
@@ -72,11 +84,10 @@ async fn dev_set_scores_stay_above_the_floor() {
 #[tokio::test]
 async fn every_question_gets_its_language() {
     let engine = common::corpus_engine();
-    let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
     for file in [
-        common::corpus_dir().join("../eval/dev_qa.jsonl"),
-        bench.join("robustness_qa.jsonl"),
-        bench.join("unanswerable_qa.jsonl"),
+        dev_qa(),
+        bench_qa("robustness_qa.jsonl"),
+        bench_qa("unanswerable_qa.jsonl"),
     ] {
         let questions = eval::load_questions(&file).expect("questions");
         assert!(questions.len() >= 20, "{}", file.display());
@@ -99,10 +110,8 @@ async fn every_question_gets_its_language() {
 #[tokio::test]
 async fn responses_hold_no_overlapping_passages_and_exact_highlights() {
     let engine = common::corpus_engine();
-    let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench");
-    let mut questions =
-        eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl")).unwrap();
-    questions.extend(eval::load_questions(&bench.join("robustness_qa.jsonl")).unwrap());
+    let mut questions = eval::load_questions(&dev_qa()).unwrap();
+    questions.extend(eval::load_questions(&bench_qa("robustness_qa.jsonl")).unwrap());
     let (mut passages, mut highlights, mut exact) = (0, 0, 0);
     for q in &questions {
         let hits = engine
@@ -166,8 +175,7 @@ async fn responses_hold_no_overlapping_passages_and_exact_highlights() {
 /// grows with `top_k`, the fused scores must not.
 #[tokio::test]
 async fn the_first_results_do_not_depend_on_how_many_are_asked_for() {
-    let questions = eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl"))
-        .expect("dev questions");
+    let questions = eval::load_questions(&dev_qa()).expect("dev questions");
     let engine = common::corpus_engine();
     let top = |top_k: usize, query: String| {
         let engine = engine.clone();
@@ -252,14 +260,12 @@ async fn vietnamese_typed_without_marks_finds_what_it_finds_with_them() {
         None,
         "marked: as typed"
     );
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut questions: Vec<eval::Question> =
-        eval::load_questions(&common::corpus_dir().join("../eval/dev_qa.jsonl"))
-            .unwrap()
-            .into_iter()
-            .filter(|q| q.lang == "vi")
-            .chain(eval::load_questions(&repo.join("bench/vi_probe_qa.jsonl")).unwrap())
-            .collect();
+    let mut questions: Vec<eval::Question> = eval::load_questions(&dev_qa())
+        .unwrap()
+        .into_iter()
+        .filter(|q| q.lang == "vi")
+        .chain(eval::load_questions(&bench_qa("vi_probe_qa.jsonl")).unwrap())
+        .collect();
     for q in &mut questions {
         q.question = wenda::lexical::fold(&q.question);
         assert!(q.question.is_ascii(), "{}", q.question);
