@@ -9,12 +9,13 @@ use crate::lexical::fold;
 /// matched on the lower-cased question: English and Chinese anywhere,
 /// Vietnamese as whole words (also folded, for questions typed without
 /// marks). English "when" only opens a question, since inside one it is
-/// a conjunction ("mistakes companies make when adopting").
+/// a conjunction ("mistakes companies make when adopting"). How long
+/// something has lasted ("how long", 多久, "bao lâu") is not among them:
+/// "for many years" (多年来) answers it without a number.
 const ENGLISH_OPENINGS: &[&str] = &["when ", "since when "];
 const ENGLISH: &[&str] = &[
     "how many",
     "how much",
-    "how long",
     "how old",
     "what year",
     "which year",
@@ -60,7 +61,6 @@ const VIETNAMESE: &[&str] = &[
     "ngày nào",
     "tháng nào",
     "thời gian nào",
-    "bao lâu",
 ];
 
 /// Number words that count as a number in a passage. Vietnamese "năm"
@@ -236,6 +236,10 @@ mod tests {
             // "may" is "máy" (machine) as often as "mấy" (how many).
             "Sieu may tinh Dawn o Anh",
             "OpenInfra là gì?",
+            // How long something has lasted: "for many years" answers it.
+            "Hỗ trợ GPU đã là một phần của OpenStack được bao lâu rồi?",
+            "How long has GPU support been part of OpenStack?",
+            "GPU 支持成为 OpenStack 的一部分有多久了？",
         ] {
             assert!(!asks_for_number(q), "{q}");
         }

@@ -47,15 +47,24 @@ async fn dev_set_scores_stay_above_the_floor() {
     );
     // The answerable verdict: most dev questions come back answerable with
     // a hit in the first 5, most unanswerable ones are refused
-    // (docs/retrieval.md has the fit; floors below the measured 18/20 and
-    // 21/27).
-    assert!(hybrid.answered_with_hit >= 16, "{hybrid}");
+    // (docs/retrieval.md has the fit; floors below the measured 20/20 and
+    // 22/27).
+    assert!(hybrid.answered_with_hit >= 18, "{hybrid}");
     let unanswerable = eval::load_questions(&bench_qa("unanswerable_qa.jsonl")).unwrap();
     let refusals = eval::refusals(&engine, &unanswerable, SearchMode::Hybrid)
         .await
         .unwrap();
     eprintln!("{refusals}");
-    assert!(refusals.refused >= 19, "{refusals}");
+    assert!(refusals.refused >= 20, "{refusals}");
+    // Vietnamese questions answered by Chinese passages: their cosines and
+    // shares of bridged words run low, and the relevance allows for a
+    // passage in another language (7/10 measured, 4/10 without).
+    let probe = eval::load_questions(&bench_qa("vi_probe_qa.jsonl")).unwrap();
+    let probe = eval::evaluate(&engine, &probe, SearchMode::Hybrid, "")
+        .await
+        .unwrap();
+    eprintln!("Vietnamese probe:\n{probe}");
+    assert!(probe.answered_with_hit >= 6, "{probe}");
     // Fusion must beat each of its parts.
     let dense = eval::evaluate(&engine, &questions, SearchMode::Dense, "")
         .await
