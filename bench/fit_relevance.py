@@ -7,7 +7,7 @@ rule, and whether the question is answerable at all). Unanswerable
 questions' passages are all negatives.
 
 The model: P(hit) = sigmoid(bias + w . [cosine, concepts, both_lists,
-lacks_asked_number, cross_language]), fitted by Newton's method with a small L2 penalty, over all
+lacks_asked_number]), fitted by Newton's method with a small L2 penalty, over all
 pairs. The threshold: the relevance of a response's first passage at which
 it is `answerable`, chosen to maximise the smaller of (answerable questions
 kept with a hit in the first 5) and (unanswerable questions refused).
@@ -17,10 +17,13 @@ each question left out, and the left-out question is judged by the model and
 threshold fitted without it: those are the figures to expect on questions
 the fit never saw.
 
-    .venv/bin/python bench/fit_relevance.py /tmp/ev_dev.jsonl /tmp/ev_rob.jsonl /tmp/ev_vi.jsonl [--write]
+    .venv/bin/python bench/fit_relevance.py /tmp/ev_dev.jsonl /tmp/ev_rob.jsonl \
+        /tmp/ev_vi.jsonl /tmp/ev_fresh.jsonl [--write]
 
-(the evidence of the dev set with `--unanswerable`, of the robustness set and
-of the Vietnamese probe: the shipped weights' data).
+(the evidence of the dev set with `--unanswerable bench/unanswerable_qa.jsonl`,
+of the robustness set, of the Vietnamese probe, and of `bench/fresh_qa.jsonl`
+with `--unanswerable bench/fresh_unanswerable_qa.jsonl`: the shipped weights'
+data).
 
 `--write` prints the Rust constants to paste into `src/rank.rs`.
 """
@@ -31,7 +34,7 @@ from collections import defaultdict
 
 import numpy as np
 
-FEATURES = ["cosine", "concepts", "both_lists", "lacks_asked_number", "cross_language"]
+FEATURES = ["cosine", "concepts", "both_lists", "lacks_asked_number"]
 L2 = 0.01
 
 

@@ -108,6 +108,9 @@ const NUMBER_WORDS: &[&str] = &[
     "tỉ",
 ];
 
+/// Characters after which 几 means "a few" rather than "how many".
+const A_FEW_AFTER: &str = "这那近前后头好十数";
+
 const CHINESE_NUMERALS: &str = "零〇一二两三四五六七八九十百千万亿";
 /// What a single Chinese numeral must be followed by to count: a measure
 /// word or a unit (三家, 五年). Longer runs (十五, 二十) count alone; 一
@@ -121,7 +124,17 @@ pub fn asks_for_number(question: &str) -> bool {
     if ENGLISH_OPENINGS.iter().any(|o| q.starts_with(o)) || ENGLISH.iter().any(|p| q.contains(p)) {
         return true;
     }
-    if CHINESE.iter().any(|p| q.contains(p)) {
+    if CHINESE.iter().any(|p| {
+        q.match_indices(p).any(|(at, _)| {
+            // 几 after a demonstrative or an approximation is "a few",
+            // not "how many": 这几年 (these few years), 好几家, 十几个.
+            !(p.starts_with('几')
+                && q[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| A_FEW_AFTER.contains(c)))
+        })
+    }) {
         return true;
     }
     let words = |s: &str| -> String {
@@ -219,6 +232,7 @@ mod tests {
             "In how many countries does the OpenInfra community have members?",
             "what share of enterprises run open source software?",
             "OpenInfra 社区有多少名成员？",
+            "华为有几家合作伙伴？",
             "烽火是哪一年成为 OpenStack 白金会员的？",
             "具体日期是哪一天？",
             "Broadcom đã mua lại VMware với giá bao nhiêu?",
@@ -240,6 +254,10 @@ mod tests {
             "Hỗ trợ GPU đã là một phần của OpenStack được bao lâu rồi?",
             "How long has GPU support been part of OpenStack?",
             "GPU 支持成为 OpenStack 的一部分有多久了？",
+            // 几 after a demonstrative is "a few": "why has it revived these
+            // few years?"
+            "OpenInfra 这几年为什么又重新火起来了？",
+            "好几家公司加入了吗？",
         ] {
             assert!(!asks_for_number(q), "{q}");
         }

@@ -125,11 +125,6 @@ pub struct Evidence {
     /// and the passage holds none besides the query's own
     /// (`answer_type::AskedNumber`).
     pub lacks_asked_number: bool,
-    /// The passage is in another language than the query: cosines across
-    /// languages run lower for the same relevance, and the dictionary
-    /// bridges only some words, so both mean less evidence than within one
-    /// language. False for a query of undetermined language.
-    pub cross_language: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -103,7 +103,6 @@ pub struct EvidenceRow {
     pub concepts: f32,
     pub both_lists: bool,
     pub lacks_asked_number: bool,
-    pub cross_language: bool,
     pub relevance: f32,
     /// The passage's id, the question and the passage's text, for reading
     /// the rows.
@@ -180,7 +179,6 @@ pub async fn evidence_rows(
                 concepts: h.evidence.concepts,
                 both_lists: h.evidence.both_lists,
                 lacks_asked_number: h.evidence.lacks_asked_number,
-                cross_language: h.evidence.cross_language,
                 relevance: h.relevance,
                 passage: h.passage.id,
                 question: q.question.clone(),

@@ -208,10 +208,6 @@ impl Engine {
                     lacks_asked_number: asked_number
                         .as_ref()
                         .is_some_and(|a| a.lacked_by(&passage.text)),
-                    // Unknown is not another language: an undetermined
-                    // query gets no allowance for crossing one.
-                    cross_language: query_language != lang::UNKNOWN
-                        && passage.language != query_language,
                 },
             });
         }

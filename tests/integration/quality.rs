@@ -47,24 +47,36 @@ async fn dev_set_scores_stay_above_the_floor() {
     );
     // The answerable verdict: most dev questions come back answerable with
     // a hit in the first 5, most unanswerable ones are refused
-    // (docs/retrieval.md has the fit; floors below the measured 20/20 and
-    // 22/27).
-    assert!(hybrid.answered_with_hit >= 18, "{hybrid}");
+    // (docs/retrieval.md has the fit; floors below the measured 18/20 and
+    // 21/27).
+    assert!(hybrid.answered_with_hit >= 16, "{hybrid}");
     let unanswerable = eval::load_questions(&bench_qa("unanswerable_qa.jsonl")).unwrap();
     let refusals = eval::refusals(&engine, &unanswerable, SearchMode::Hybrid)
         .await
         .unwrap();
     eprintln!("{refusals}");
-    assert!(refusals.refused >= 20, "{refusals}");
-    // Vietnamese questions answered by Chinese passages: their cosines and
-    // shares of bridged words run low, and the relevance allows for a
-    // passage in another language (7/10 measured, 4/10 without).
+    assert!(refusals.refused >= 19, "{refusals}");
+    // Vietnamese questions answered by Chinese passages, whose cosines and
+    // shares of bridged words run low (5/10 measured).
     let probe = eval::load_questions(&bench_qa("vi_probe_qa.jsonl")).unwrap();
     let probe = eval::evaluate(&engine, &probe, SearchMode::Hybrid, "")
         .await
         .unwrap();
     eprintln!("Vietnamese probe:\n{probe}");
-    assert!(probe.answered_with_hit >= 6, "{probe}");
+    assert!(probe.answered_with_hit >= 4, "{probe}");
+    // The fresh sets, written after the features were chosen: 22/30 kept
+    // with a hit, 16/21 refused.
+    let fresh = eval::load_questions(&bench_qa("fresh_qa.jsonl")).unwrap();
+    let fresh = eval::evaluate(&engine, &fresh, SearchMode::Hybrid, "")
+        .await
+        .unwrap();
+    eprintln!("fresh:\n{fresh}");
+    assert!(fresh.answered_with_hit >= 19, "{fresh}");
+    let unanswerable = eval::load_questions(&bench_qa("fresh_unanswerable_qa.jsonl")).unwrap();
+    let refusals = eval::refusals(&engine, &unanswerable, SearchMode::Hybrid)
+        .await
+        .unwrap();
+    assert!(refusals.refused >= 13, "{refusals}");
     // Fusion must beat each of its parts.
     let dense = eval::evaluate(&engine, &questions, SearchMode::Dense, "")
         .await
@@ -97,6 +109,8 @@ async fn every_question_gets_its_language() {
         dev_qa(),
         bench_qa("robustness_qa.jsonl"),
         bench_qa("unanswerable_qa.jsonl"),
+        bench_qa("fresh_qa.jsonl"),
+        bench_qa("fresh_unanswerable_qa.jsonl"),
     ] {
         let questions = eval::load_questions(&file).expect("questions");
         assert!(questions.len() >= 20, "{}", file.display());
