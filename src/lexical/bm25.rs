@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::lexicon::{Lexicon, is_unaccented_syllable};
-use super::terms::{TermTokenizer, fold};
+use super::terms::{TermTokenizer, fold, stem};
 
 /// BM25's term-frequency saturation.
 const K1: f32 = 1.2;
@@ -82,7 +82,11 @@ impl LexicalIndex {
     /// Adds or replaces one passage.
     pub fn upsert(&mut self, id: u64, text: &str) {
         self.remove(id);
-        let terms = TermTokenizer.terms(text);
+        let terms: Vec<String> = TermTokenizer
+            .terms(text)
+            .into_iter()
+            .map(index_form)
+            .collect();
         let mut counts: HashMap<u32, u32> = HashMap::new();
         for term in &terms {
             let next_id = self.term_ids.len() as u32;
@@ -127,7 +131,7 @@ impl LexicalIndex {
     /// Whether some indexed passage has `term`.
     pub(super) fn has_term(&self, term: &str) -> bool {
         self.term_ids
-            .get(term)
+            .get(&index_form(term.to_string()))
             .is_some_and(|&id| !self.postings[id as usize].is_empty())
     }
 
@@ -157,7 +161,7 @@ impl LexicalIndex {
                     .map(|t| {
                         let mut concept = synonyms.remove(t.as_str()).unwrap_or_default();
                         concept.push(t);
-                        concept
+                        index_forms(concept)
                     })
                     .collect(),
                 translations,
@@ -227,9 +231,7 @@ impl LexicalIndex {
             .map(|term| {
                 let mut concept = synonyms.remove(term.as_str()).unwrap_or_default();
                 concept.push(term);
-                concept.sort();
-                concept.dedup();
-                concept
+                index_forms(concept)
             })
             .collect();
         translations.sort();
@@ -316,4 +318,29 @@ impl LexicalIndex {
         hits.truncate(k);
         hits
     }
+}
+
+/// The form a term is indexed and looked up in: an English word by its
+/// Snowball stem, so "licensing" meets "license" and "contributors"
+/// "contributor" (a translation is a dictionary base form, the passage's
+/// word is inflected); other terms as they are. Words that read as
+/// Vietnamese syllables without marks are not English inflections and stay
+/// whole.
+fn index_form(term: String) -> String {
+    if term.len() > 3
+        && term.bytes().all(|b| b.is_ascii_lowercase())
+        && !is_unaccented_syllable(&term)
+    {
+        stem(&term)
+    } else {
+        term
+    }
+}
+
+/// A concept's terms in their [`index_form`], each once.
+fn index_forms(concept: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = concept.into_iter().map(index_form).collect();
+    out.sort();
+    out.dedup();
+    out
 }

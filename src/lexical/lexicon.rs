@@ -19,7 +19,7 @@ use std::path::Path;
 
 use super::diacritics::{DIACRITICS_FILE, Diacritics};
 use super::spelling::Speller;
-use super::terms::fold;
+use super::terms::{fold, stem};
 use crate::error::{Error, Result};
 
 /// Most translations kept per query word or phrase.
@@ -136,15 +136,6 @@ fn phrase_key(phrase: &str) -> String {
         .map(stem)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The English Snowball stem of a lowercase word.
-fn stem(word: &str) -> String {
-    static STEMMER: std::sync::OnceLock<rust_stemmers::Stemmer> = std::sync::OnceLock::new();
-    STEMMER
-        .get_or_init(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English))
-        .stem(word)
-        .into_owned()
 }
 
 /// Each character's Sino-Vietnamese reading, from a JSON object of

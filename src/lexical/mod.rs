@@ -1,5 +1,6 @@
 //! Lexical retrieval: BM25 over words, with Chinese segmented by `jieba-rs`
-//! and Latin-script and Vietnamese text split into words and syllables, so
+//! and Latin-script and Vietnamese text split into words and syllables
+//! (English words indexed by their stems), so
 //! names and numbers match across languages, and queries translated by the
 //! dictionary scored as concepts.
 //!

@@ -169,3 +169,12 @@ pub fn fold(term: &str) -> String {
         })
         .collect()
 }
+
+/// The English Snowball stem of a lowercase word.
+pub fn stem(word: &str) -> String {
+    static STEMMER: OnceLock<rust_stemmers::Stemmer> = OnceLock::new();
+    STEMMER
+        .get_or_init(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English))
+        .stem(word)
+        .into_owned()
+}

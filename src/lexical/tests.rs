@@ -162,6 +162,33 @@ fn a_removed_passage_scores_as_if_never_indexed() {
     assert!(!index.has_term("edge"));
 }
 
+#[test]
+fn english_words_meet_their_inflections_and_vietnamese_syllables_stay_whole() {
+    // A Chinese question's translation is a dictionary base form; the
+    // English passage inflects it.
+    let lexicon = Lexicon::parse(
+        "許可證 许可证 [xu3 ke3 zheng4] /license/\n貢獻者 贡献者 [gong4 xian4 zhe3] /contributor/\n",
+    );
+    let index = LexicalIndex::build(
+        [
+            (
+                1,
+                "Contributors and licensing will continue as they do today.",
+            ),
+            (2, "The board keeps overseeing the budget."),
+            (3, "Thành viên và các dự án."),
+        ]
+        .into_iter(),
+        Some(Arc::new(lexicon)),
+    );
+    assert_eq!(found(&index, &index.prepare("许可证和贡献者会变吗？")), [1]);
+    assert_eq!(found(&index, &index.prepare("who oversees budgets")), [2]);
+    // "thanh vien" typed without marks still finds "thành viên": the
+    // syllables are not cut as English words ("vien" is no stem of
+    // anything).
+    assert_eq!(found(&index, &index.prepare("thanh vien")), [3]);
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
 

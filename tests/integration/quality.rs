@@ -64,19 +64,21 @@ async fn dev_set_scores_stay_above_the_floor() {
         .unwrap();
     eprintln!("Vietnamese probe:\n{probe}");
     assert!(probe.answered_with_hit >= 4, "{probe}");
-    // The fresh sets, written after the features were chosen: 22/30 kept
-    // with a hit, 16/21 refused.
+    // The fresh sets, written after the features were chosen: 0.77 / 0.97
+    // / 0.86 (0.90 at hit@5 before English words were stemmed), 24/30
+    // kept with a hit, 15/21 refused.
     let fresh = eval::load_questions(&bench_qa("fresh_qa.jsonl")).unwrap();
     let fresh = eval::evaluate(&engine, &fresh, SearchMode::Hybrid, "")
         .await
         .unwrap();
     eprintln!("fresh:\n{fresh}");
-    assert!(fresh.answered_with_hit >= 19, "{fresh}");
+    assert!(fresh.overall.hit_at_5 >= 0.93, "{fresh}");
+    assert!(fresh.answered_with_hit >= 21, "{fresh}");
     let unanswerable = eval::load_questions(&bench_qa("fresh_unanswerable_qa.jsonl")).unwrap();
     let refusals = eval::refusals(&engine, &unanswerable, SearchMode::Hybrid)
         .await
         .unwrap();
-    assert!(refusals.refused >= 13, "{refusals}");
+    assert!(refusals.refused >= 12, "{refusals}");
     // Fusion must beat each of its parts.
     let dense = eval::evaluate(&engine, &questions, SearchMode::Dense, "")
         .await
