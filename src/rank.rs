@@ -294,15 +294,15 @@ pub struct RelevanceModel {
 /// The fitted weights (`bench/fit_relevance.py --write` prints them).
 pub const RELEVANCE: RelevanceModel = RelevanceModel {
     bias: -7.302,
-    cosine: 9.594,
-    concepts: 4.435,
-    both_lists: 1.762,
-    lacks_asked_number: -6.052,
+    cosine: 9.559,
+    concepts: 4.464,
+    both_lists: 1.753,
+    lacks_asked_number: -6.046,
 };
 
 /// The relevance the first passage needs for a response to be answerable,
 /// chosen from the fit (docs/retrieval.md).
-pub const DEFAULT_ANSWER_THRESHOLD: f32 = 0.154;
+pub const DEFAULT_ANSWER_THRESHOLD: f32 = 0.153;
 
 /// The estimated probability that a passage with this evidence answers
 /// its query, in [0, 1].

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::lexicon::{Lexicon, is_unaccented_syllable};
-use super::terms::{TermTokenizer, fold, stem};
+use super::lexicon::{Lexicon, is_unaccented_syllable, reads_as_unmarked_vietnamese};
+use super::terms::{TermTokenizer, fold, is_unmarked_vietnamese_stopword, stem};
 
 /// BM25's term-frequency saturation.
 const K1: f32 = 1.2;
@@ -141,6 +141,12 @@ impl LexicalIndex {
     /// once.
     pub fn prepare(&self, query: &str) -> LexicalQuery {
         let mut terms = TermTokenizer.terms(query);
+        // "la", "cua", "duoc" in a question typed without marks are the
+        // stopwords là, của, được: as concepts they would count against
+        // every passage that does not spell them so.
+        if reads_as_unmarked_vietnamese(&terms) {
+            terms.retain(|t| !is_unmarked_vietnamese_stopword(t));
+        }
         // A word typed without Vietnamese marks counts as the marked words
         // it may be, as a translation would.
         let mut synonyms: HashMap<String, Vec<String>> = HashMap::new();

@@ -414,14 +414,7 @@ impl Lexicon {
         if self.vi_to_zh.is_empty() {
             return Vec::new();
         }
-        // Unmarked runs are read only in a query most of whose Latin words
-        // are Vietnamese syllables: English spells some ("to", "an") too.
-        let latin = terms.iter().filter(|t| is_latin_word(t)).count();
-        let vietnamese = terms
-            .iter()
-            .filter(|t| is_unaccented_syllable(t) && !ENGLISH_SYLLABLES.contains(&t.as_str()))
-            .count();
-        let unmarked_vietnamese = vietnamese >= 2 && vietnamese * 3 >= latin;
+        let unmarked_vietnamese = reads_as_unmarked_vietnamese(terms);
         let syllables: Vec<Option<String>> = terms
             .iter()
             .map(|t| is_latin_word(t).then(|| canonical_syllable(t)))
@@ -505,6 +498,19 @@ pub struct Translation {
     pub source: Vec<String>,
     /// Their translations found in the index, best sense first.
     pub words: Vec<String>,
+}
+
+/// Whether a query's terms read as Vietnamese typed without marks: at
+/// least two of its words, and a third of its Latin-script words, are
+/// Vietnamese syllables with their marks dropped that English does not
+/// spell too ("to", "an").
+pub fn reads_as_unmarked_vietnamese(terms: &[String]) -> bool {
+    let latin = terms.iter().filter(|t| is_latin_word(t)).count();
+    let vietnamese = terms
+        .iter()
+        .filter(|t| is_unaccented_syllable(t) && !ENGLISH_SYLLABLES.contains(&t.as_str()))
+        .count();
+    vietnamese >= 2 && vietnamese * 3 >= latin
 }
 
 /// Onsets of Vietnamese syllables, longest first, with đ written d.

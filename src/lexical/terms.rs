@@ -110,6 +110,17 @@ const STOPWORDS: &[&str] = &[
     "đang",
 ];
 
+/// Whether `term` is a Vietnamese stopword typed without its marks ("la"
+/// for "là", "cua" for "của"). Not a stopword everywhere: English spells
+/// some of them ("co-founder", "LA"), so only a question read as unmarked
+/// Vietnamese drops them.
+pub fn is_unmarked_vietnamese_stopword(term: &str) -> bool {
+    term.is_ascii()
+        && STOPWORDS
+            .iter()
+            .any(|s| !s.is_ascii() && !s.chars().any(is_han) && fold(s) == term)
+}
+
 /// Splits text into lowercase search terms.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TermTokenizer;

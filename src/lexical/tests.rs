@@ -189,6 +189,22 @@ fn english_words_meet_their_inflections_and_vietnamese_syllables_stay_whole() {
     assert_eq!(found(&index, &index.prepare("thanh vien")), [3]);
 }
 
+#[test]
+fn stopwords_typed_without_marks_are_stopwords_in_an_unmarked_vietnamese_question() {
+    let index = LexicalIndex::build(
+        [(1, "Ai là giám đốc của OpenInfra?"), (2, "LA co-founder")].into_iter(),
+        None,
+    );
+    // "la" and "cua" are là and của, which the passage's terms leave out
+    // as stopwords: the question's every concept is held.
+    let query = index.prepare("ai la giam doc cua openinfra");
+    assert_eq!(index.concept_coverage(&query, 1), 1.0);
+    // In an English query they are words.
+    let query = index.prepare("LA co-founder");
+    assert_eq!(found(&index, &query), [2]);
+    assert_eq!(index.concept_coverage(&query, 2), 1.0);
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
 
