@@ -21,6 +21,27 @@ fn bench_qa(file: &str) -> PathBuf {
         .join(file)
 }
 
+/// The hybrid scores of a question file, printed.
+async fn hybrid_report(engine: &wenda::engine::Engine, file: &Path) -> eval::Report {
+    let questions = eval::load_questions(file).expect("questions");
+    let report = eval::evaluate(engine, &questions, SearchMode::Hybrid, "")
+        .await
+        .unwrap();
+    eprintln!("{}:\n{report}", file.display());
+    report
+}
+
+/// How many questions of an unanswerable file in `bench/` come back not
+/// answerable, printed with the ones answered.
+async fn refused(engine: &wenda::engine::Engine, file: &str) -> usize {
+    let questions = eval::load_questions(&bench_qa(file)).expect("questions");
+    let refusals = eval::refusals(engine, &questions, SearchMode::Hybrid)
+        .await
+        .unwrap();
+    eprintln!("{file}: {refusals}");
+    refusals.refused
+}
+
 #[tokio::test]
 async fn dev_set_scores_stay_above_the_floor() {
     let questions = eval::load_questions(&dev_qa()).expect("dev questions");
@@ -50,35 +71,18 @@ async fn dev_set_scores_stay_above_the_floor() {
     // (docs/retrieval.md has the fit; floors below the measured 18/20 and
     // 21/27).
     assert!(hybrid.answered_with_hit >= 16, "{hybrid}");
-    let unanswerable = eval::load_questions(&bench_qa("unanswerable_qa.jsonl")).unwrap();
-    let refusals = eval::refusals(&engine, &unanswerable, SearchMode::Hybrid)
-        .await
-        .unwrap();
-    eprintln!("{refusals}");
-    assert!(refusals.refused >= 19, "{refusals}");
+    assert!(refused(&engine, "unanswerable_qa.jsonl").await >= 19);
     // Vietnamese questions answered by Chinese passages, whose cosines and
     // shares of bridged words run low (5/10 measured).
-    let probe = eval::load_questions(&bench_qa("vi_probe_qa.jsonl")).unwrap();
-    let probe = eval::evaluate(&engine, &probe, SearchMode::Hybrid, "")
-        .await
-        .unwrap();
-    eprintln!("Vietnamese probe:\n{probe}");
+    let probe = hybrid_report(&engine, &bench_qa("vi_probe_qa.jsonl")).await;
     assert!(probe.answered_with_hit >= 4, "{probe}");
     // The fresh sets, written after the features were chosen: 0.77 / 0.97
     // / 0.86 (0.90 at hit@5 before English words were stemmed), 24/30
     // kept with a hit, 15/21 refused.
-    let fresh = eval::load_questions(&bench_qa("fresh_qa.jsonl")).unwrap();
-    let fresh = eval::evaluate(&engine, &fresh, SearchMode::Hybrid, "")
-        .await
-        .unwrap();
-    eprintln!("fresh:\n{fresh}");
+    let fresh = hybrid_report(&engine, &bench_qa("fresh_qa.jsonl")).await;
     assert!(fresh.overall.hit_at_5 >= 0.93, "{fresh}");
     assert!(fresh.answered_with_hit >= 21, "{fresh}");
-    let unanswerable = eval::load_questions(&bench_qa("fresh_unanswerable_qa.jsonl")).unwrap();
-    let refusals = eval::refusals(&engine, &unanswerable, SearchMode::Hybrid)
-        .await
-        .unwrap();
-    assert!(refusals.refused >= 12, "{refusals}");
+    assert!(refused(&engine, "fresh_unanswerable_qa.jsonl").await >= 12);
     // Fusion must beat each of its parts.
     let dense = eval::evaluate(&engine, &questions, SearchMode::Dense, "")
         .await
