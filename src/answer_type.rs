@@ -1,7 +1,8 @@
 //! What a question asks for, when it asks for a number (a count, an
 //! amount, a year or a date), and whether a passage holds one the question
-//! does not ([`AskedNumber`]): evidence for `rank::relevance` that a passage on the right
-//! subject cannot answer "when" or "how many" without a number in it.
+//! does not ([`AskedNumber`]): evidence for `rank::relevance` that a
+//! passage on the right subject cannot answer "when" or "how many" without
+//! a number in it.
 
 use crate::lexical::fold;
 

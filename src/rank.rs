@@ -280,8 +280,8 @@ pub fn highlights(passage: &StoredPassage, query_terms: &HashSet<String>) -> Vec
 /// A logistic model of whether a passage answers a query, over evidence
 /// that does not depend on the other candidates. Fitted by
 /// `bench/fit_relevance.py` on labelled pairs from the dev, robustness,
-/// Vietnamese probe, fresh and both sets of unanswerable questions (docs/retrieval.md has the data, the fit and the
-/// held-out figures).
+/// Vietnamese probe, fresh and both sets of unanswerable questions
+/// (docs/retrieval.md has the data, the fit and the held-out figures).
 #[derive(Debug, Clone, Copy)]
 pub struct RelevanceModel {
     pub bias: f32,

@@ -130,8 +130,13 @@ impl LexicalIndex {
 
     /// Whether some indexed passage has `term`.
     pub(super) fn has_term(&self, term: &str) -> bool {
+        let key = if is_stemmed(term) {
+            std::borrow::Cow::Owned(stem(term))
+        } else {
+            std::borrow::Cow::Borrowed(term)
+        };
         self.term_ids
-            .get(&index_form(term.to_string()))
+            .get(key.as_ref())
             .is_some_and(|&id| !self.postings[id as usize].is_empty())
     }
 
@@ -333,14 +338,13 @@ impl LexicalIndex {
 /// Vietnamese syllables without marks are not English inflections and stay
 /// whole.
 fn index_form(term: String) -> String {
-    if term.len() > 3
-        && term.bytes().all(|b| b.is_ascii_lowercase())
-        && !is_unaccented_syllable(&term)
-    {
-        stem(&term)
-    } else {
-        term
-    }
+    if is_stemmed(&term) { stem(&term) } else { term }
+}
+
+/// Whether [`index_form`] stems `term`: ASCII words of four or more letters
+/// that do not read as a Vietnamese syllable.
+fn is_stemmed(term: &str) -> bool {
+    term.len() > 3 && term.bytes().all(|b| b.is_ascii_lowercase()) && !is_unaccented_syllable(term)
 }
 
 /// A concept's terms in their [`index_form`], each once.
